@@ -1,0 +1,236 @@
+# distutils: language = c++
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled kernels of repgap (OpenMP over query tiles).
+
+Same private signatures as :mod:`repgap._kernels_numpy`, the reference that
+defines correctness. The heavy lifting is in the C++ headers beside this file;
+this module owns the OpenMP parallel loop and the per-thread buffers.
+"""
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdint cimport int64_t, uint32_t
+from libc.stdlib cimport malloc, free
+from libcpp.vector cimport vector
+
+import numpy as np
+
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef extern from "repgap_openmp.hpp" namespace "repgap" nogil:
+    int openmp_enabled()
+    int openmp_max_threads()
+
+
+cdef extern from "repgap_simd.hpp" namespace "repgap" nogil:
+    int cpu_level()
+    void set_simd_override(int level)
+
+
+cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
+    ctypedef void (*sgemm_ptr)(char*, char*, int*, int*, int*, float*, float*, int*,
+                               float*, int*, float*, float*, int*)
+    ctypedef void (*dgemm_ptr)(char*, char*, int*, int*, int*, double*, double*, int*,
+                               double*, int*, double*, double*, int*)
+    int METHOD_DIRECT
+    int METHOD_GEMM
+    int METHOD_FUSED
+
+    cdef cppclass BruteProblem[T]:
+        const T* Q
+        Py_ssize_t qs0, qs1
+        int64_t m
+        const T* R
+        Py_ssize_t rs0, rs1
+        int64_t n
+        int D
+        const int64_t* order
+        const int64_t* ckpt
+        int J
+        int k, K
+        int tq, tr
+        int method
+        const double* center
+        sgemm_ptr sgemm
+        dgemm_ptr dgemm
+        double* out_d
+        int64_t* out_i
+
+    cdef cppclass BruteWork[T]:
+        void* mem
+
+    int brute_work_alloc[T](const BruteProblem[T]& p, BruteWork[T]* w)
+    void brute_work_free(void* mem)
+    void brute_query_tile[T](const BruteProblem[T]& p, BruteWork[T]* w, int64_t tile)
+
+
+cdef extern from "repgap_kdtree.hpp" namespace "repgap" nogil:
+    cdef cppclass KDTree[T]:
+        KDTree() except +
+        int J
+        void build(const T* R, Py_ssize_t rs0, Py_ssize_t rs1, int D,
+                   const int64_t* order, const int64_t* ck, int J, int leaf) except +
+        void query(const double* q, double* bd, int64_t* bi, int k)
+
+
+def openmp_info():
+    """(OpenMP compiled in, the OpenMP runtime's default thread count)."""
+    return bool(openmp_enabled()), int(openmp_max_threads())
+
+
+def simd_info():
+    """The SIMD level the direct kernels use here: 'avx512', 'avx2' or 'portable'."""
+    return {2: "avx512", 1: "avx2"}.get(cpu_level(), "portable")
+
+
+def _set_simd_level(int level):
+    """Force a lower SIMD level (-1 restores the CPU's), for the tests."""
+    set_simd_override(level)
+
+
+cdef inline const floating* _base(const floating[:, :] X):
+    return &X[0, 0]
+
+
+def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
+           const int64_t[::1] ckpt, int k, int K, int n_threads, int tq, int tr,
+           int method, const double[::1] center, double[:, :, ::1] out_d,
+           int64_t[:, :, ::1] out_i):
+    cdef BruteProblem[floating] p
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef int64_t n_tiles, t
+    cdef int failed = 0
+    cdef int* failp = &failed
+    p.Q = _base(Q)
+    p.qs0 = Q.strides[0] // itemsize
+    p.qs1 = Q.strides[1] // itemsize
+    p.m = Q.shape[0]
+    p.R = _base(R)
+    p.rs0 = R.strides[0] // itemsize
+    p.rs1 = R.strides[1] // itemsize
+    p.n = R.shape[0]
+    p.D = Q.shape[1]
+    p.order = &order[0] if order is not None else NULL
+    p.ckpt = &ckpt[0]
+    p.J = ckpt.shape[0]
+    p.k = k
+    p.K = K
+    p.tq = tq
+    p.tr = tr
+    p.method = method
+    p.center = &center[0] if center is not None else NULL
+    p.sgemm = <sgemm_ptr>sgemm
+    p.dgemm = <dgemm_ptr>dgemm
+    p.out_d = &out_d[0, 0, 0]
+    p.out_i = &out_i[0, 0, 0]
+    n_tiles = (p.m + tq - 1) // tq
+    # One work area per thread, indexed by the OpenMP thread number.
+    cdef vector[BruteWork[floating]] works = vector[BruteWork[floating]](max(n_threads, 1))
+    cdef BruteWork[floating]* wp
+    with nogil, parallel(num_threads=n_threads):
+        wp = &works[threadid()]   # private: assigned inside the parallel block
+        wp.mem = NULL
+        if brute_work_alloc(p, wp) != 0:
+            failp[0] = 1
+        for t in prange(n_tiles, schedule="dynamic"):
+            if wp.mem != NULL:
+                brute_query_tile(p, wp, t)
+        brute_work_free(wp.mem)
+    if failed:
+        raise MemoryError("repgap: could not allocate the per-thread tile buffers")
+
+
+def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
+            const int64_t[::1] ckpt, int k, int n_threads, int leafsize,
+            double[:, :, ::1] out_d, int64_t[:, :, ::1] out_i):
+    cdef KDTree[floating] tree
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef int D = Q.shape[1]
+    cdef int J = ckpt.shape[0]
+    cdef int64_t m = Q.shape[0]
+    cdef int64_t i
+    cdef int j, c, d
+    cdef double* q
+    cdef double* bd
+    cdef int64_t* bi
+    cdef int failed = 0
+    cdef int* failp = &failed
+    cdef const floating* Qb = _base(Q)
+    cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
+    tree.build(_base(R), R.strides[0] // itemsize, R.strides[1] // itemsize, D,
+               &order[0] if order is not None else NULL, &ckpt[0], J, leafsize)
+    with nogil, parallel(num_threads=n_threads):
+        q = <double*>malloc(D * sizeof(double))
+        bd = <double*>malloc(J * k * sizeof(double))
+        bi = <int64_t*>malloc(J * k * sizeof(int64_t))
+        if q == NULL or bd == NULL or bi == NULL:
+            failp[0] = 1
+        for i in prange(m, schedule="static"):
+            if q != NULL and bd != NULL and bi != NULL:
+                for d in range(D):
+                    q[d] = <double>Qb[i * qs0 + d * qs1]
+                tree.query(q, bd, bi, k)
+                for j in range(J):
+                    for c in range(k):
+                        out_d[j, i, c] = bd[j * k + c]
+                        out_i[j, i, c] = bi[j * k + c]
+        free(q)
+        free(bd)
+        free(bi)
+    if failed:
+        raise MemoryError("repgap: could not allocate the per-thread query buffers")
+
+
+_METHODS = {"direct": 0, "gemm": 1, "fused": 2}
+
+
+def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1,
+               str algorithm="fused", tile_queries=None, tile_reference=None,
+               int spare=8, int leafsize=16):
+    """k nearest neighbours of every query within every prefix of the reference.
+
+    Same signature and result as :func:`repgap._kernels_numpy.knn_prefix`:
+    ``(sqdist, indices)`` of shape ``(len(checkpoints), m, k)``, squared
+    Euclidean distances in float64 (exact: recomputed from the original rows)
+    and int64 indices into ``reference``, sorted by (distance, index).
+    """
+    cdef int J = len(checkpoints)
+    m = queries.shape[0]
+    D = queries.shape[1]
+    out_d = np.empty((J, m, k), dtype=np.float64)
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    ck = np.ascontiguousarray(checkpoints, dtype=np.int64)
+    od = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    if algorithm == "kd_tree":
+        _kdtree(queries, reference, od, ck, k, n_threads, leafsize, out_d, out_i)
+        return out_d, out_i
+    if algorithm not in _METHODS:
+        raise ValueError(f"unknown algorithm {algorithm!r} for the cython backend")
+    method = _METHODS[algorithm]
+    itemsize = queries.dtype.itemsize
+    if tile_queries is None:
+        tile_queries = min(2048, max(64, -(-m // (2 * n_threads))))
+    if tile_reference is None:
+        if method == 1:
+            tile_reference = 1024
+        else:
+            tile_reference = min(8192, max(256, (4 << 20) // (D * itemsize)))
+    tq = int(max(1, tile_queries))
+    tr = int(max(1, tile_reference))
+    K = k + spare
+    center = None
+    if method != 0:
+        # Centre on the reference mean (float64) before the expansion: the
+        # distances of interest are small next to ||x||^2 far from the origin.
+        center = np.ascontiguousarray(np.mean(reference, axis=0, dtype=np.float64))
+    if method == 1 and n_threads > 1:
+        # BLAS is called from inside the OpenMP region: hold it to one thread.
+        from ._threads import blas_single_thread
+        with blas_single_thread():
+            _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i)
+        return out_d, out_i
+    _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i)
+    return out_d, out_i

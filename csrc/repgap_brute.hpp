@@ -1,0 +1,309 @@
+// Brute-force k-nearest neighbours over prefixes of an ordered reference set.
+//
+// The work of one *query tile* (a block of query rows owned by one OpenMP
+// thread) is done here; the OpenMP loop over tiles lives in the Cython module
+// (_kernels_cython.pyx), which also owns the per-thread buffers.
+//
+// Two candidate searches feed the same selection:
+//   * direct: squared differences summed in the input precision over packed,
+//     transposed panels of RB reference rows (SIMD micro-kernels in
+//     repgap_simd.hpp). Exact up to rounding of the differences: no
+//     cancellation, so the data need not be centred.
+//   * gemm: the expansion ||r||^2 - 2 q.r on *centred* tiles through BLAS
+//     (scipy.linalg.cython_blas), faster where D is large and the precision
+//     is double.
+// Each query keeps the K = k + spare best candidates by approximate distance;
+// at every checkpoint the candidates' distances are recomputed exactly in
+// float64 from the original (uncentred) rows, difference first, and the
+// k best by (distance, index) are written out (THEORY.md, section 6).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <limits>
+
+#include "repgap_simd.hpp"
+
+namespace repgap {
+
+typedef void (*sgemm_ptr)(char*, char*, int*, int*, int*, float*, float*, int*,
+                          float*, int*, float*, float*, int*);
+typedef void (*dgemm_ptr)(char*, char*, int*, int*, int*, double*, double*, int*,
+                          double*, int*, double*, double*, int*);
+
+enum { METHOD_DIRECT = 0, METHOD_GEMM = 1, METHOD_FUSED = 2 };
+
+template <typename T>
+struct BruteProblem {
+    const T* Q; std::ptrdiff_t qs0, qs1; std::int64_t m;   // queries (strides in elements)
+    const T* R; std::ptrdiff_t rs0, rs1; std::int64_t n;   // reference
+    int D;
+    const std::int64_t* order;     // rank -> reference row; NULL means identity
+    const std::int64_t* ckpt; int J;   // increasing prefix sizes
+    int k, K;                      // neighbours wanted, candidates kept (K >= k)
+    int tq, tr;                    // tile sizes (queries, reference rows)
+    int method;
+    const double* center;          // reference mean (gemm path only)
+    sgemm_ptr sgemm; dgemm_ptr dgemm;
+    double* out_d; std::int64_t* out_i;   // (J, m, k), squared distances
+};
+
+template <typename T>
+struct BruteWork {
+    T* Qp; T* P; T* C; T* rn; T* cd; std::int64_t* ci;
+    T* blk; std::uint32_t* mask;
+    double* exd; std::int64_t* exi; int* perm;
+    void* mem;
+};
+
+inline std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) / a * a; }
+
+template <typename T>
+inline std::size_t brute_work_bytes(const BruteProblem<T>& p) {
+    std::size_t tq = round_up(p.tq, QB), tr = round_up(p.tr, RB), D = p.D;
+    std::size_t b = 0;
+    b += round_up(tq * D * sizeof(T), 64);
+    b += round_up(tr * D * sizeof(T), 64);
+    if (p.method == METHOD_GEMM) b += round_up(tq * tr * sizeof(T), 64);
+    b += round_up(tr * sizeof(T), 64);
+    b += round_up(tq * p.K * sizeof(T), 64) + round_up(tq * p.K * sizeof(std::int64_t), 64);
+    b += round_up(QB * RB * sizeof(T), 64) + round_up(QB * sizeof(std::uint32_t), 64);
+    b += round_up(p.K * sizeof(double), 64) + round_up(p.K * sizeof(std::int64_t), 64)
+         + round_up(p.K * sizeof(int), 64);
+    return b + 64;
+}
+
+// Returns 0 on success, -1 when memory is exhausted.
+template <typename T>
+inline int brute_work_alloc(const BruteProblem<T>& p, BruteWork<T>* w) {
+    std::size_t bytes = brute_work_bytes(p);
+    void* mem = std::malloc(bytes);
+    w->mem = mem;
+    if (!mem) return -1;
+    char* c = (char*)round_up((std::size_t)mem, 64);
+    std::size_t tq = round_up(p.tq, QB), tr = round_up(p.tr, RB), D = p.D;
+#define REPGAP_TAKE(field, type, count)                   \
+    w->field = (type*)c; c += round_up((count) * sizeof(type), 64);
+    REPGAP_TAKE(Qp, T, tq * D)
+    REPGAP_TAKE(P, T, tr * D)
+    if (p.method == METHOD_GEMM) {
+        REPGAP_TAKE(C, T, tq * tr)
+    } else {
+        w->C = nullptr;
+    }
+    REPGAP_TAKE(rn, T, tr)
+    REPGAP_TAKE(cd, T, tq * p.K)
+    REPGAP_TAKE(ci, std::int64_t, tq * p.K)
+    REPGAP_TAKE(blk, T, (std::size_t)QB * RB)
+    REPGAP_TAKE(mask, std::uint32_t, (std::size_t)QB)
+    REPGAP_TAKE(exd, double, p.K)
+    REPGAP_TAKE(exi, std::int64_t, p.K)
+    REPGAP_TAKE(perm, int, p.K)
+#undef REPGAP_TAKE
+    return 0;
+}
+
+inline void brute_work_free(void* mem) { std::free(mem); }
+
+// Insert (v, idx) into the sorted candidate list (cd, ci) of length K,
+// dropping the current last entry. The caller has checked v < cd[K-1].
+template <typename T>
+inline void cand_insert(T* cd, std::int64_t* ci, int K, T v, std::int64_t idx) {
+    int p = K - 1;
+    while (p > 0 && cd[p - 1] > v) { cd[p] = cd[p - 1]; ci[p] = ci[p - 1]; --p; }
+    cd[p] = v; ci[p] = idx;
+}
+
+template <typename T>
+inline double exact_sqdist(const BruteProblem<T>& p, std::int64_t qrow, std::int64_t rrow) {
+    const T* q = p.Q + qrow * p.qs0;
+    const T* r = p.R + rrow * p.rs0;
+    // Four partial sums for instruction-level parallelism; the order of the
+    // additions is fixed, so the result does not depend on tiles or threads.
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int d = 0;
+    for (; d + 4 <= p.D; d += 4) {
+        double t0 = (double)q[(d + 0) * p.qs1] - (double)r[(d + 0) * p.rs1];
+        double t1 = (double)q[(d + 1) * p.qs1] - (double)r[(d + 1) * p.rs1];
+        double t2 = (double)q[(d + 2) * p.qs1] - (double)r[(d + 2) * p.rs1];
+        double t3 = (double)q[(d + 3) * p.qs1] - (double)r[(d + 3) * p.rs1];
+        s0 += t0 * t0; s1 += t1 * t1; s2 += t2 * t2; s3 += t3 * t3;
+    }
+    for (; d < p.D; ++d) {
+        double t = (double)q[d * p.qs1] - (double)r[d * p.rs1];
+        s0 += t * t;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+inline void finalize_checkpoint(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t q0,
+                                int nq, int j) {
+    const int K = p.K, k = p.k;
+    for (int i = 0; i < nq; ++i) {
+        const std::int64_t* ci = w->ci + (std::size_t)i * K;
+        int nc = 0;
+        for (int c = 0; c < K; ++c) {
+            if (ci[c] < 0) continue;
+            std::int64_t row = p.order ? p.order[ci[c]] : ci[c];
+            w->exd[nc] = exact_sqdist(p, q0 + i, row);
+            w->exi[nc] = row;
+            w->perm[nc] = nc;
+            ++nc;
+        }
+        // insertion sort by (distance, index): K is small
+        for (int a = 1; a < nc; ++a) {
+            int v = w->perm[a], b = a;
+            while (b > 0) {
+                int u = w->perm[b - 1];
+                if (w->exd[u] > w->exd[v] || (w->exd[u] == w->exd[v] && w->exi[u] > w->exi[v])) {
+                    w->perm[b] = u; --b;
+                } else break;
+            }
+            w->perm[b] = v;
+        }
+        std::size_t base = ((std::size_t)j * p.m + q0 + i) * k;
+        for (int c = 0; c < k; ++c) {
+            if (c < nc) {
+                p.out_d[base + c] = w->exd[w->perm[c]];
+                p.out_i[base + c] = w->exi[w->perm[c]];
+            } else {
+                p.out_d[base + c] = std::numeric_limits<double>::infinity();
+                p.out_i[base + c] = -1;
+            }
+        }
+    }
+}
+
+inline void call_gemm(sgemm_ptr f, dgemm_ptr, int M, int N, int Kd, const float* A, int lda,
+                      const float* B, int ldb, float* C, int ldc) {
+    char ta = 'T', tb = 'N'; float one = 1.0f, zero = 0.0f;
+    f(&ta, &tb, &M, &N, &Kd, &one, (float*)A, &lda, (float*)B, &ldb, &zero, C, &ldc);
+}
+inline void call_gemm(sgemm_ptr, dgemm_ptr f, int M, int N, int Kd, const double* A, int lda,
+                      const double* B, int ldb, double* C, int ldc) {
+    char ta = 'T', tb = 'N'; double one = 1.0, zero = 0.0;
+    f(&ta, &tb, &M, &N, &Kd, &one, (double*)A, &lda, (double*)B, &ldb, &zero, C, &ldc);
+}
+
+// Process query tile number `tile`: queries [tile*tq, min(m, (tile+1)*tq)).
+template <typename T>
+void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t tile) {
+    const int D = p.D, K = p.K;
+    const std::int64_t q0 = tile * (std::int64_t)p.tq;
+    const int nq = (int)std::min<std::int64_t>(p.tq, p.m - q0);
+    const int nq_pad = (int)round_up(nq, QB);
+    const bool gemm = p.method == METHOD_GEMM;
+    const bool fused = p.method == METHOD_FUSED;
+    const bool centred = gemm || fused;
+    const T inf = std::numeric_limits<T>::infinity();
+
+    // Pack the query tile row-major; the gemm path centres it.
+    for (int i = 0; i < nq; ++i) {
+        const T* q = p.Q + (q0 + i) * p.qs0;
+        T* dst = w->Qp + (std::size_t)i * D;
+        if (centred) for (int d = 0; d < D; ++d) dst[d] = (T)((double)q[d * p.qs1] - p.center[d]);
+        else for (int d = 0; d < D; ++d) dst[d] = q[d * p.qs1];
+    }
+    for (int i = nq; i < nq_pad; ++i)
+        for (int d = 0; d < D; ++d) w->Qp[(std::size_t)i * D + d] = 0;
+    for (std::size_t c = 0; c < (std::size_t)nq * K; ++c) { w->cd[c] = inf; w->ci[c] = -1; }
+
+    std::int64_t start = 0;
+    int j = 0;
+    while (j < p.J) {
+        const std::int64_t end = std::min<std::int64_t>(start + p.tr, p.ckpt[j]);
+        const int nb = (int)(end - start);
+        if (nb > 0 && !gemm) {
+            const int npan = (int)round_up(nb, RB) / RB;
+            // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
+            for (int b = 0; b < npan; ++b) {
+                T* pan = w->P + (std::size_t)b * D * RB;
+                T* rn = w->rn + (std::size_t)b * RB;
+                for (int jj = 0; jj < RB; ++jj) {
+                    std::int64_t t = start + (std::int64_t)b * RB + jj;
+                    if (t < end) {
+                        std::int64_t row = p.order ? p.order[t] : t;
+                        const T* r = p.R + row * p.rs0;
+                        if (fused) {
+                            double s = 0;
+                            for (int d = 0; d < D; ++d) {
+                                T v = (T)((double)r[d * p.rs1] - p.center[d]);
+                                pan[(std::size_t)d * RB + jj] = v;
+                                s += (double)v * (double)v;
+                            }
+                            rn[jj] = (T)s;
+                        } else {
+                            for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = r[d * p.rs1];
+                        }
+                    } else {
+                        // padding never passes the strict threshold test:
+                        // +inf coordinates (direct) or an infinite norm (fused)
+                        for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = fused ? 0 : inf;
+                        rn[jj] = inf;
+                    }
+                }
+            }
+            T thr[QB];
+            for (int b = 0; b < npan; ++b) {
+                const T* pan = w->P + (std::size_t)b * D * RB;
+                const std::int64_t tbase = start + (std::int64_t)b * RB;
+                for (int i0 = 0; i0 < nq; i0 += QB) {
+                    const int ni = std::min(QB, nq - i0);
+                    for (int i = 0; i < QB; ++i)
+                        thr[i] = (i < ni) ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : -inf;
+                    if (fused)
+                        panel_dots<T>(w->Qp + (std::size_t)i0 * D, pan, D,
+                                      w->rn + (std::size_t)b * RB, thr, w->blk, w->mask);
+                    else
+                        panel_distances<T>(w->Qp + (std::size_t)i0 * D, pan, D, thr, w->blk, w->mask);
+                    std::uint32_t any = 0;
+                    for (int i = 0; i < QB; ++i) any |= w->mask[i];
+                    if (!any) continue;
+                    for (int i = 0; i < ni; ++i) {
+                        std::uint32_t msk = w->mask[i];
+                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
+                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
+                        while (msk) {
+                            int bit = ctz32(msk);
+                            msk &= msk - 1;
+                            T v = w->blk[i * RB + bit];
+                            if (v < cd[K - 1]) cand_insert(cd, ci, K, v, tbase + bit);
+                        }
+                    }
+                }
+            }
+        } else if (nb > 0) {
+            for (int jj = 0; jj < nb; ++jj) {
+                std::int64_t t = start + jj;
+                std::int64_t row = p.order ? p.order[t] : t;
+                const T* r = p.R + row * p.rs0;
+                T* dst = w->P + (std::size_t)jj * D;
+                double s = 0;
+                for (int d = 0; d < D; ++d) {
+                    T v = (T)((double)r[d * p.rs1] - p.center[d]);
+                    dst[d] = v; s += (double)v * (double)v;
+                }
+                w->rn[jj] = (T)s;
+            }
+            // C^T (nb x nq, column-major) = P (D x nb col-major)^T * Qp (D x nq col-major)
+            call_gemm(p.sgemm, p.dgemm, nb, nq, D, w->P, D, w->Qp, D, w->C, nb);
+            for (int i = 0; i < nq; ++i) {
+                T* cd = w->cd + (std::size_t)i * K;
+                std::int64_t* ci = w->ci + (std::size_t)i * K;
+                const T* crow = w->C + (std::size_t)i * nb;
+                T thr = cd[K - 1];
+                for (int jj = 0; jj < nb; ++jj) {
+                    T v = w->rn[jj] - 2 * crow[jj];
+                    if (v < thr) { cand_insert(cd, ci, K, v, start + jj); thr = cd[K - 1]; }
+                }
+            }
+        }
+        start = end;
+        while (j < p.J && end == p.ckpt[j]) { finalize_checkpoint(p, w, q0, nq, j); ++j; }
+    }
+}
+
+}  // namespace repgap

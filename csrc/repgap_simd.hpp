@@ -1,0 +1,345 @@
+// Micro-kernels of the direct (difference-then-square) distance search.
+//
+// One call computes the squared distances between QB query rows (row-major,
+// stride D) and one packed panel of RB reference rows (D x RB, transposed so
+// that a SIMD load takes one coordinate of RB consecutive reference rows), and
+// returns per query a bit mask of the panel rows whose distance is below that
+// query's threshold. The selection then touches only those rows, which after
+// the first few panels are rare: the inner loop is pure sub + fma, the same
+// idea as faiss's fvec_L2sqr_ny_nearest kernels.
+//
+// The instruction set is chosen at run time (AVX-512F, AVX2+FMA, portable C++)
+// so that one binary (a wheel) runs everywhere and uses what the CPU has.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define REPGAP_X86_SIMD 1
+#include <immintrin.h>
+#else
+#define REPGAP_X86_SIMD 0
+#endif
+
+namespace repgap {
+
+constexpr int QB = 8;   // queries per micro-tile
+constexpr int RB = 32;  // reference rows per packed panel
+
+inline int ctz32(std::uint32_t x) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(x);
+#else
+    int n = 0;
+    while (!(x & 1u)) { x >>= 1; ++n; }
+    return n;
+#endif
+}
+
+// Portable version; also the reference for the SIMD ones.
+template <typename T>
+static void panel_generic(const T* Q, const T* P, int D, const T* thr, T* out,
+                          std::uint32_t* mask) {
+    T acc[QB][RB];
+    for (int i = 0; i < QB; ++i)
+        for (int j = 0; j < RB; ++j) acc[i][j] = 0;
+    for (int d = 0; d < D; ++d) {
+        const T* pd = P + (std::size_t)d * RB;
+        for (int i = 0; i < QB; ++i) {
+            const T q = Q[(std::size_t)i * D + d];
+            for (int j = 0; j < RB; ++j) {
+                T t = pd[j] - q;
+                acc[i][j] += t * t;
+            }
+        }
+    }
+    for (int i = 0; i < QB; ++i) {
+        std::uint32_t mk = 0;
+        for (int j = 0; j < RB; ++j) {
+            out[i * RB + j] = acc[i][j];
+            if (acc[i][j] < thr[i]) mk |= (1u << j);
+        }
+        mask[i] = mk;
+    }
+}
+
+template <typename T>
+static void dot_generic(const T* Q, const T* P, int D, const T* rn, const T* thr, T* out,
+                        std::uint32_t* mask) {
+    T acc[QB][RB];
+    for (int i = 0; i < QB; ++i)
+        for (int j = 0; j < RB; ++j) acc[i][j] = 0;
+    for (int d = 0; d < D; ++d) {
+        const T* pd = P + (std::size_t)d * RB;
+        for (int i = 0; i < QB; ++i) {
+            const T q = Q[(std::size_t)i * D + d];
+            for (int j = 0; j < RB; ++j) acc[i][j] += pd[j] * q;
+        }
+    }
+    for (int i = 0; i < QB; ++i) {
+        std::uint32_t mk = 0;
+        for (int j = 0; j < RB; ++j) {
+            T v = rn[j] - 2 * acc[i][j];
+            out[i * RB + j] = v;
+            if (v < thr[i]) mk |= (1u << j);
+        }
+        mask[i] = mk;
+    }
+}
+
+#if REPGAP_X86_SIMD
+
+__attribute__((target("avx512f")))
+static void panel_f32_avx512(const float* Q, const float* P, int D, const float* thr,
+                             float* out, std::uint32_t* mask) {
+  for (int g = 0; g < 2; ++g, Q += 4 * D, thr += 4, out += 4 * 32, mask += 4) {
+    __m512 a0 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps();
+    __m512 a1 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    __m512 a2 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps();
+    __m512 a3 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+    const float* q0 = Q; const float* q1 = Q + D; const float* q2 = Q + 2 * D; const float* q3 = Q + 3 * D;
+    for (int d = 0; d < D; ++d) {
+        const __m512 lo = _mm512_loadu_ps(P + (std::size_t)d * 32);
+        const __m512 hi = _mm512_loadu_ps(P + (std::size_t)d * 32 + 16);
+        __m512 q, t;
+        q = _mm512_set1_ps(q0[d]);
+        t = _mm512_sub_ps(lo, q); a0 = _mm512_fmadd_ps(t, t, a0);
+        t = _mm512_sub_ps(hi, q); b0 = _mm512_fmadd_ps(t, t, b0);
+        q = _mm512_set1_ps(q1[d]);
+        t = _mm512_sub_ps(lo, q); a1 = _mm512_fmadd_ps(t, t, a1);
+        t = _mm512_sub_ps(hi, q); b1 = _mm512_fmadd_ps(t, t, b1);
+        q = _mm512_set1_ps(q2[d]);
+        t = _mm512_sub_ps(lo, q); a2 = _mm512_fmadd_ps(t, t, a2);
+        t = _mm512_sub_ps(hi, q); b2 = _mm512_fmadd_ps(t, t, b2);
+        q = _mm512_set1_ps(q3[d]);
+        t = _mm512_sub_ps(lo, q); a3 = _mm512_fmadd_ps(t, t, a3);
+        t = _mm512_sub_ps(hi, q); b3 = _mm512_fmadd_ps(t, t, b3);
+    }
+#define REPGAP_EMIT(i, a, b)                                                        \
+    {                                                                               \
+        const __m512 th = _mm512_set1_ps(thr[i]);                                   \
+        _mm512_storeu_ps(out + i * 32, a); _mm512_storeu_ps(out + i * 32 + 16, b);  \
+        std::uint32_t ml = _mm512_cmp_ps_mask(a, th, _CMP_LT_OQ);                   \
+        std::uint32_t mh = _mm512_cmp_ps_mask(b, th, _CMP_LT_OQ);                   \
+        mask[i] = ml | (mh << 16);                                                  \
+    }
+    REPGAP_EMIT(0, a0, b0) REPGAP_EMIT(1, a1, b1) REPGAP_EMIT(2, a2, b2) REPGAP_EMIT(3, a3, b3)
+#undef REPGAP_EMIT
+  }
+}
+
+__attribute__((target("avx512f")))
+static void panel_f64_avx512(const double* Q, const double* P, int D, const double* thr,
+                             double* out, std::uint32_t* mask) {
+  for (int g = 0; g < 2; ++g, Q += 4 * D, thr += 4, out += 4 * 32, mask += 4) {
+    for (int i = 0; i < 4; ++i) mask[i] = 0;
+    for (int h = 0; h < 2; ++h) {  // two halves of 16 rows (2 x 8 lanes)
+        __m512d a0 = _mm512_setzero_pd(), b0 = _mm512_setzero_pd();
+        __m512d a1 = _mm512_setzero_pd(), b1 = _mm512_setzero_pd();
+        __m512d a2 = _mm512_setzero_pd(), b2 = _mm512_setzero_pd();
+        __m512d a3 = _mm512_setzero_pd(), b3 = _mm512_setzero_pd();
+        const double* ph = P + 16 * h;
+        for (int d = 0; d < D; ++d) {
+            const __m512d lo = _mm512_loadu_pd(ph + (std::size_t)d * 32);
+            const __m512d hi = _mm512_loadu_pd(ph + (std::size_t)d * 32 + 8);
+            __m512d q, t;
+            q = _mm512_set1_pd(Q[d]);
+            t = _mm512_sub_pd(lo, q); a0 = _mm512_fmadd_pd(t, t, a0);
+            t = _mm512_sub_pd(hi, q); b0 = _mm512_fmadd_pd(t, t, b0);
+            q = _mm512_set1_pd(Q[D + d]);
+            t = _mm512_sub_pd(lo, q); a1 = _mm512_fmadd_pd(t, t, a1);
+            t = _mm512_sub_pd(hi, q); b1 = _mm512_fmadd_pd(t, t, b1);
+            q = _mm512_set1_pd(Q[2 * D + d]);
+            t = _mm512_sub_pd(lo, q); a2 = _mm512_fmadd_pd(t, t, a2);
+            t = _mm512_sub_pd(hi, q); b2 = _mm512_fmadd_pd(t, t, b2);
+            q = _mm512_set1_pd(Q[3 * D + d]);
+            t = _mm512_sub_pd(lo, q); a3 = _mm512_fmadd_pd(t, t, a3);
+            t = _mm512_sub_pd(hi, q); b3 = _mm512_fmadd_pd(t, t, b3);
+        }
+#define REPGAP_EMIT(i, a, b)                                                                  \
+    {                                                                                         \
+        const __m512d th = _mm512_set1_pd(thr[i]);                                            \
+        _mm512_storeu_pd(out + i * 32 + 16 * h, a); _mm512_storeu_pd(out + i * 32 + 16 * h + 8, b); \
+        std::uint32_t ml = _mm512_cmp_pd_mask(a, th, _CMP_LT_OQ);                             \
+        std::uint32_t mh = _mm512_cmp_pd_mask(b, th, _CMP_LT_OQ);                             \
+        mask[i] |= (ml | (mh << 8)) << (16 * h);                                              \
+    }
+        REPGAP_EMIT(0, a0, b0) REPGAP_EMIT(1, a1, b1) REPGAP_EMIT(2, a2, b2) REPGAP_EMIT(3, a3, b3)
+#undef REPGAP_EMIT
+    }
+  }
+}
+
+__attribute__((target("avx2,fma")))
+static void panel_f32_avx2(const float* Q, const float* P, int D, const float* thr,
+                           float* out, std::uint32_t* mask) {
+  for (int g = 0; g < 2; ++g, Q += 4 * D, thr += 4, out += 4 * 32, mask += 4) {
+    for (int i = 0; i < 4; ++i) mask[i] = 0;
+    for (int h = 0; h < 2; ++h) {  // two halves of 16 rows (2 x 8 lanes)
+        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps();
+        __m256 a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
+        __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        const float* ph = P + 16 * h;
+        for (int d = 0; d < D; ++d) {
+            const __m256 lo = _mm256_loadu_ps(ph + (std::size_t)d * 32);
+            const __m256 hi = _mm256_loadu_ps(ph + (std::size_t)d * 32 + 8);
+            __m256 q, t;
+            q = _mm256_broadcast_ss(Q + d);
+            t = _mm256_sub_ps(lo, q); a0 = _mm256_fmadd_ps(t, t, a0);
+            t = _mm256_sub_ps(hi, q); b0 = _mm256_fmadd_ps(t, t, b0);
+            q = _mm256_broadcast_ss(Q + D + d);
+            t = _mm256_sub_ps(lo, q); a1 = _mm256_fmadd_ps(t, t, a1);
+            t = _mm256_sub_ps(hi, q); b1 = _mm256_fmadd_ps(t, t, b1);
+            q = _mm256_broadcast_ss(Q + 2 * D + d);
+            t = _mm256_sub_ps(lo, q); a2 = _mm256_fmadd_ps(t, t, a2);
+            t = _mm256_sub_ps(hi, q); b2 = _mm256_fmadd_ps(t, t, b2);
+            q = _mm256_broadcast_ss(Q + 3 * D + d);
+            t = _mm256_sub_ps(lo, q); a3 = _mm256_fmadd_ps(t, t, a3);
+            t = _mm256_sub_ps(hi, q); b3 = _mm256_fmadd_ps(t, t, b3);
+        }
+#define REPGAP_EMIT(i, a, b)                                                                   \
+    {                                                                                          \
+        const __m256 th = _mm256_set1_ps(thr[i]);                                              \
+        _mm256_storeu_ps(out + i * 32 + 16 * h, a); _mm256_storeu_ps(out + i * 32 + 16 * h + 8, b); \
+        std::uint32_t ml = (std::uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, th, _CMP_LT_OQ)); \
+        std::uint32_t mh = (std::uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(b, th, _CMP_LT_OQ)); \
+        mask[i] |= (ml | (mh << 8)) << (16 * h);                                               \
+    }
+        REPGAP_EMIT(0, a0, b0) REPGAP_EMIT(1, a1, b1) REPGAP_EMIT(2, a2, b2) REPGAP_EMIT(3, a3, b3)
+#undef REPGAP_EMIT
+    }
+  }
+}
+
+// Fused expansion kernel on centred data: v = ||r||^2 - 2 q.r (the query's own
+// norm is a constant of the row and does not change the ranking). One FMA per
+// coordinate and pair: the GEMM micro-kernel, with the selection fused in.
+__attribute__((target("avx512f")))
+static void dot_f32_avx512(const float* Q, const float* P, int D, const float* rn,
+                           const float* thr, float* out, std::uint32_t* mask) {
+    __m512 a[8], b[8];
+    for (int i = 0; i < 8; ++i) { a[i] = _mm512_setzero_ps(); b[i] = _mm512_setzero_ps(); }
+    for (int d = 0; d < D; ++d) {
+        const __m512 lo = _mm512_loadu_ps(P + (std::size_t)d * 32);
+        const __m512 hi = _mm512_loadu_ps(P + (std::size_t)d * 32 + 16);
+#define REPGAP_DOT(i)                                                  \
+        {   const __m512 q = _mm512_set1_ps(Q[(std::size_t)(i) * D + d]); \
+            a[i] = _mm512_fmadd_ps(lo, q, a[i]); b[i] = _mm512_fmadd_ps(hi, q, b[i]); }
+        REPGAP_DOT(0) REPGAP_DOT(1) REPGAP_DOT(2) REPGAP_DOT(3)
+        REPGAP_DOT(4) REPGAP_DOT(5) REPGAP_DOT(6) REPGAP_DOT(7)
+#undef REPGAP_DOT
+    }
+    const __m512 m2 = _mm512_set1_ps(-2.0f);
+    const __m512 rlo = _mm512_loadu_ps(rn), rhi = _mm512_loadu_ps(rn + 16);
+    for (int i = 0; i < 8; ++i) {
+        const __m512 th = _mm512_set1_ps(thr[i]);
+        const __m512 vl = _mm512_fmadd_ps(m2, a[i], rlo), vh = _mm512_fmadd_ps(m2, b[i], rhi);
+        std::uint32_t ml = _mm512_cmp_ps_mask(vl, th, _CMP_LT_OQ);
+        std::uint32_t mh = _mm512_cmp_ps_mask(vh, th, _CMP_LT_OQ);
+        mask[i] = ml | (mh << 16);
+        // the values are read only where a bit is set: store them only then
+        if (mask[i]) { _mm512_storeu_ps(out + i * 32, vl); _mm512_storeu_ps(out + i * 32 + 16, vh); }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void dot_f32_avx2(const float* Q, const float* P, int D, const float* rn,
+                         const float* thr, float* out, std::uint32_t* mask) {
+    for (int i = 0; i < 8; ++i) mask[i] = 0;
+    for (int g = 0; g < 2; ++g) {          // query halves
+        for (int h = 0; h < 2; ++h) {      // reference halves of 16
+            __m256 a[4], b[4];
+            for (int i = 0; i < 4; ++i) { a[i] = _mm256_setzero_ps(); b[i] = _mm256_setzero_ps(); }
+            const float* ph = P + 16 * h;
+            const float* qg = Q + (std::size_t)4 * g * D;
+            for (int d = 0; d < D; ++d) {
+                const __m256 lo = _mm256_loadu_ps(ph + (std::size_t)d * 32);
+                const __m256 hi = _mm256_loadu_ps(ph + (std::size_t)d * 32 + 8);
+                for (int i = 0; i < 4; ++i) {
+                    const __m256 q = _mm256_broadcast_ss(qg + (std::size_t)i * D + d);
+                    a[i] = _mm256_fmadd_ps(lo, q, a[i]); b[i] = _mm256_fmadd_ps(hi, q, b[i]);
+                }
+            }
+            const __m256 m2 = _mm256_set1_ps(-2.0f);
+            const __m256 rlo = _mm256_loadu_ps(rn + 16 * h), rhi = _mm256_loadu_ps(rn + 16 * h + 8);
+            for (int i = 0; i < 4; ++i) {
+                const int qi = 4 * g + i;
+                const __m256 th = _mm256_set1_ps(thr[qi]);
+                const __m256 vl = _mm256_fmadd_ps(m2, a[i], rlo), vh = _mm256_fmadd_ps(m2, b[i], rhi);
+                _mm256_storeu_ps(out + qi * 32 + 16 * h, vl); _mm256_storeu_ps(out + qi * 32 + 16 * h + 8, vh);
+                std::uint32_t ml = (std::uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(vl, th, _CMP_LT_OQ));
+                std::uint32_t mh = (std::uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(vh, th, _CMP_LT_OQ));
+                mask[qi] |= (ml | (mh << 8)) << (16 * h);
+            }
+        }
+    }
+}
+
+inline int cpu_level() {
+    // 2: AVX-512F, 1: AVX2 + FMA, 0: portable. __builtin_cpu_supports also checks
+    // that the operating system saves the wide registers.
+    static int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f")) level = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = 1;
+        else level = 0;
+    }
+    return level;
+}
+#else
+inline int cpu_level() { return 0; }
+#endif
+
+// A forced level (0..2) from the environment, for tests of every code path.
+inline int& simd_override() { static int v = -1; return v; }
+inline void set_simd_override(int level) { simd_override() = level; }
+inline int simd_level() {
+    int lv = cpu_level();
+    int o = simd_override();
+    return (o >= 0 && o < lv) ? o : lv;
+}
+
+template <typename T>
+inline void panel_distances(const T* Q, const T* P, int D, const T* thr, T* out,
+                            std::uint32_t* mask);
+
+template <>
+inline void panel_distances<float>(const float* Q, const float* P, int D, const float* thr,
+                                   float* out, std::uint32_t* mask) {
+#if REPGAP_X86_SIMD
+    int lv = simd_level();
+    if (lv == 2) { panel_f32_avx512(Q, P, D, thr, out, mask); return; }
+    if (lv == 1) { panel_f32_avx2(Q, P, D, thr, out, mask); return; }
+#endif
+    panel_generic<float>(Q, P, D, thr, out, mask);
+}
+
+template <>
+inline void panel_distances<double>(const double* Q, const double* P, int D, const double* thr,
+                                    double* out, std::uint32_t* mask) {
+#if REPGAP_X86_SIMD
+    if (simd_level() == 2) { panel_f64_avx512(Q, P, D, thr, out, mask); return; }
+#endif
+    panel_generic<double>(Q, P, D, thr, out, mask);
+}
+
+template <typename T>
+inline void panel_dots(const T* Q, const T* P, int D, const T* rn, const T* thr, T* out,
+                       std::uint32_t* mask) {
+    dot_generic<T>(Q, P, D, rn, thr, out, mask);
+}
+
+template <>
+inline void panel_dots<float>(const float* Q, const float* P, int D, const float* rn,
+                              const float* thr, float* out, std::uint32_t* mask) {
+#if REPGAP_X86_SIMD
+    int lv = simd_level();
+    if (lv == 2) { dot_f32_avx512(Q, P, D, rn, thr, out, mask); return; }
+    if (lv == 1) { dot_f32_avx2(Q, P, D, rn, thr, out, mask); return; }
+#endif
+    dot_generic<float>(Q, P, D, rn, thr, out, mask);
+}
+
+}  // namespace repgap

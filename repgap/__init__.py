@@ -1,0 +1,39 @@
+"""repgap: the Representation Gap of a task, exactly and fast.
+
+The Representation Gap (Perera, Moura, Santos, Haddad, Figueiredo,
+arXiv:2605.21692) is the mean squared distance from a fresh data point to its
+nearest training point, modulo the symmetries of the model. It follows the
+law ``RG_n ~ C n^(-2/d)`` whose exponent gives the intrinsic dimension ``d``.
+
+Public API
+----------
+knn, knn_checkpoints
+    Exact k nearest neighbours (and within prefixes of an ordering).
+representation_gap, gap_curve
+    The gap and its curve over training-set sizes.
+set_config, get_config, config_context, available_backends, show_config
+    Backends (numpy reference, cython + OpenMP, torch) and threads.
+"""
+from ._version import __version__
+from ._backends import BackendUnavailableError, available_backends
+from ._config import config_context, get_config, set_config
+from ._show_config import show_config
+from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_gap
+from .neighbors import knn, knn_checkpoints
+
+__all__ = [
+    "__version__",
+    "BackendUnavailableError",
+    "GapCurve",
+    "GapResult",
+    "available_backends",
+    "config_context",
+    "default_sizes",
+    "gap_curve",
+    "get_config",
+    "knn",
+    "knn_checkpoints",
+    "representation_gap",
+    "set_config",
+    "show_config",
+]

@@ -1,0 +1,149 @@
+"""Backend registry, resolution and the choice of algorithm.
+
+Resolution order of the backend: the ``backend=`` argument, then
+``config_context``/``set_config``, then the ``REPGAP_BACKEND`` environment
+variable, then ``"auto"``. An explicit request for a backend that is not
+available raises :class:`BackendUnavailableError` naming what is missing; only
+``"auto"`` falls back (cython, then numpy).
+
+Choice of algorithm (``algorithm="auto"``), from the measurements in
+``benchmarks/README.md`` (2 cores, AVX-512):
+
+* ``kd_tree`` when ``n_features <= KD_TREE_MAX_DIM`` (6): a k-d tree query is
+  O(log n) there, while brute force is O(n); at D = 16 the tree is already
+  15x slower than brute force (uniform data, n = 1e5).
+* otherwise brute force: ``fused`` (the register-blocked expansion kernel with
+  the selection fused in) for float32, and ``gemm`` (BLAS dgemm tiles) for
+  float64 from ``GEMM_MIN_DIM_F64`` features on, ``direct`` below.
+"""
+import importlib
+import os
+
+BACKENDS = ("numpy", "cython", "torch")
+ALGORITHMS = ("auto", "kd_tree", "brute", "direct", "fused", "gemm")
+KD_TREE_MAX_DIM = 6
+GEMM_MIN_DIM_F64 = 32
+
+_cython_module = None
+_cython_error = None
+
+
+class BackendUnavailableError(RuntimeError):
+    """An explicitly requested backend cannot be used here."""
+
+
+def force_pure_python():
+    """True when REPGAP_PURE_PYTHON=1: the compiled kernels are never imported."""
+    return os.environ.get("REPGAP_PURE_PYTHON", "0").strip() == "1"
+
+
+def _load_cython():
+    global _cython_module, _cython_error
+    if _cython_module is None and _cython_error is None:
+        if force_pure_python():
+            _cython_error = "disabled by REPGAP_PURE_PYTHON=1"
+        else:
+            try:
+                _cython_module = importlib.import_module("repgap._kernels_cython")
+            except ImportError as exc:
+                _cython_error = (
+                    f"the compiled extension repgap._kernels_cython is not installed ({exc}); "
+                    "reinstall with a C++ compiler (pip install --force-reinstall --no-binary repgap repgap)"
+                )
+    return _cython_module
+
+
+def backend_status():
+    """{name: (available, detail)} for every backend."""
+    out = {"numpy": (True, "reference implementation (numpy + scipy)")}
+    mod = _load_cython()
+    if mod is not None:
+        omp, nthreads = mod.openmp_info()
+        out["cython"] = (True, f"compiled, OpenMP {'on' if omp else 'OFF (single-threaded build)'}, SIMD {mod.simd_info()}")
+    else:
+        out["cython"] = (False, _cython_error)
+    from . import _kernels_torch
+
+    if _kernels_torch.is_available():
+        import torch
+
+        cuda = torch.cuda.is_available()
+        out["torch"] = (True, f"torch {torch.__version__}" + (", CUDA available" if cuda else ", CPU only"))
+    else:
+        out["torch"] = (False, "torch is not installed (pip install repgap[torch])")
+    return out
+
+
+def available_backends():
+    """Names of the backends that work in this installation."""
+    return [name for name, (ok, _) in backend_status().items() if ok]
+
+
+def check_backend_name(name):
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a string, got {name!r}")
+    if name != "auto" and name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of 'auto', {', '.join(map(repr, BACKENDS))}")
+    return name
+
+
+def resolve_backend(backend=None):
+    """The backend name to use, following the documented resolution order."""
+    from ._config import get_config
+
+    source = "argument"
+    if backend is None:
+        backend, source = get_config()["backend"], "set_config"
+    if backend is None:
+        env = os.environ.get("REPGAP_BACKEND", "").strip()
+        backend, source = (env, "REPGAP_BACKEND") if env else ("auto", "default")
+    try:
+        check_backend_name(backend)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (from {source})") from None
+    if backend == "auto":
+        return "cython" if _load_cython() is not None else "numpy"
+    if backend == "cython" and _load_cython() is None:
+        raise BackendUnavailableError(f"backend 'cython' was requested ({source}) but is not available: {_cython_error}")
+    if backend == "torch":
+        from . import _kernels_torch
+
+        if not _kernels_torch.is_available():
+            raise BackendUnavailableError(
+                f"backend 'torch' was requested ({source}) but torch is not installed (pip install repgap[torch])"
+            )
+    return backend
+
+
+def kernels(backend):
+    """The module that implements ``knn_prefix`` for a resolved backend."""
+    if backend == "cython":
+        return _load_cython()
+    if backend == "torch":
+        from . import _kernels_torch
+
+        return _kernels_torch
+    from . import _kernels_numpy
+
+    return _kernels_numpy
+
+
+def use_kd_tree(n_features, n_reference, k):
+    """Pure predicate: is the k-d tree the faster exact path for this problem?"""
+    return n_features <= KD_TREE_MAX_DIM and k <= 64 and n_reference >= 64
+
+
+def choose_algorithm(algorithm, backend, dtype, n_features, n_reference, k):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(map(repr, ALGORITHMS))}")
+    if algorithm == "kd_tree" and backend == "torch":
+        raise ValueError("algorithm 'kd_tree' is not available on the torch backend")
+    if algorithm == "auto":
+        if backend != "torch" and use_kd_tree(n_features, n_reference, k):
+            return "kd_tree"
+        algorithm = "brute"
+    if algorithm == "brute" and backend == "cython":
+        if dtype.itemsize == 4:
+            return "fused"
+        return "gemm" if n_features >= GEMM_MIN_DIM_F64 else "direct"
+    return algorithm

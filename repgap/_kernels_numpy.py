@@ -1,0 +1,127 @@
+"""Reference kernels in numpy and scipy: the definition of correctness.
+
+Every other backend exposes :func:`knn_prefix` with this signature and must
+return the same neighbours (ties broken by the smaller index) and the same
+distances to rounding. The brute-force path uses the GEMM expansion on
+centred tiles to find ``k + spare`` candidates per query, then recomputes
+their distances exactly in float64 (difference, then square) and keeps the
+``k`` best (THEORY.md, section 6). Memory is bounded by the tile sizes.
+"""
+import numpy as np
+
+from scipy.spatial import cKDTree
+
+ALGORITHMS = ("brute", "kd_tree")
+
+
+def exact_sqdist(Q, R, qrows, ridx):
+    """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx)."""
+    diff = Q[qrows][:, None, :].astype(np.float64) - R[ridx.ravel()].astype(np.float64).reshape(
+        ridx.shape + (R.shape[1],)
+    )
+    return np.einsum("ijk,ijk->ij", diff, diff)
+
+
+def sort_by_distance_then_index(d, i):
+    """Sort each row by (distance, index): the tie rule of every backend."""
+    o1 = np.argsort(i, axis=1, kind="stable")
+    d1 = np.take_along_axis(d, o1, 1)
+    i1 = np.take_along_axis(i, o1, 1)
+    o2 = np.argsort(d1, axis=1, kind="stable")
+    return np.take_along_axis(d1, o2, 1), np.take_along_axis(i1, o2, 1)
+
+
+def _ranks_to_rows(order, ranks):
+    return ranks if order is None else order[ranks]
+
+
+def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
+               tile_queries=None, tile_reference=None, spare=8, leafsize=16):
+    """k nearest neighbours of each query within each prefix of the reference.
+
+    Parameters
+    ----------
+    queries : ndarray (m, D), float32 or float64
+    reference : ndarray (n, D), same dtype
+    k : int
+    order : ndarray of int64 or None
+        ``order[t]`` is the reference row of rank ``t``; None is the identity.
+    checkpoints : ndarray of int64
+        Increasing prefix sizes; prefix ``j`` is the rows of rank < checkpoints[j].
+
+    Returns
+    -------
+    sqdist : ndarray (J, m, k), float64
+        Squared Euclidean distances, exact to float64 rounding.
+    indices : ndarray (J, m, k), int64
+        Reference rows, sorted by (distance, index).
+    """
+    if algorithm == "kd_tree":
+        return _kdtree(queries, reference, k, order, checkpoints, n_threads, leafsize, spare)
+    if algorithm not in ALGORITHMS and algorithm not in ("direct", "fused", "gemm"):
+        raise ValueError(f"unknown algorithm {algorithm!r} for the numpy backend")
+    return _brute(queries, reference, k, order, checkpoints, tile_queries, tile_reference, spare)
+
+
+def _brute(Q, R, k, order, checkpoints, tq, tr, spare):
+    m, D = Q.shape
+    J = len(checkpoints)
+    dt = Q.dtype
+    K = k + spare
+    tq = int(tq or 256)
+    tr = int(tr or max(256, min(8192, (8 << 20) // (D * dt.itemsize * max(tq, 1)) * 32)))
+    center = np.mean(R, axis=0, dtype=np.float64)
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    for q0 in range(0, m, tq):
+        q1 = min(m, q0 + tq)
+        Qc = (Q[q0:q1] - center).astype(dt, copy=False)
+        cd = np.full((q1 - q0, 0), np.inf, dtype=dt)
+        ci = np.empty((q1 - q0, 0), dtype=np.int64)
+        start = 0
+        for j in range(J):
+            while start < checkpoints[j]:
+                end = min(start + tr, int(checkpoints[j]))
+                ranks = np.arange(start, end)
+                Rb = R[_ranks_to_rows(order, ranks)]
+                Rc = (Rb - center).astype(dt, copy=False)
+                v = np.einsum("ij,ij->i", Rc, Rc)[None, :] - 2 * (Qc @ Rc.T)
+                cd = np.concatenate([cd, v], axis=1)
+                ci = np.concatenate([ci, np.broadcast_to(ranks, v.shape)], axis=1)
+                if cd.shape[1] > K:
+                    sel = np.argpartition(cd, K - 1, axis=1)[:, :K]
+                    cd = np.take_along_axis(cd, sel, 1)
+                    ci = np.take_along_axis(ci, sel, 1)
+                start = end
+            rows = _ranks_to_rows(order, ci)
+            ex = exact_sqdist(Q, R, np.arange(q0, q1), rows)
+            d, i = sort_by_distance_then_index(ex, rows)
+            out_d[j, q0:q1] = d[:, :k]
+            out_i[j, q0:q1] = i[:, :k]
+    return out_d, out_i
+
+
+def _kdtree(Q, R, k, order, checkpoints, n_threads, leafsize, spare):
+    m = Q.shape[0]
+    J = len(checkpoints)
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    cd = np.empty((m, 0))
+    ci = np.empty((m, 0), dtype=np.int64)
+    start = 0
+    for j in range(J):
+        # one tree per block of new ranks; the running k best are merged
+        ranks = np.arange(start, int(checkpoints[j]))
+        rows = _ranks_to_rows(order, ranks)
+        tree = cKDTree(R[rows], leafsize=leafsize)
+        kk = min(k + spare, len(rows))  # spares: ties resolved by index below
+        _, loc = tree.query(Q, k=kk, workers=n_threads)
+        loc = np.asarray(loc).reshape(m, kk)
+        new_rows = rows[loc]
+        ex = exact_sqdist(Q, R, np.arange(m), new_rows)
+        cd, ci = sort_by_distance_then_index(np.concatenate([cd, ex], 1), np.concatenate([ci, new_rows], 1))
+        cd, ci = cd[:, :k], ci[:, :k]
+        out_d[j] = cd
+        out_i[j] = ci
+        start = int(checkpoints[j])
+    return out_d, out_i

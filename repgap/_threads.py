@@ -1,0 +1,110 @@
+"""Thread counts: ``n_jobs`` semantics, cgroup-aware core counts, BLAS limits."""
+import contextlib
+import math
+import os
+
+_controller = None
+
+
+def available_cpus():
+    """Cores this process may use: affinity mask and cgroup CPU quota (v1, v2)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        n = max(1, min(n, quota))
+    return n
+
+
+def _cgroup_quota():
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            q, p = fh.read().split()[:2]
+        if q != "max":
+            return max(1, math.ceil(int(q) / int(p)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as fh:
+            q = int(fh.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as fh:
+            p = int(fh.read())
+        if q > 0 and p > 0:
+            return max(1, math.ceil(q / p))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def resolve_n_jobs(n_jobs):
+    """Number of threads for ``n_jobs``.
+
+    ``None``: the configured default (``set_config(n_jobs=...)``, then
+    ``REPGAP_NUM_THREADS``), else all available cores; ``-1``: all available
+    cores; ``-2``: all but one, and so on (as in scikit-learn); a positive
+    number: exactly that many; ``0``: an error.
+    """
+    from ._config import get_config
+
+    if n_jobs is None:
+        n_jobs = get_config()["n_jobs"]
+    if n_jobs is None:
+        env = os.environ.get("REPGAP_NUM_THREADS", "").strip()
+        if env:
+            try:
+                n_jobs = int(env)
+            except ValueError:
+                raise ValueError(f"REPGAP_NUM_THREADS must be an integer, got {env!r}") from None
+    if n_jobs is None:
+        return available_cpus()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int,)) and not hasattr(n_jobs, "__index__"):
+        raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}")
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs=0 is not a valid number of threads; use None, -1 or a positive integer")
+    if n_jobs < 0:
+        return max(1, available_cpus() + 1 + n_jobs)
+    return n_jobs
+
+
+def _get_controller():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Hold BLAS to one thread (inside OpenMP regions that call BLAS)."""
+    try:
+        ctl = _get_controller()
+    except ImportError:  # threadpoolctl missing: nothing to limit with
+        yield
+        return
+    with ctl.limit(limits=1, user_api="blas"):
+        yield
+
+
+def blas_info():
+    """A short description of the BLAS libraries loaded in this process."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ["threadpoolctl not installed"]
+    import scipy.linalg  # noqa: F401 - make sure scipy's BLAS is loaded
+
+    out = []
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            out.append(
+                f"{info.get('internal_api')} {info.get('version')} "
+                f"({info.get('architecture')}, {info.get('num_threads')} threads) "
+                f"{os.path.basename(info.get('filepath', ''))}"
+            )
+    return out

@@ -1,0 +1,264 @@
+"""The Representation Gap and its curve over training-set sizes.
+
+``RG_n = E_x [ min_i ||x - x_i||^2 ]`` (Perera et al., *Representation Gap*,
+arXiv:2605.21692): the mean squared distance from a fresh point to its
+nearest training point, the mean squared distortion of the random codebook
+formed by the training set (Zador 1982; Graf & Luschgy 2000). Its plug-in
+estimate is the mean over held-out points. The general form used here is the
+mean of the k-th nearest-neighbour distance to the power r.
+"""
+import dataclasses
+
+import numpy as np
+
+from ._backends import resolve_backend
+from ._progress import Progress
+from ._threads import resolve_n_jobs
+from ._validation import check_checkpoints, check_k, check_pair, check_power, check_random_state
+from .neighbors import knn_prefix
+
+
+def _summary_repr(obj, fields):
+    parts = []
+    for f in fields:
+        v = getattr(obj, f)
+        if isinstance(v, float):
+            parts.append(f"{f}={v:.6g}")
+        elif isinstance(v, np.ndarray):
+            parts.append(f"{f}=array(shape={v.shape})" if v.size > 8 else f"{f}={np.array2string(v, precision=4)}")
+        else:
+            parts.append(f"{f}={v!r}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def _to_dict(obj):
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
+
+
+@dataclasses.dataclass(repr=False)
+class GapResult:
+    """The Representation Gap of a training set measured on held-out points.
+
+    Attributes
+    ----------
+    value : float
+        Mean over test points of the k-th nearest-neighbour distance to the
+        power r (the Representation Gap when k = 1, r = 2).
+    stderr : float
+        Standard error of that mean over test points.
+    distances : ndarray (n_test,)
+        Each test point's k-th nearest-neighbour distance (not raised to r).
+    indices : ndarray (n_test,)
+        The training row of that neighbour.
+    n_train, n_test : int
+    n_zero : int
+        Test points at distance 0 from the training set (exact duplicates of a
+        training point: memorised or leaked points). They are counted, never
+        dropped.
+    k : int
+    r : float
+    """
+
+    value: float
+    stderr: float
+    distances: np.ndarray
+    indices: np.ndarray
+    n_train: int
+    n_test: int
+    n_zero: int
+    k: int = 1
+    r: float = 2.0
+
+    def __repr__(self):
+        return _summary_repr(self, ["value", "stderr", "n_train", "n_test", "n_zero", "k", "r"])
+
+    def to_dict(self):
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(repr=False)
+class GapCurve:
+    """The Representation Gap as a function of the training-set size.
+
+    Attributes
+    ----------
+    sizes : ndarray (J,)
+        Training-set sizes (prefixes of random orders of the training set).
+    gaps : ndarray (J,)
+        Mean over repeats of the gap at each size.
+    gaps_per_repeat : ndarray (repeats, J)
+    stderr : ndarray (J,)
+        Standard error of ``gaps``: the variance over repeats (divided by
+        their number) plus the variance over test points of the
+        repeat-averaged values (divided by n_test).
+    distances : ndarray (repeats, J, n_test)
+        Each test point's k-th nearest-neighbour distance at each size, kept
+        for bootstrap confidence intervals (issue #3).
+    n_test, k, r, repeats, random_state
+    n_zero : ndarray (J,)
+        Test points at distance 0 at each size, summed over repeats.
+    """
+
+    sizes: np.ndarray
+    gaps: np.ndarray
+    gaps_per_repeat: np.ndarray
+    stderr: np.ndarray
+    distances: np.ndarray
+    n_test: int
+    n_zero: np.ndarray
+    k: int = 1
+    r: float = 2.0
+    repeats: int = 1
+    random_state: object = None
+
+    def __repr__(self):
+        return _summary_repr(self, ["sizes", "gaps", "stderr", "n_test", "k", "r", "repeats"])
+
+    def to_dict(self):
+        d = _to_dict(self)
+        d["random_state"] = self.random_state if isinstance(self.random_state, (int, type(None))) else repr(self.random_state)
+        return d
+
+
+def _power(sqdist, r):
+    # r = 2 straight from the exact squared distances (no sqrt round trip)
+    return sqdist if r == 2.0 else np.sqrt(sqdist) ** r
+
+
+def representation_gap(train, test, *, k=1, r=2, backend=None, n_jobs=None, algorithm="auto",
+                       progress=None):
+    """The Representation Gap of ``train`` measured on the held-out ``test`` points.
+
+    ``RG = mean_j min_i ||test_j - train_i||^2`` (k = 1, r = 2): the mean squared
+    distance from a fresh point to its nearest training point, which a
+    perfectly trained diffusion model's test denoising error tends to
+    (Perera et al., arXiv:2605.21692). In general, the mean of the k-th
+    nearest-neighbour distance to the power r.
+
+    Parameters
+    ----------
+    train : array-like (n, D)
+    test : array-like (m, D)
+        Held-out points drawn independently of ``train``.
+    k : int, default=1
+    r : float, default=2
+    backend, n_jobs, algorithm, progress
+        As in :func:`repgap.knn`.
+
+    Returns
+    -------
+    GapResult
+
+    Examples
+    --------
+    >>> import numpy as np, repgap
+    >>> rng = np.random.default_rng(0)
+    >>> res = repgap.representation_gap(rng.random((5000, 2)), rng.random((2000, 2)))
+    >>> 0.5 < res.value * 5000 * np.pi / 1.0 < 1.5   # ~ Gamma(2) / (n V_2) for d = 2
+    True
+    """
+    Q, R = check_pair(test, train, "test", "train")
+    k = check_k(k, R.shape[0], what="the training set")
+    r = check_power(r)
+    name = resolve_backend(backend)
+    ck = np.array([R.shape[0]], dtype=np.int64)
+    sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
+                         algorithm=algorithm, progress=progress, desc="representation gap")
+    sqk = sq[0, :, k - 1]
+    vals = _power(sqk, r)
+    m = Q.shape[0]
+    stderr = float(np.std(vals, ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
+    return GapResult(
+        value=float(np.mean(vals)),
+        stderr=stderr,
+        distances=np.sqrt(sqk),
+        indices=idx[0, :, k - 1].copy(),
+        n_train=int(R.shape[0]),
+        n_test=int(m),
+        n_zero=int(np.count_nonzero(sq[0, :, 0] == 0)),
+        k=k,
+        r=r,
+    )
+
+
+def default_sizes(n, n_sizes=12, smallest=100):
+    """About ``n_sizes`` log-spaced integer sizes from ``min(smallest, n)`` to ``n``."""
+    lo = min(smallest, n)
+    if lo == n:
+        return np.array([n], dtype=np.int64)
+    s = np.unique(np.round(np.geomspace(lo, n, n_sizes)).astype(np.int64))
+    s[-1] = n
+    return s
+
+
+def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None, backend=None,
+              n_jobs=None, algorithm="auto", progress=None):
+    """The Representation Gap at several training-set sizes.
+
+    Each repeat draws one random order of the training set and measures the
+    gap of every prefix ``train[order[:n_j]]`` in a single pass over the
+    training set (the running nearest neighbours are recorded at each
+    checkpoint size), so nested subsets cost about one k-NN search. The law
+    ``RG_n ~ C n^(-2/d)`` (THEORY.md, section 3) is fitted to the result by
+    :func:`repgap.fit_law`.
+
+    Parameters
+    ----------
+    train : array-like (n, D)
+    test : array-like (m, D)
+    sizes : sequence of int, optional
+        Increasing sizes <= n; default ~12 log-spaced sizes from min(100, n) to n.
+    repeats : int, default=5
+        Random orders; each adds one pass.
+    k, r : as in :func:`representation_gap`
+    random_state : int, numpy Generator or None
+        Seeds the random orders (reproducible for any thread count).
+    backend, n_jobs, algorithm, progress : as in :func:`repgap.knn`
+
+    Returns
+    -------
+    GapCurve
+    """
+    Q, R = check_pair(test, train, "test", "train")
+    n, m = R.shape[0], Q.shape[0]
+    k = check_k(k, n, what="the training set")
+    r = check_power(r)
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
+    rng = check_random_state(random_state)
+    name = resolve_backend(backend)
+    threads = resolve_n_jobs(n_jobs)
+    J = len(ck)
+    dist = np.empty((repeats, J, m))
+    vals = np.empty((repeats, J, m))
+    n_zero = np.zeros(J, dtype=np.int64)
+    with Progress(repeats * m, "gap curve", progress) as bar:
+        for rep in range(repeats):
+            order = rng.permutation(n)
+            sq, _ = knn_prefix(Q, R, k, order, ck, backend=name, n_threads=threads,
+                               algorithm=algorithm, bar=bar)
+            dist[rep] = np.sqrt(sq[:, :, k - 1])
+            vals[rep] = _power(sq[:, :, k - 1], r)
+            n_zero += np.count_nonzero(sq[:, :, 0] == 0, axis=1)
+    per_rep = vals.mean(axis=2)
+    gaps = per_rep.mean(axis=0)
+    var_rep = per_rep.var(axis=0, ddof=1) / repeats if repeats > 1 else np.zeros(J)
+    var_test = vals.mean(axis=0).var(axis=1, ddof=1) / m if m > 1 else np.zeros(J)
+    return GapCurve(
+        sizes=ck,
+        gaps=gaps,
+        gaps_per_repeat=per_rep,
+        stderr=np.sqrt(var_rep + var_test),
+        distances=dist,
+        n_test=int(m),
+        n_zero=n_zero,
+        k=k,
+        r=r,
+        repeats=int(repeats),
+        random_state=random_state if isinstance(random_state, (int, np.integer, type(None))) else repr(random_state),
+    )

@@ -1,0 +1,143 @@
+"""Exact k-nearest neighbours: the public entry point and the dispatcher.
+
+The work is split into *query chunks* at the Python level: each chunk is one
+call into a backend kernel (which tiles it further and runs OpenMP threads).
+Between chunks, Python handles signals (Ctrl-C stops cleanly) and advances
+the progress bar. Queries are independent, so chunking does not change any
+result.
+"""
+import numpy as np
+
+from ._backends import choose_algorithm, kernels, resolve_backend
+from ._config import get_config
+from ._progress import Progress
+from ._threads import resolve_n_jobs
+from ._validation import check_checkpoints, check_k, check_order, check_pair
+
+# Floating-point work per kernel call: about a second on two cores, so that an
+# interrupt is honoured quickly and a progress bar moves; never fewer than 512
+# queries per thread, so that re-packing the reference stays negligible.
+_FLOPS_PER_CALL = 1e11
+
+
+def _chunk_rows(m, n, D, n_threads):
+    rows = int(_FLOPS_PER_CALL / max(1.0, 2.0 * n * max(D, 8)))
+    return max(rows, 512 * n_threads)
+
+
+def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="auto",
+               progress=None, desc="k-NN", bar=None):
+    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)) with the chosen kernel."""
+    m, D = Q.shape
+    n_used = int(checkpoints[-1])
+    algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
+    mod = kernels(backend)
+    cfg = get_config()
+    kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
+              tile_reference=cfg["tile_reference"])
+    if algo == "kd_tree":
+        # the tree is built once per call: one call for all queries
+        return mod.knn_prefix(Q, R, k, order, checkpoints, **kw)
+    step = _chunk_rows(m, n_used, D, n_threads)
+    if step >= m:
+        out = mod.knn_prefix(Q, R, k, order, checkpoints, **kw)
+        if bar is not None:
+            bar.update(m)
+        return out
+    J = len(checkpoints)
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    own = bar is None
+    bar = bar if bar is not None else Progress(m, desc, progress)
+    try:
+        for s in range(0, m, step):
+            d, i = mod.knn_prefix(Q[s : s + step], R, k, order, checkpoints, **kw)
+            out_d[:, s : s + step] = d
+            out_i[:, s : s + step] = i
+            bar.update(min(step, m - s))
+    finally:
+        if own:
+            bar.close()
+    return out_d, out_i
+
+
+def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto", progress=None):
+    """Exact k nearest neighbours of each query in a reference set.
+
+    Parameters
+    ----------
+    queries : array-like of shape (m, D)
+        float32 or float64 (kept as they are, C- or F-ordered, read-only or
+        memory-mapped); integers are cast to float64.
+    reference : array-like of shape (n, D)
+    k : int, default=1
+        Number of neighbours; at most ``n``.
+    backend : {"auto", "numpy", "cython", "torch"}, optional
+        Overrides ``repgap.set_config(backend=...)`` and ``REPGAP_BACKEND``.
+        An explicit backend that is not available raises an error.
+    n_jobs : int, optional
+        Threads: None uses the configured default (``set_config(n_jobs=...)``,
+        ``REPGAP_NUM_THREADS``), else all available cores; -1 all cores; a
+        positive number exactly that many. The results do not depend on it.
+    algorithm : {"auto", "kd_tree", "brute", "direct", "fused", "gemm"}
+        ``auto`` picks the k-d tree in low dimension and brute force
+        otherwise (see :mod:`repgap._backends` for the thresholds).
+    progress : bool, optional
+        Progress bar (needs tqdm); by default only on a terminal.
+
+    Returns
+    -------
+    distances : ndarray of shape (m, k), float64
+        Euclidean distances, ascending. They are exact to float64 rounding:
+        candidates found in the input precision are recomputed from the
+        original rows as differences in float64 (Representation Gap paper,
+        arXiv:2605.21692; THEORY.md section 6).
+    indices : ndarray of shape (m, k), int64
+        Rows of ``reference``; equal distances are ordered by index.
+
+    Examples
+    --------
+    >>> import numpy as np, repgap
+    >>> X = np.random.default_rng(0).random((1000, 8), dtype=np.float32)
+    >>> d, i = repgap.knn(X[:10], X, k=2)
+    >>> bool((i[:, 0] == np.arange(10)).all() and (d[:, 0] == 0).all())
+    True
+    """
+    Q, R = check_pair(queries, reference)
+    k = check_k(k, R.shape[0])
+    name = resolve_backend(backend)
+    threads = resolve_n_jobs(n_jobs)
+    ck = np.array([R.shape[0]], dtype=np.int64)
+    sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
+                         progress=progress)
+    return np.sqrt(sq[0]), idx[0]
+
+
+def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, backend=None, n_jobs=None,
+                    algorithm="auto", progress=None):
+    """k nearest neighbours within each prefix ``reference[order[:n_j]]``, in one pass.
+
+    Parameters
+    ----------
+    checkpoints : sequence of int
+        Increasing prefix sizes ``n_1 < ... < n_J <= n``.
+    order : array-like of int, optional
+        An ordering of the reference rows (default: the identity).
+
+    Returns
+    -------
+    distances : ndarray of shape (J, m, k), float64
+    indices : ndarray of shape (J, m, k), int64
+        Rows of ``reference`` (not positions in ``order``).
+    """
+    Q, R = check_pair(queries, reference)
+    n = R.shape[0]
+    k = check_k(k, n)
+    ck = check_checkpoints(checkpoints, n, k)
+    od = None if order is None else check_order(order, n)
+    if od is not None and od.size < ck[-1]:
+        raise ValueError(f"order has {od.size} entries but the largest checkpoint is {ck[-1]}")
+    name = resolve_backend(backend)
+    sq, idx = knn_prefix(Q, R, k, od, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
+                         algorithm=algorithm, progress=progress)
+    return np.sqrt(sq), idx
