@@ -1,0 +1,395 @@
+#!/usr/bin/env python
+"""Benchmark of exact k-NN: repgap against faiss, scikit-learn, scipy and torch.
+
+All methods run on the same data in one process. Each timing is the median of
+``--repeats`` calls made after one warm-up call; a call whose first run takes
+longer than ``SLOW_S`` seconds is not repeated (that single run is reported,
+``n = 1``). What is timed:
+
+* repgap      ``repgap.knn(Q, R, k)`` (backend auto, ``n_jobs=threads``) and
+              ``repgap.gap_curve(R, Q, repeats=1, random_state=0)`` (12 default sizes)
+* faiss       ``IndexFlatL2``: index construction + ``add`` + ``search`` (the
+              add of a flat index is a copy; it is timed so that every method
+              includes its preprocessing)
+* sklearn     ``NearestNeighbors(algorithm=...).fit(R).kneighbors(Q)``
+              (brute; kd_tree only where D <= 16)
+* scipy       ``cKDTree(R).query(Q, k, workers=threads)`` (D <= 16 only)
+* torch       ``torch.cdist`` + ``topk`` over chunks of 1024 queries
+
+Effective GFLOP/s of the brute-force paths is ``2 * D * n * m / time`` (the
+multiply-adds of the full distance matrix), also given as a percentage of the
+float32 GEMM peak measured in the same run (median of ``A @ B``, 4096 x 4096).
+
+Usage::
+
+    python benchmarks/bench_knn.py --quick                # smoke run, < 1 min
+    python benchmarks/bench_knn.py --repeats 3 --out results.json
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+# Run from the repository root: make `import repgap` pick up ./repgap.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import repgap  # noqa: E402
+
+SLOW_S = 5.0
+TORCH_CHUNK = 1024
+SEED = 0
+
+FULL_SHAPES = [(100_000, 10_000, 3), (100_000, 10_000, 16), (50_000, 10_000, 64), (60_000, 10_000, 784)]
+QUICK_SHAPES = [(10_000, 1_000, 3), (10_000, 1_000, 16), (5_000, 1_000, 64), (6_000, 1_000, 784)]
+LOW_RANK = 16
+
+
+# ----------------------------------------------------------------------------- data
+def make_data(n, m, d, rng):
+    """(R, Q) float32. D <= 16: uniform in [0,1)^D; else rank-16 Gaussian Z @ W."""
+    if d <= 16:
+        X = rng.random((n + m, d), dtype=np.float32)
+    else:
+        Z = rng.standard_normal((n + m, LOW_RANK))
+        W = rng.standard_normal((LOW_RANK, d)) / np.sqrt(LOW_RANK)
+        X = (Z @ W).astype(np.float32)  # float64 product, cast once at the end
+    X = np.ascontiguousarray(X)
+    assert X.dtype == np.float32
+    return X[:n].copy(), X[n:].copy()
+
+
+# ----------------------------------------------------------------------------- timing
+def timed(fn, repeats, slow_s=SLOW_S):
+    """Run fn once (warm-up); if that took > slow_s, report it alone, else the
+    median of `repeats` further calls. Returns (median, times, warmup_s, result)."""
+    t0 = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - t0
+    if first > slow_s or repeats <= 0:
+        return first, [first], None, result
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, first, result
+
+
+def gemm_peak(threads, size, repeats):
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(SEED)
+    A = rng.standard_normal((size, size), dtype=np.float32)
+    B = rng.standard_normal((size, size), dtype=np.float32)
+    with threadpool_limits(limits=threads):
+        med, times, _, C = timed(lambda: A @ B, repeats, slow_s=float("inf"))
+    assert C.dtype == np.float32
+    flops = 2.0 * size ** 3
+    return {"size": size, "median_s": med, "times_s": times, "gflops": flops / med / 1e9}
+
+
+# ----------------------------------------------------------------------------- methods
+def repgap_algorithm(Q, R, k):
+    """The (backend, algorithm) that auto resolves to (private helpers; best effort)."""
+    try:
+        from repgap._backends import choose_algorithm, resolve_backend
+
+        b = resolve_backend("auto")
+        return b, choose_algorithm("auto", b, R.dtype, R.shape[1], R.shape[0], k)
+    except Exception as exc:  # pragma: no cover - informational only
+        return "auto", f"unknown ({exc})"
+
+
+def run_repgap(Q, R, k, threads):
+    return repgap.knn(Q, R, k=k, n_jobs=threads, progress=False)
+
+
+def run_gap_curve(Q, R, threads):
+    return repgap.gap_curve(R, Q, repeats=1, random_state=0, n_jobs=threads, progress=False)
+
+
+def run_faiss(Q, R, k):
+    import faiss
+
+    index = faiss.IndexFlatL2(R.shape[1])
+    index.add(R)
+    D2, I = index.search(Q, k)
+    return D2, I  # squared distances, float32
+
+
+def run_sklearn(Q, R, k, algorithm, threads):
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k, algorithm=algorithm, n_jobs=threads).fit(R)
+    return nn.kneighbors(Q)
+
+
+def run_ckdtree(Q, R, k, threads):
+    from scipy.spatial import cKDTree
+
+    d, i = cKDTree(R).query(Q, k=k, workers=threads)
+    if k == 1:
+        d, i = d[:, None], i[:, None]
+    return d, i
+
+
+def run_torch(Q, R, k):
+    import torch
+
+    Rt = torch.from_numpy(R)
+    Qt = torch.from_numpy(Q)
+    dists, inds = [], []
+    with torch.no_grad():
+        for s in range(0, Qt.shape[0], TORCH_CHUNK):
+            dm = torch.cdist(Qt[s:s + TORCH_CHUNK], Rt)
+            v, i = torch.topk(dm, k, dim=1, largest=False, sorted=True)
+            dists.append(v)
+            inds.append(i)
+    return torch.cat(dists).numpy(), torch.cat(inds).numpy()
+
+
+# ----------------------------------------------------------------------------- exactness
+def exactness(Q, R, rg, fa):
+    """repgap k=1 (Euclidean, float64) against faiss k=1 (squared, float32)."""
+    d_rg, i_rg = rg
+    d2_fa, i_fa = fa
+    sq_rg = d_rg[:, 0].astype(np.float64) ** 2
+    sq_fa = d2_fa[:, 0].astype(np.float64)
+    rel = np.abs(sq_rg - sq_fa) / np.maximum(sq_rg, np.finfo(np.float64).tiny)
+    rel[(sq_rg == 0) & (sq_fa == 0)] = 0.0
+    agree = i_rg[:, 0] == i_fa[:, 0]
+    out = {
+        "sq_dist_rel_diff_max": float(rel.max()),
+        "sq_dist_rel_diff_median": float(np.median(rel)),
+        "index_agreement": float(agree.mean()),
+        "n_disagree": int((~agree).sum()),
+    }
+    # Arbitrate every disagreement with float64 distances of both candidates.
+    bad = np.flatnonzero(~agree)
+    if bad.size:
+        q = Q[bad].astype(np.float64)
+        a = ((q - R[i_rg[bad, 0]].astype(np.float64)) ** 2).sum(1)
+        b = ((q - R[i_fa[bad, 0]].astype(np.float64)) ** 2).sum(1)
+        out["disagree_repgap_closer"] = int((a < b).sum())
+        out["disagree_tie"] = int((a == b).sum())
+        out["disagree_faiss_closer"] = int((a > b).sum())
+    # repgap's own distances against float64 recomputation of its indices (sample).
+    s = np.arange(0, Q.shape[0], max(1, Q.shape[0] // 1000))
+    ref = np.sqrt(((Q[s].astype(np.float64) - R[i_rg[s, 0]].astype(np.float64)) ** 2).sum(1))
+    out["repgap_dist_vs_float64_recompute_max_abs"] = float(np.abs(ref - d_rg[s, 0]).max())
+    return out
+
+
+# ----------------------------------------------------------------------------- driver
+def bench_shape(n, m, d, args, peak, rng):
+    R, Q = make_data(n, m, d, rng)
+    th = args.threads
+    flops = 2.0 * d * n * m
+    rows = []
+    k1 = {}  # k=1 indices per method, for agreement with repgap
+
+    def record(method, k, fn, brute, note=""):
+        try:
+            med, times, warm, res = timed(fn, args.repeats)
+        except Exception as exc:  # keep going; report the failure
+            print(f"  !! {method} k={k} failed: {type(exc).__name__}: {exc}", flush=True)
+            rows.append({"method": method, "k": k, "error": f"{type(exc).__name__}: {exc}"})
+            return None
+        row = {"method": method, "k": k, "median_s": med, "times_s": times, "warmup_s": warm,
+               "n_timed": len(times), "brute_force": brute, "note": note}
+        if brute:
+            row["gflops"] = flops / med / 1e9
+            row["pct_peak"] = 100.0 * row["gflops"] / peak
+        rows.append(row)
+        print(f"  {method:<28s} k={k:<3d} {med:9.4f} s  (n={len(times)})", flush=True)
+        return res
+
+    # repgap
+    results = {}
+    for k in (1, 10):
+        backend, algo = repgap_algorithm(Q, R, k)
+        res = record("repgap.knn", k, lambda k=k: run_repgap(Q, R, k, th), brute=algo != "kd_tree",
+                     note=f"{backend}/{algo}")
+        results[("repgap", k)] = res
+    gc = record("repgap.gap_curve", 1, lambda: run_gap_curve(Q, R, th), brute=False,
+                note="repeats=1, 12 default sizes")
+    # faiss
+    import faiss
+
+    faiss.omp_set_num_threads(th)
+    for k in (1, 10):
+        results[("faiss", k)] = record("faiss IndexFlatL2", k, lambda k=k: run_faiss(Q, R, k), brute=True,
+                                       note="add+search")
+    # scikit-learn
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=th):
+        for k in (1, 10):
+            results[("sk_brute", k)] = record("sklearn brute", k, lambda k=k: run_sklearn(Q, R, k, "brute", th),
+                                              brute=True, note="fit+kneighbors")
+        if d <= 16:
+            for k in (1, 10):
+                results[("sk_kd", k)] = record("sklearn kd_tree", k,
+                                               lambda k=k: run_sklearn(Q, R, k, "kd_tree", th),
+                                               brute=False, note="fit+kneighbors")
+    # scipy
+    if d <= 16:
+        for k in (1, 10):
+            results[("ckdtree", k)] = record("scipy cKDTree", k, lambda k=k: run_ckdtree(Q, R, k, th),
+                                             brute=False, note="build+query")
+    # torch
+    import torch
+
+    torch.set_num_threads(th)
+    for k in (1, 10):
+        results[("torch", k)] = record("torch cdist+topk", k, lambda k=k: run_torch(Q, R, k), brute=True,
+                                       note=f"chunks of {TORCH_CHUNK} queries")
+
+    # ratios to repgap (same k): peer_time / repgap_time
+    base = {r["k"]: r["median_s"] for r in rows if r["method"] == "repgap.knn" and "median_s" in r}
+    for r in rows:
+        if "median_s" not in r:
+            continue
+        if r["method"] == "repgap.gap_curve":
+            r["ratio_to_repgap"] = None
+            r["gap_curve_over_knn1"] = r["median_s"] / base[1] if 1 in base else None
+        elif r["k"] in base:
+            r["ratio_to_repgap"] = r["median_s"] / base[r["k"]]
+
+    # agreement of every method's k=1 indices with repgap's
+    rg1 = results.get(("repgap", 1))
+    key_of = {"faiss IndexFlatL2": "faiss", "sklearn brute": "sk_brute", "sklearn kd_tree": "sk_kd",
+              "scipy cKDTree": "ckdtree", "torch cdist+topk": "torch"}
+    for r in rows:
+        if r.get("k") in (1, 10) and r["method"] in key_of and rg1 is not None:
+            res = results.get((key_of[r["method"]], r["k"]))
+            rgk = results.get(("repgap", r["k"]))
+            if res is not None and rgk is not None:
+                r["index_agreement_with_repgap"] = float((np.asarray(res[1]) == rgk[1]).mean())
+
+    exact = None
+    if rg1 is not None and results.get(("faiss", 1)) is not None:
+        exact = exactness(Q, R, rg1, results[("faiss", 1)])
+    if gc is not None and rg1 is not None:
+        # the last gap_curve point uses the full training set: it must equal knn's RG
+        rg_full = float(np.mean(rg1[0][:, 0].astype(np.float64) ** 2))
+        gap_last = float(np.asarray(gc.gaps)[-1]) if int(np.asarray(gc.sizes)[-1]) == n else None
+        if exact is not None:
+            exact["gap_curve_sizes"] = [int(x) for x in np.asarray(gc.sizes)]
+            exact["gap_curve_last_value"] = gap_last
+            exact["knn_mean_sq_dist"] = rg_full
+    return {"n_reference": n, "n_queries": m, "D": d, "flops_full_matrix": flops, "rows": rows,
+            "exactness": exact}
+
+
+def fmt_table(shape):
+    n, m, d = shape["n_reference"], shape["n_queries"], shape["D"]
+    lines = [f"\n=== n_reference={n}, n_queries={m}, D={d} (float32) ===",
+             f"{'method':<20s} {'k':>3s} {'median s':>10s} {'n':>2s} {'ratio':>7s} {'GFLOP/s':>8s} "
+             f"{'%peak':>6s} {'idx=rg':>7s}  note"]
+    for r in shape["rows"]:
+        if "error" in r:
+            lines.append(f"{r['method']:<20s} {r['k']:>3d}  ERROR {r['error']}")
+            continue
+        ratio = r.get("ratio_to_repgap")
+        if r["method"] == "repgap.gap_curve":
+            rtxt = f"{r['gap_curve_over_knn1']:.2f}x" if r.get("gap_curve_over_knn1") else "-"
+            note = f"{r['note']}; time / knn(k=1) = {rtxt}"
+            ratio_s = "-"
+        else:
+            note = r["note"]
+            ratio_s = f"{ratio:.2f}" if ratio is not None else "-"
+        gf = f"{r['gflops']:.1f}" if "gflops" in r else "-"
+        pp = f"{r['pct_peak']:.1f}" if "pct_peak" in r else "-"
+        ag = f"{r['index_agreement_with_repgap']:.4f}" if "index_agreement_with_repgap" in r else "-"
+        lines.append(f"{r['method']:<20s} {r['k']:>3d} {r['median_s']:>10.4f} {r['n_timed']:>2d} {ratio_s:>7s} "
+                     f"{gf:>8s} {pp:>6s} {ag:>7s}  {note}")
+    e = shape.get("exactness")
+    if e:
+        lines.append(
+            "exactness repgap vs faiss (k=1): squared-distance rel. diff max {:.3g}, median {:.3g}; "
+            "index agreement {:.4f} ({} differ)".format(
+                e["sq_dist_rel_diff_max"], e["sq_dist_rel_diff_median"], e["index_agreement"], e["n_disagree"]))
+        if e["n_disagree"]:
+            lines.append("  float64 arbitration of the differing rows: repgap closer {}, tie {}, faiss closer {}".format(
+                e["disagree_repgap_closer"], e["disagree_tie"], e["disagree_faiss_closer"]))
+        lines.append("  repgap distance vs float64 recomputation (sample): max abs diff {:.3g}".format(
+            e["repgap_dist_vs_float64_recompute_max_abs"]))
+        if e.get("gap_curve_last_value") is not None:
+            lines.append("  gap_curve last value {:.6g} vs mean squared knn distance {:.6g}".format(
+                e["gap_curve_last_value"], e["knn_mean_sq_dist"]))
+    return "\n".join(lines)
+
+
+def versions():
+    out = {"python": platform.python_version(), "numpy": np.__version__, "repgap": repgap.__version__}
+    for name in ("faiss", "sklearn", "scipy", "torch", "threadpoolctl"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception as exc:
+            out[name] = f"unavailable ({exc})"
+    return out
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small shapes, for a smoke run (< 1 min)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up (median reported)")
+    p.add_argument("--threads", type=int, default=2, help="threads for every method")
+    p.add_argument("--out", default=None, help="write all results to this JSON file")
+    args = p.parse_args(argv)
+
+    shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(), "threads": args.threads,
+            "repeats": args.repeats, "quick": args.quick, "slow_threshold_s": SLOW_S, "seed": SEED,
+            "versions": versions()}
+    print(f"CPU: {info['cpu']} ({info['os_cpu_count']} logical CPUs); threads={args.threads}; "
+          f"repeats={args.repeats}; quick={args.quick}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+
+    size = 2048 if args.quick else 4096
+    peak = gemm_peak(args.threads, size, repeats=3)
+    print(f"float32 GEMM peak ({size}x{size} @ {size}x{size}, {args.threads} threads): "
+          f"{peak['gflops']:.1f} GFLOP/s (median {peak['median_s']:.4f} s)")
+
+    rng = np.random.default_rng(SEED)
+    t_all = time.perf_counter()
+    out_shapes = []
+    for n, m, d in shapes:
+        print(f"\n--- shape n_reference={n}, n_queries={m}, D={d}", flush=True)
+        s = bench_shape(n, m, d, args, peak["gflops"], rng)
+        out_shapes.append(s)
+        print(fmt_table(s), flush=True)
+    total = time.perf_counter() - t_all
+
+    print("\n\n########## summary (ratio = peer time / repgap time; > 1: repgap faster) ##########")
+    for s in out_shapes:
+        print(fmt_table(s))
+    print(f"\nGEMM peak {peak['gflops']:.1f} GFLOP/s; total benchmark time {total:.1f} s")
+
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"info": info, "gemm_peak": peak, "shapes": out_shapes, "total_s": total}, f, indent=1)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+import io
+import os
+
+import numpy as np
+import pytest
+
+import repgap
+from repgap import _backends
+from repgap._threads import available_cpus, resolve_n_jobs
+
+
+def test_resolution_order(monkeypatch):
+    monkeypatch.setenv("REPGAP_BACKEND", "numpy")
+    assert _backends.resolve_backend(None) == "numpy"
+    with repgap.config_context(backend="auto"):
+        assert _backends.resolve_backend(None) in ("cython", "numpy")
+        assert _backends.resolve_backend("numpy") == "numpy"
+    assert _backends.resolve_backend(None) == "numpy"
+    monkeypatch.setenv("REPGAP_BACKEND", "bogus")
+    with pytest.raises(ValueError, match="unknown backend 'bogus'.*REPGAP_BACKEND"):
+        _backends.resolve_backend(None)
+
+
+def test_auto_falls_back_but_explicit_does_not(monkeypatch):
+    monkeypatch.setattr(_backends, "_cython_module", None)
+    monkeypatch.setattr(_backends, "_cython_error", "simulated: extension missing")
+    assert _backends.resolve_backend("auto") == "numpy"
+    with pytest.raises(repgap.BackendUnavailableError, match="'cython' was requested.*simulated"):
+        _backends.resolve_backend("cython")
+    with pytest.raises(repgap.BackendUnavailableError):
+        repgap.knn(np.zeros((2, 2)), np.ones((3, 2)), backend="cython")
+    assert "cython" not in repgap.available_backends()
+
+
+def test_torch_unavailable_is_an_error(monkeypatch):
+    from repgap import _kernels_torch
+
+    monkeypatch.setattr(_kernels_torch, "is_available", lambda: False)
+    with pytest.raises(repgap.BackendUnavailableError, match="torch is not installed"):
+        repgap.knn(np.zeros((2, 2)), np.ones((3, 2)), backend="torch")
+
+
+def test_set_config_validates():
+    with pytest.raises(TypeError, match="unknown configuration"):
+        repgap.set_config(colour="red")
+    with pytest.raises(ValueError, match="unknown backend"):
+        repgap.set_config(backend="gpu")
+    with pytest.raises(ValueError, match="n_jobs=0"):
+        repgap.set_config(n_jobs=0)
+    with pytest.raises(ValueError, match="tile_queries"):
+        repgap.set_config(tile_queries=0)
+
+
+def test_config_context_restores():
+    before = repgap.get_config()
+    with repgap.config_context(n_jobs=1, tile_queries=16):
+        assert repgap.get_config()["n_jobs"] == 1
+    assert repgap.get_config() == before
+
+
+def test_n_jobs(monkeypatch):
+    n = available_cpus()
+    assert resolve_n_jobs(-1) == n
+    assert resolve_n_jobs(3) == 3
+    assert resolve_n_jobs(-n - 5) == 1
+    monkeypatch.setenv("REPGAP_NUM_THREADS", "1")
+    assert resolve_n_jobs(None) == 1
+    with repgap.config_context(n_jobs=2):
+        assert resolve_n_jobs(None) == 2
+    monkeypatch.setenv("REPGAP_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="REPGAP_NUM_THREADS"):
+        resolve_n_jobs(None)
+    with pytest.raises(TypeError):
+        resolve_n_jobs("2")
+
+
+def test_show_config_reports_backends():
+    buf = io.StringIO()
+    repgap.show_config(file=buf)
+    text = buf.getvalue()
+    assert "repgap" in text and "numpy" in text and "cython" in text and "threads:" in text and "BLAS" in text
+
+
+@pytest.mark.skipif(os.environ.get("REPGAP_EXPECT_OPENMP") != "1", reason="only where the build must have OpenMP (CI)")
+def test_compiled_with_openmp():
+    from repgap import _kernels_cython
+
+    assert _kernels_cython.openmp_info()[0]
+
+
+def test_pure_python_switch(monkeypatch):
+    monkeypatch.setenv("REPGAP_PURE_PYTHON", "1")
+    monkeypatch.setattr(_backends, "_cython_module", None)
+    monkeypatch.setattr(_backends, "_cython_error", None)
+    assert _backends.resolve_backend("auto") == "numpy"
+    assert "disabled by REPGAP_PURE_PYTHON" in _backends.backend_status()["cython"][1]

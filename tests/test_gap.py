@@ -1,0 +1,107 @@
+import math
+
+import numpy as np
+import pytest
+
+import repgap
+from conftest import reference_knn
+
+
+def _uniform(n, m, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, d)), rng.random((m, d))
+
+
+def test_representation_gap_definition(backend):
+    train, test = _uniform(3000, 400, 4)
+    res = repgap.representation_gap(train, test, backend=backend)
+    rd, ri = reference_knn(test, train, 3)
+    assert res.value == pytest.approx(np.mean(rd[:, 0] ** 2), rel=1e-12)
+    assert res.stderr == pytest.approx(np.std(rd[:, 0] ** 2, ddof=1) / math.sqrt(400), rel=1e-10)
+    np.testing.assert_array_equal(res.indices, ri[:, 0])
+    assert (res.n_train, res.n_test, res.n_zero, res.k, res.r) == (3000, 400, 0, 1, 2.0)
+    # k-th neighbour, power r
+    res3 = repgap.representation_gap(train, test, k=3, r=1, backend=backend)
+    assert res3.value == pytest.approx(np.mean(rd[:, 2]), rel=1e-12)
+    np.testing.assert_allclose(res3.distances, rd[:, 2], rtol=1e-12)
+
+
+def test_duplicates_are_counted_not_dropped(backend):
+    train, test = _uniform(1000, 100, 3)
+    test = np.concatenate([test, train[:7]])
+    res = repgap.representation_gap(train, test, backend=backend)
+    assert res.n_zero == 7
+    assert res.n_test == 107
+    assert np.count_nonzero(res.distances == 0) == 7
+
+
+def test_gap_matches_random_quantization_law():
+    # flat-torus-free check on a large square: RG ~ Gamma(2) / (n * pi) for d=2,
+    # up to the boundary correction of order n^(-1/2)
+    train, test = _uniform(40000, 4000, 2, seed=3)
+    res = repgap.representation_gap(train, test)
+    law = 1.0 / (40000 * math.pi)
+    assert 0.97 < res.value / law < 1.12
+
+
+def test_result_repr_and_dict():
+    train, test = _uniform(300, 50, 2)
+    res = repgap.representation_gap(train, test)
+    assert "GapResult(value=" in repr(res)
+    d = res.to_dict()
+    assert d["n_train"] == 300 and isinstance(d["distances"], list)
+    curve = repgap.gap_curve(train, test, repeats=2, random_state=0)
+    assert "GapCurve(sizes=" in repr(curve)
+    assert curve.to_dict()["repeats"] == 2
+
+
+def test_gap_curve_shapes_and_consistency(backend):
+    train, test = _uniform(2000, 300, 3, seed=1)
+    curve = repgap.gap_curve(train, test, repeats=3, random_state=42, backend=backend)
+    J = len(curve.sizes)
+    assert 10 <= J <= 12 and curve.sizes[0] == 100 and curve.sizes[-1] == 2000
+    assert curve.gaps_per_repeat.shape == (3, J)
+    assert curve.distances.shape == (3, J, 300)
+    np.testing.assert_allclose(curve.gaps, curve.gaps_per_repeat.mean(0))
+    assert np.all(curve.stderr > 0)
+    # the full size does not depend on the order
+    full = repgap.representation_gap(train, test, backend=backend).value
+    np.testing.assert_allclose(curve.gaps_per_repeat[:, -1], full, rtol=1e-12)
+    # decreasing on average
+    assert np.all(np.diff(curve.gaps) < 0)
+
+
+def test_gap_curve_prefixes_are_the_random_orders(backend):
+    train, test = _uniform(800, 60, 5, seed=2)
+    sizes = [50, 200, 800]
+    curve = repgap.gap_curve(train, test, sizes=sizes, repeats=2, random_state=7, backend=backend)
+    rng = np.random.default_rng(7)
+    for rep in range(2):
+        order = rng.permutation(800)
+        for j, s in enumerate(sizes):
+            rd, _ = reference_knn(test, train[order[:s]], 1)
+            assert curve.gaps_per_repeat[rep, j] == pytest.approx(np.mean(rd[:, 0] ** 2), rel=1e-12)
+
+
+def test_gap_curve_reproducible_and_backend_independent():
+    train, test = _uniform(1500, 200, 4, seed=4)
+    curves = [repgap.gap_curve(train, test, repeats=2, random_state=11, backend=b) for b in repgap.available_backends()]
+    for c in curves[1:]:
+        np.testing.assert_allclose(c.gaps_per_repeat, curves[0].gaps_per_repeat, rtol=1e-12)
+    again = repgap.gap_curve(train, test, repeats=2, random_state=11)
+    np.testing.assert_array_equal(again.gaps_per_repeat, repgap.gap_curve(train, test, repeats=2, random_state=11).gaps_per_repeat)
+    other = repgap.gap_curve(train, test, repeats=2, random_state=12)
+    assert not np.array_equal(other.gaps_per_repeat[:, 0], again.gaps_per_repeat[:, 0])
+
+
+def test_gap_curve_small_training_set():
+    train, test = _uniform(60, 10, 2)
+    curve = repgap.gap_curve(train, test, repeats=1, random_state=0)
+    np.testing.assert_array_equal(curve.sizes, [60])
+
+
+def test_default_sizes():
+    s = repgap.default_sizes(100000)
+    assert s[0] == 100 and s[-1] == 100000 and len(s) == 12
+    assert np.all(np.diff(s) > 0)
+    np.testing.assert_array_equal(repgap.default_sizes(50), [50])
