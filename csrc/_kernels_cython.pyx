@@ -13,6 +13,14 @@ from libcpp.vector cimport vector
 
 import numpy as np
 
+cdef extern from "Python.h":
+    int PyErr_CheckSignals()
+
+
+cdef int _raise_pending() except -1:
+    # the exception set by PyErr_CheckSignals (KeyboardInterrupt for Ctrl-C)
+    return -1
+
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 ctypedef fused floating:
@@ -91,6 +99,14 @@ def _set_simd_level(int level):
     set_simd_override(level)
 
 
+cdef int64_t _total(const vector[int64_t]& v) noexcept nogil:
+    cdef int64_t s = 0
+    cdef size_t u
+    for u in range(v.size()):
+        s += v[u]
+    return s
+
+
 cdef inline const floating* _base(const floating[:, :] X):
     return &X[0, 0]
 
@@ -98,7 +114,9 @@ cdef inline const floating* _base(const floating[:, :] X):
 def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
            const int64_t[::1] ckpt, int k, int K, int n_threads, int tq, int tr,
            int method, const double[::1] center, double[:, :, ::1] out_d,
-           int64_t[:, :, ::1] out_i):
+           int64_t[:, :, ::1] out_i, progress=None):
+    """Brute-force kernel; ``progress(n_queries_done)`` is called from the
+    calling thread between tiles, where Ctrl-C is also honoured."""
     cdef BruteProblem[floating] p
     cdef Py_ssize_t itemsize = sizeof(floating)
     cdef int64_t n_tiles, t
@@ -130,22 +148,35 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
     # One work area per thread, indexed by the OpenMP thread number.
     cdef vector[BruteWork[floating]] works = vector[BruteWork[floating]](max(n_threads, 1))
     cdef BruteWork[floating]* wp
+    cdef int stop = 0
+    cdef int* stopp = &stop
+    cdef vector[int64_t] done = vector[int64_t](max(n_threads, 1), 0)
     with nogil, parallel(num_threads=n_threads):
         wp = &works[threadid()]   # private: assigned inside the parallel block
         wp.mem = NULL
         if brute_work_alloc(p, wp) != 0:
             failp[0] = 1
         for t in prange(n_tiles, schedule="dynamic"):
-            if wp.mem != NULL:
+            if wp.mem != NULL and stopp[0] == 0:
                 brute_query_tile(p, wp, t)
+                done[threadid()] += min(<int64_t>tq, p.m - t * tq)
+                if threadid() == 0:
+                    # the calling thread: the one Python delivers signals to
+                    with gil:
+                        if PyErr_CheckSignals() != 0:
+                            stopp[0] = 1
+                        elif progress is not None:
+                            progress(_total(done))
         brute_work_free(wp.mem)
+    if stop:
+        _raise_pending()
     if failed:
         raise MemoryError("repgap: could not allocate the per-thread tile buffers")
 
 
 def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
             const int64_t[::1] ckpt, int k, int n_threads, int leafsize,
-            double[:, :, ::1] out_d, int64_t[:, :, ::1] out_i):
+            double[:, :, ::1] out_d, int64_t[:, :, ::1] out_i, progress=None):
     cdef KDTree[floating] tree
     cdef Py_ssize_t itemsize = sizeof(floating)
     cdef int D = Q.shape[1]
@@ -158,6 +189,8 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
     cdef int64_t* bi
     cdef int failed = 0
     cdef int* failp = &failed
+    cdef int stop = 0
+    cdef int* stopp = &stop
     cdef const floating* Qb = _base(Q)
     cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
     tree.build(_base(R), R.strides[0] // itemsize, R.strides[1] // itemsize, D,
@@ -168,8 +201,14 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
         bi = <int64_t*>malloc(J * k * sizeof(int64_t))
         if q == NULL or bd == NULL or bi == NULL:
             failp[0] = 1
-        for i in prange(m, schedule="static"):
-            if q != NULL and bd != NULL and bi != NULL:
+        for i in prange(m, schedule="static", chunksize=256):
+            if threadid() == 0 and i % 4096 == 0:
+                with gil:
+                    if PyErr_CheckSignals() != 0:
+                        stopp[0] = 1
+                    elif progress is not None:
+                        progress(i * n_threads)
+            if q != NULL and bd != NULL and bi != NULL and stopp[0] == 0:
                 for d in range(D):
                     q[d] = <double>Qb[i * qs0 + d * qs1]
                 tree.query(q, bd, bi, k)
@@ -180,6 +219,8 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
         free(q)
         free(bd)
         free(bi)
+    if stop:
+        _raise_pending()
     if failed:
         raise MemoryError("repgap: could not allocate the per-thread query buffers")
 
@@ -189,7 +230,7 @@ _METHODS = {"direct": 0, "gemm": 1, "fused": 2}
 
 def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1,
                str algorithm="fused", tile_queries=None, tile_reference=None,
-               int spare=8, int leafsize=16):
+               int spare=8, int leafsize=32, progress=None):
     """k nearest neighbours of every query within every prefix of the reference.
 
     Same signature and result as :func:`repgap._kernels_numpy.knn_prefix`:
@@ -205,14 +246,17 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     ck = np.ascontiguousarray(checkpoints, dtype=np.int64)
     od = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
     if algorithm == "kd_tree":
-        _kdtree(queries, reference, od, ck, k, n_threads, leafsize, out_d, out_i)
+        _kdtree(queries, reference, od, ck, k, n_threads, leafsize, out_d, out_i, progress)
         return out_d, out_i
     if algorithm not in _METHODS:
         raise ValueError(f"unknown algorithm {algorithm!r} for the cython backend")
     method = _METHODS[algorithm]
     itemsize = queries.dtype.itemsize
     if tile_queries is None:
-        tile_queries = min(2048, max(64, -(-m // (2 * n_threads))))
+        # at least 4 tiles per thread (dynamic schedule evens out the load), at
+        # most 2048 queries per tile; whole SIMD blocks of 8 queries
+        n_tiles = max(4 * n_threads, -(-m // 2048))
+        tile_queries = max(64, (-(-m // n_tiles) + 7) // 8 * 8)
     if tile_reference is None:
         if method == 1:
             tile_reference = 1024
@@ -230,7 +274,9 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
         # BLAS is called from inside the OpenMP region: hold it to one thread.
         from ._threads import blas_single_thread
         with blas_single_thread():
-            _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i)
+            _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
+                   progress)
         return out_d, out_i
-    _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i)
+    _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
+           progress)
     return out_d, out_i

@@ -232,15 +232,22 @@ static void dot_f32_avx512(const float* Q, const float* P, int D, const float* r
     }
     const __m512 m2 = _mm512_set1_ps(-2.0f);
     const __m512 rlo = _mm512_loadu_ps(rn), rhi = _mm512_loadu_ps(rn + 16);
-    for (int i = 0; i < 8; ++i) {
-        const __m512 th = _mm512_set1_ps(thr[i]);
-        const __m512 vl = _mm512_fmadd_ps(m2, a[i], rlo), vh = _mm512_fmadd_ps(m2, b[i], rhi);
-        std::uint32_t ml = _mm512_cmp_ps_mask(vl, th, _CMP_LT_OQ);
-        std::uint32_t mh = _mm512_cmp_ps_mask(vh, th, _CMP_LT_OQ);
-        mask[i] = ml | (mh << 16);
-        // the values are read only where a bit is set: store them only then
-        if (mask[i]) { _mm512_storeu_ps(out + i * 32, vl); _mm512_storeu_ps(out + i * 32 + 16, vh); }
+    // unrolled by hand: constant register indices keep a[] and b[] out of memory
+#define REPGAP_SEL(i)                                                                  \
+    {                                                                                  \
+        const __m512 th = _mm512_set1_ps(thr[i]);                                      \
+        const __m512 vl = _mm512_fmadd_ps(m2, a[i], rlo);                              \
+        const __m512 vh = _mm512_fmadd_ps(m2, b[i], rhi);                              \
+        const std::uint32_t ml = _mm512_cmp_ps_mask(vl, th, _CMP_LT_OQ);               \
+        const std::uint32_t mh = _mm512_cmp_ps_mask(vh, th, _CMP_LT_OQ);               \
+        const std::uint32_t mk = ml | (mh << 16);                                      \
+        mask[i] = mk;                                                                  \
+        /* the values are read only where a bit is set: store them only then */        \
+        if (mk) { _mm512_storeu_ps(out + i * 32, vl); _mm512_storeu_ps(out + i * 32 + 16, vh); } \
     }
+    REPGAP_SEL(0) REPGAP_SEL(1) REPGAP_SEL(2) REPGAP_SEL(3)
+    REPGAP_SEL(4) REPGAP_SEL(5) REPGAP_SEL(6) REPGAP_SEL(7)
+#undef REPGAP_SEL
 }
 
 __attribute__((target("avx2,fma")))

@@ -1,10 +1,10 @@
 """Exact k-nearest neighbours: the public entry point and the dispatcher.
 
-The work is split into *query chunks* at the Python level: each chunk is one
-call into a backend kernel (which tiles it further and runs OpenMP threads).
-Between chunks, Python handles signals (Ctrl-C stops cleanly) and advances
-the progress bar. Queries are independent, so chunking does not change any
-result.
+The compiled kernels take all queries in one call: their OpenMP loop runs
+over query tiles, and between tiles the calling thread takes the GIL for a
+moment to honour Ctrl-C (KeyboardInterrupt) and to advance the progress bar.
+The numpy and torch backends are called on *query chunks* from Python, with
+the same effect. Queries are independent, so neither changes any result.
 """
 import numpy as np
 
@@ -27,7 +27,11 @@ def _chunk_rows(m, n, D, n_threads):
 
 def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="auto",
                progress=None, desc="k-NN", bar=None):
-    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)) with the chosen kernel."""
+    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)) with the chosen kernel.
+
+    ``bar`` is an open :class:`~repgap._progress.Progress` counting queries
+    (for callers that make several passes); otherwise one is opened here.
+    """
     m, D = Q.shape
     n_used = int(checkpoints[-1])
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
@@ -35,30 +39,34 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     cfg = get_config()
     kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
               tile_reference=cfg["tile_reference"])
-    if algo == "kd_tree":
-        # the tree is built once per call: one call for all queries
-        return mod.knn_prefix(Q, R, k, order, checkpoints, **kw)
-    step = _chunk_rows(m, n_used, D, n_threads)
-    if step >= m:
-        out = mod.knn_prefix(Q, R, k, order, checkpoints, **kw)
-        if bar is not None:
-            bar.update(m)
-        return out
-    J = len(checkpoints)
-    out_d = np.empty((J, m, k))
-    out_i = np.empty((J, m, k), dtype=np.int64)
     own = bar is None
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
+        if backend == "cython":
+            # One call: the kernel reports progress and honours Ctrl-C between
+            # its tiles, from the calling thread.
+            seen = [0]
+
+            def report(done):
+                bar.update(done - seen[0])
+                seen[0] = done
+
+            out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
+            report(m)
+            return out
+        step = _chunk_rows(m, n_used, D, n_threads)
+        J = len(checkpoints)
+        out_d = np.empty((J, m, k))
+        out_i = np.empty((J, m, k), dtype=np.int64)
         for s in range(0, m, step):
             d, i = mod.knn_prefix(Q[s : s + step], R, k, order, checkpoints, **kw)
             out_d[:, s : s + step] = d
             out_i[:, s : s + step] = i
             bar.update(min(step, m - s))
+        return out_d, out_i
     finally:
         if own:
             bar.close()
-    return out_d, out_i
 
 
 def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto", progress=None):
