@@ -13,6 +13,12 @@ representation_gap, gap_curve
     The gap and its curve over training-set sizes.
 set_config, get_config, config_context, available_backends, show_config
     Backends (numpy reference, cython + OpenMP, torch) and threads.
+fit_law, predicted_gap, law
+    The asymptotic law RG_n ~ C n^(-2/d), its constants and its fit.
+intrinsic_dimension, id_vs_scale, estimators
+    GapLaw, TwoNN, MLE, GRIDE, CorrelationDimension, WeibullShape.
+datasets, pointprocess
+    Samplers with known dimension; pair counts, G, F and J functions.
 """
 from ._version import __version__
 from ._backends import BackendUnavailableError, available_backends
@@ -20,13 +26,26 @@ from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_gap
 from .neighbors import knn, knn_checkpoints
+from . import datasets, estimators, law, pointprocess
+from .estimators import IDResult, id_vs_scale, intrinsic_dimension
+from .law import LawFit, fit_law, predicted_gap
 
 __all__ = [
     "__version__",
     "BackendUnavailableError",
     "GapCurve",
     "GapResult",
+    "IDResult",
+    "LawFit",
     "available_backends",
+    "datasets",
+    "estimators",
+    "fit_law",
+    "id_vs_scale",
+    "intrinsic_dimension",
+    "law",
+    "pointprocess",
+    "predicted_gap",
     "config_context",
     "default_sizes",
     "gap_curve",

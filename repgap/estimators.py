@@ -1,0 +1,626 @@
+"""Intrinsic-dimension estimators from nearest-neighbour statistics.
+
+All estimators follow the scikit-learn convention: parameters in
+``__init__``, ``fit(X)`` returns the estimator and sets ``dimension_`` and
+``dimension_ci_`` (and, for local estimators, the per-point
+``dimension_pw_``). They reuse :func:`repgap.knn` (any backend), and one
+neighbour computation can serve several estimators through
+:class:`NeighbourStats`.
+
+* :class:`GapLaw` - the slope of the Representation Gap law
+  ``RG_n ~ C n^(-2/d)`` over nested training sets (Perera et al.,
+  arXiv:2605.21692).
+* :class:`TwoNN` - ``R_2/R_1`` is Pareto with index d (Facco et al. 2017).
+* :class:`MLE` - Levina & Bickel (2005) with MacKay & Ghahramani's averaging
+  of inverses.
+* :class:`GRIDE` - ``R_2k/R_k`` at several k: the ID as a function of scale
+  (Denti et al. 2022).
+* :class:`CorrelationDimension` - the fraction of pairs within r scales as
+  r^d (Grassberger & Procaccia 1983).
+* :class:`WeibullShape` - ``n q V_d R^d ~ Exp(1)``: nearest-neighbour
+  distances are Weibull with shape d.
+
+Exact duplicates make log-ratio estimators infinite. Points whose nearest
+neighbour is closer than ``duplicate_tol`` times the data scale (the root
+mean squared distance to the centroid) are duplicates; ``duplicates=``
+``"raise"`` (an error with their count), ``"drop"`` (keep one copy of each) or
+``"keep"`` (leave them in the data, leave them out of the ratios) decides what
+happens, and ``n_duplicates_`` reports how many there were.
+"""
+import math
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from .gap import gap_curve
+from .law import fit_law
+from .neighbors import knn
+from ._validation import check_array, check_random_state
+
+_DUPLICATE_POLICIES = ("raise", "drop", "keep")
+
+
+def _data_scale(X):
+    c = np.mean(X, axis=0, dtype=np.float64)
+    return math.sqrt(float(np.mean(np.sum((X - c) ** 2, axis=1))))
+
+
+class NeighbourStats:
+    """The k nearest other points of every point of X, computed once.
+
+    Parameters
+    ----------
+    X : array (n, D)
+    k : int
+        Neighbours per point (the largest any estimator needs).
+    duplicates : {"raise", "drop", "keep"}
+    duplicate_tol : float
+        Relative to the data scale.
+    backend, n_jobs : as in :func:`repgap.knn`
+
+    Attributes
+    ----------
+    X : the data actually used (after dropping duplicates)
+    distances, indices : (n, k) arrays, self excluded
+    n_duplicates : int
+    valid : boolean mask of points usable in log-ratios (R_1 above tolerance)
+    """
+
+    def __init__(self, X, k, *, duplicates="raise", duplicate_tol=1e-10, backend=None, n_jobs=None):
+        if duplicates not in _DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}")
+        X = check_array(X, "X")
+        if X.shape[0] < k + 2:
+            raise ValueError(f"need at least {k + 2} points for {k} neighbours, got {X.shape[0]}")
+        self.tol = duplicate_tol * _data_scale(X)
+        d, i = self._neighbours(X, k, backend, n_jobs)
+        dup = d[:, 0] <= self.tol
+        # a point is a duplicate when it repeats a point of smaller index:
+        # dropping those keeps one copy of each
+        extra = dup & (i[:, 0] < np.arange(X.shape[0]))
+        self.n_duplicates = int(extra.sum())
+        if self.n_duplicates and duplicates == "raise":
+            raise ValueError(
+                f"X has {self.n_duplicates} duplicate points (exact, or within {duplicate_tol:g} x the "
+                f"data scale; {int(dup.sum())} points share a position); pass duplicates='drop' to keep one "
+                "copy of each or 'keep' to leave them out of the distance ratios"
+            )
+        if self.n_duplicates and duplicates == "drop":
+            X = X[~extra]
+            d, i = self._neighbours(X, k, backend, n_jobs)
+        self.X = X
+        self.distances = d
+        self.indices = i
+        self.valid = d[:, 0] > self.tol
+
+    @staticmethod
+    def _neighbours(X, k, backend, n_jobs):
+        d, i = knn(X, X, k=k + 1, backend=backend, n_jobs=n_jobs)
+        n = X.shape[0]
+        is_self = i == np.arange(n)[:, None]
+        # drop the point itself (not always column 0 when it has duplicates)
+        has = is_self.any(axis=1)
+        keep = ~is_self
+        keep[~has, -1] = False
+        return d[keep].reshape(n, k), i[keep].reshape(n, k)
+
+
+class _Estimator:
+    """Shared plumbing: parameters, repr, the neighbour computation."""
+
+    _k_needed = 2
+
+    def get_params(self):
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _stats(self, X, k):
+        if isinstance(X, NeighbourStats):
+            if X.distances.shape[1] < k:
+                raise ValueError(f"the NeighbourStats hold {X.distances.shape[1]} neighbours, {k} are needed")
+            return X
+        return NeighbourStats(X, k, duplicates=self.duplicates, duplicate_tol=self.duplicate_tol,
+                              backend=self.backend, n_jobs=self.n_jobs)
+
+    def _set_common(self, st):
+        self.n_duplicates_ = st.n_duplicates
+        self.n_samples_ = st.X.shape[0]
+
+
+def _check_confidence(confidence):
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return (1 - confidence) / 2
+
+
+class TwoNN(_Estimator):
+    """TwoNN (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 2017).
+
+    ``mu = R_2 / R_1`` is Pareto with index d when the density is locally
+    constant over the two neighbours.
+
+    Parameters
+    ----------
+    method : {"mle", "fit"}
+        ``mle``: ``d = (N - 1) / sum log mu`` (unbiased); its interval is exact:
+        ``2 d sum log mu ~ chi2(2N)``. ``fit``: Facco's least-squares fit of
+        ``-log(1 - F(mu)) = d log mu`` through the origin, after discarding the
+        largest ``discard_fraction`` of the ratios; bootstrap interval.
+    discard_fraction : float, default=0.1
+    confidence : float, default=0.95
+    n_boot : int, default=200 (``fit`` only)
+    duplicates, duplicate_tol, random_state, backend, n_jobs
+    """
+
+    def __init__(self, method="mle", discard_fraction=0.1, confidence=0.95, n_boot=200,
+                 duplicates="raise", duplicate_tol=1e-10, random_state=None, backend=None, n_jobs=None):
+        self.method = method
+        self.discard_fraction = discard_fraction
+        self.confidence = confidence
+        self.n_boot = n_boot
+        self.duplicates = duplicates
+        self.duplicate_tol = duplicate_tol
+        self.random_state = random_state
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    @staticmethod
+    def _fit_cdf(logmu, discard):
+        x = np.sort(logmu)
+        N = x.size
+        F = np.arange(1, N + 1) / N
+        keep = int(math.floor(N * (1 - discard)))
+        keep = min(max(keep, 2), N - 1)
+        x, y = x[:keep], -np.log1p(-F[:keep])
+        return float(np.dot(x, y) / np.dot(x, x))
+
+    def fit(self, X, y=None):
+        if self.method not in ("mle", "fit"):
+            raise ValueError(f"method must be 'mle' or 'fit', got {self.method!r}")
+        q = _check_confidence(self.confidence)
+        st = self._stats(X, 2)
+        self._set_common(st)
+        d1, d2 = st.distances[st.valid, 0], st.distances[st.valid, 1]
+        logmu = np.log(d2 / d1)
+        N = logmu.size
+        if N < 3:
+            raise ValueError("fewer than 3 points with distinct neighbours")
+        S = float(logmu.sum())
+        if S <= 0:
+            raise ValueError("all second neighbours tie with the first: the dimension is not identifiable")
+        if self.method == "mle":
+            self.dimension_ = (N - 1) / S
+            self.dimension_ci_ = (float(stats.chi2.ppf(q, 2 * N) / (2 * S)),
+                                  float(stats.chi2.ppf(1 - q, 2 * N) / (2 * S)))
+        else:
+            self.dimension_ = self._fit_cdf(logmu, self.discard_fraction)
+            rng = check_random_state(self.random_state)
+            boots = [self._fit_cdf(logmu[rng.integers(0, N, N)], self.discard_fraction)
+                     for _ in range(int(self.n_boot))]
+            self.dimension_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q]))
+        self.ratios_ = np.exp(logmu)
+        return self
+
+
+class MLE(_Estimator):
+    """Levina & Bickel (NeurIPS 2004/2005) maximum-likelihood estimator.
+
+    For each point, ``1/m_k(x) = (1/(k-1)) sum_{j<k} log(R_k / R_j)``; the
+    global estimate averages the inverses (MacKay & Ghahramani 2005) and then
+    the estimates over ``k`` in ``[k1, k2]``. Per-point estimates
+    ``dimension_pw_`` use ``k2``. The interval is a bootstrap over points.
+    """
+
+    def __init__(self, k1=10, k2=20, confidence=0.95, n_boot=200, duplicates="raise",
+                 duplicate_tol=1e-10, random_state=None, backend=None, n_jobs=None):
+        self.k1 = k1
+        self.k2 = k2
+        self.confidence = confidence
+        self.n_boot = n_boot
+        self.duplicates = duplicates
+        self.duplicate_tol = duplicate_tol
+        self.random_state = random_state
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        if not (2 <= self.k1 <= self.k2):
+            raise ValueError(f"need 2 <= k1 <= k2, got k1={self.k1}, k2={self.k2}")
+        q = _check_confidence(self.confidence)
+        st = self._stats(X, self.k2)
+        self._set_common(st)
+        R = st.distances[st.valid][:, : self.k2]
+        logR = np.log(R)
+        csum = np.cumsum(logR, axis=1)
+        # inv[:, k-2] = 1/m_k(x) for k = 2..k2
+        ks = np.arange(2, self.k2 + 1)
+        inv = logR[:, 1:] - csum[:, :-1] / (ks - 1)
+        sel = inv[:, self.k1 - 2 : self.k2 - 1]  # k in [k1, k2]
+        if not np.all(np.isfinite(sel)) or np.any(sel.mean(axis=0) <= 0):
+            raise ValueError("degenerate neighbour distances (ties at every k): no estimate")
+
+        def estimate(rows):
+            return float(np.mean(1.0 / sel[rows].mean(axis=0)))
+
+        n = sel.shape[0]
+        self.dimension_ = estimate(slice(None))
+        rng = check_random_state(self.random_state)
+        boots = [estimate(rng.integers(0, n, n)) for _ in range(int(self.n_boot))]
+        self.dimension_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q]))
+        with np.errstate(divide="ignore"):
+            pw = np.full(st.X.shape[0], np.nan)
+            pw[st.valid] = 1.0 / inv[:, self.k2 - 2]
+        self.dimension_pw_ = pw
+        return self
+
+
+def _gride_nll(d, logmu, n1, n2):
+    # negative log-likelihood of mu = R_n2 / R_n1 (Denti et al. 2022, eq. 4)
+    dm = d * logmu
+    # log(mu^d - 1) computed stably
+    log_term = dm + np.log(-np.expm1(-dm))
+    ll = (math.log(d) + (n2 - n1 - 1) * log_term - ((n2 - 1) * d + 1) * logmu
+          - special.betaln(n2 - n1, n1))
+    return -float(np.sum(ll))
+
+
+def gride_mle(logmu, n1, n2, confidence=0.95):
+    """MLE of d from ``log(R_n2/R_n1)`` and its interval (observed Fisher information)."""
+    q = _check_confidence(confidence)
+    res = optimize.minimize_scalar(lambda t: _gride_nll(math.exp(t), logmu, n1, n2),
+                                   bounds=(math.log(1e-3), math.log(1e4)), method="bounded",
+                                   options={"xatol": 1e-10})
+    d = math.exp(res.x)
+    h = 1e-4 * d
+    f0, fp, fm = (_gride_nll(d, logmu, n1, n2), _gride_nll(d + h, logmu, n1, n2), _gride_nll(d - h, logmu, n1, n2))
+    info = (fp - 2 * f0 + fm) / (h * h)
+    se = 1.0 / math.sqrt(info) if info > 0 else float("nan")
+    z = stats.norm.ppf(1 - q)
+    return d, (d - z * se, d + z * se)
+
+
+class GRIDE(_Estimator):
+    """GRIDE (Denti, Doimo, Laio & Mira, Sci. Rep. 2022): multiscale TwoNN.
+
+    At each scale ``n1 = 2^j`` (``n2 = 2 n1``), the ratios ``R_n2 / R_n1``
+    give a maximum-likelihood estimate; the scale is the median ``R_n2``.
+    ``dimension_`` is the estimate at ``n1`` (default 1, the TwoNN scale
+    with n2 = 2); ``scales_``, ``dimensions_`` and ``dimension_cis_`` give the
+    ID as a function of scale. The intervals come from the observed Fisher
+    information of each one-dimensional likelihood.
+    """
+
+    def __init__(self, n1=1, max_n1=32, confidence=0.95, duplicates="raise", duplicate_tol=1e-10,
+                 backend=None, n_jobs=None):
+        self.n1 = n1
+        self.max_n1 = max_n1
+        self.confidence = confidence
+        self.duplicates = duplicates
+        self.duplicate_tol = duplicate_tol
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        n1s = [2**j for j in range(0, 30) if 2**j <= self.max_n1]
+        if self.n1 not in n1s:
+            n1s = sorted(set(n1s + [self.n1]))
+        st = self._stats(X, 2 * max(n1s))
+        self._set_common(st)
+        R = st.distances[st.valid]
+        scales, dims, cis = [], [], []
+        for n1 in n1s:
+            logmu = np.log(R[:, 2 * n1 - 1] / R[:, n1 - 1])
+            logmu = logmu[logmu > 0]
+            d, ci = gride_mle(logmu, n1, 2 * n1, self.confidence)
+            scales.append(float(np.median(R[:, 2 * n1 - 1])))
+            dims.append(d)
+            cis.append(ci)
+            if n1 == self.n1:
+                self.dimension_, self.dimension_ci_ = d, tuple(float(c) for c in ci)
+        self.n1s_ = np.array(n1s)
+        self.scales_ = np.array(scales)
+        self.dimensions_ = np.array(dims)
+        self.dimension_cis_ = np.array(cis)
+        return self
+
+
+class WeibullShape(_Estimator):
+    """Weibull shape of nearest-neighbour distances from queries to training points.
+
+    Locally ``n q V_d R^d ~ Exp(1)``, so ``R`` is Weibull with shape d
+    (scale depending on the density). The shape is fitted by maximum
+    likelihood on the nearest-neighbour distances of a held-out part of X
+    (``test_size``) to the rest; the interval uses the Weibull shape's
+    asymptotic variance ``0.608 d^2 / N`` (Cohen 1965). A density that varies
+    across the data mixes scales and biases the shape downward.
+    """
+
+    def __init__(self, test_size=0.2, confidence=0.95, duplicates="raise", duplicate_tol=1e-10,
+                 random_state=None, backend=None, n_jobs=None):
+        self.test_size = test_size
+        self.confidence = confidence
+        self.duplicates = duplicates
+        self.duplicate_tol = duplicate_tol
+        self.random_state = random_state
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        q = _check_confidence(self.confidence)
+        X = check_array(X, "X")
+        train, test = _split(X, self.test_size, self.random_state)
+        d, _ = knn(test, train, k=1, backend=self.backend, n_jobs=self.n_jobs)
+        r = d[:, 0]
+        tol = self.duplicate_tol * _data_scale(X)
+        dup = r <= tol
+        self.n_duplicates_ = int(dup.sum())
+        if self.n_duplicates_ and self.duplicates == "raise":
+            raise ValueError(f"{self.n_duplicates_} held-out points duplicate a training point; "
+                             "pass duplicates='keep' or 'drop' to leave them out")
+        r = r[~dup]
+        shape, _, _ = stats.weibull_min.fit(r / np.median(r), floc=0)
+        se = math.sqrt(0.608 / r.size) * shape
+        z = stats.norm.ppf(1 - q)
+        self.dimension_ = float(shape)
+        self.dimension_ci_ = (float(shape - z * se), float(shape + z * se))
+        self.n_samples_ = X.shape[0]
+        return self
+
+
+class CorrelationDimension(_Estimator):
+    """Grassberger & Procaccia (1983): ``C(r) = P(||x - y|| < r) ~ r^d``.
+
+    The correlation integral is computed from the pair-distance histogram
+    (:func:`repgap.pointprocess.pair_distance_counts`; every pair when
+    ``max_points`` allows, else a random subset of points) and the slope of
+    ``log C`` against ``log r`` is fitted between the ``r_quantiles`` of the
+    nearest-neighbour and typical pair distances. The interval is a bootstrap
+    over the points (resampled subsets). ``scales_``/``local_dimensions_``
+    give the local slopes, to see whether there is a plateau.
+    """
+
+    def __init__(self, r_quantiles=(0.1, 0.3), n_bins=40, max_points=20000, confidence=0.95,
+                 n_boot=20, random_state=None, backend=None, n_jobs=None):
+        self.r_quantiles = r_quantiles
+        self.n_bins = n_bins
+        self.max_points = max_points
+        self.confidence = confidence
+        self.n_boot = n_boot
+        self.random_state = random_state
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def _slope(self, X, edges, lo, hi):
+        from .pointprocess import pair_distance_counts
+
+        counts = pair_distance_counts(X, edges=edges, backend=self.backend, n_jobs=self.n_jobs)
+        C = np.cumsum(counts) / max(counts.sum(), 1)  # C(r) at r = edges[1:]
+        r = edges[1:]
+        sel = (r >= lo) & (r <= hi) & (C > 0) & np.isfinite(r)
+        if sel.sum() < 3:
+            raise ValueError("too few pairs in the fitting range; increase max_points or widen r_quantiles")
+        slope = np.polyfit(np.log(r[sel]), np.log(C[sel]), 1)[0]
+        return float(slope), r, C
+
+    def fit(self, X, y=None):
+        q = _check_confidence(self.confidence)
+        X = check_array(X, "X")
+        rng = check_random_state(self.random_state)
+        n = X.shape[0]
+        sub = X if n <= self.max_points else X[np.sort(rng.choice(n, self.max_points, replace=False))]
+        nn, _ = knn(sub[: min(len(sub), 2000)], sub, k=2, backend=self.backend, n_jobs=self.n_jobs)
+        pair_scale = 2.0 * _data_scale(sub)
+        r_min = max(np.median(nn[:, 1]), 1e-12 * pair_scale)
+        edges = np.concatenate([[0.0], np.geomspace(r_min * 0.5, pair_scale * 2, self.n_bins), [np.inf]])
+        lo = r_min * 2.0 ** (1 + 4 * self.r_quantiles[0])
+        hi = pair_scale * self.r_quantiles[1]
+        self.dimension_, r, C = self._slope(sub, edges, lo, hi)
+        boots = []
+        for _ in range(int(self.n_boot)):
+            idx = rng.integers(0, sub.shape[0], sub.shape[0])
+            Xb = np.unique(sub[idx], axis=0)
+            boots.append(self._slope(Xb, edges, lo, hi)[0])
+        self.dimension_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q])) if boots else (np.nan, np.nan)
+        good = (C > 0) & np.isfinite(r)
+        lr, lc = np.log(r[good]), np.log(C[good])
+        self.scales_ = np.exp(0.5 * (lr[1:] + lr[:-1]))
+        self.local_dimensions_ = np.diff(lc) / np.diff(lr)
+        self.fit_range_ = (float(lo), float(hi))
+        self.n_samples_ = n
+        return self
+
+
+def _split(X, test_size, random_state):
+    n = X.shape[0]
+    n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
+    if not 1 <= n_test < n - 1:
+        raise ValueError(f"test_size={test_size!r} leaves no training or no test points (n={n})")
+    rng = check_random_state(random_state)
+    perm = rng.permutation(n)
+    return X[np.sort(perm[n_test:])], X[np.sort(perm[:n_test])]
+
+
+class GapLaw(_Estimator):
+    """The Representation Gap law estimator (Perera et al., arXiv:2605.21692).
+
+    Splits X into training points and held-out queries (or takes ``test=``
+    in :meth:`fit`), measures the gap curve on nested random subsets with the
+    prefix kernel (one pass per repeat), and fits ``RG_n ~ C n^(-2/d)``
+    (optionally with the finite-size term; see :func:`repgap.fit_law`).
+    The interval is a bootstrap over test points and repeats.
+
+    Parameters
+    ----------
+    test_size : float or int, default=0.1
+    sizes : sequence of int, optional
+        Training sizes; default 12 log-spaced sizes from ``min_size`` to n.
+    min_size : int, default=1000
+        Smallest size: below it the pre-asymptotic regime biases the slope.
+    repeats : int, default=5
+    correction : bool, default=True
+        Fit ``(1 + a n^(-1/d))`` for boundaries and curvature.
+    confidence, n_boot, random_state, backend, n_jobs
+    duplicates : {"raise", "drop", "keep"}
+        Held-out points that duplicate a training point give a zero gap.
+    """
+
+    def __init__(self, test_size=0.1, sizes=None, min_size=1000, repeats=5, correction=True,
+                 confidence=0.95, n_boot=200, duplicates="raise", duplicate_tol=1e-10, random_state=None,
+                 backend=None, n_jobs=None):
+        self.test_size = test_size
+        self.sizes = sizes
+        self.min_size = min_size
+        self.repeats = repeats
+        self.correction = correction
+        self.confidence = confidence
+        self.n_boot = n_boot
+        self.duplicates = duplicates
+        self.duplicate_tol = duplicate_tol
+        self.random_state = random_state
+        self.backend = backend
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None, *, test=None):
+        from .gap import default_sizes
+
+        X = check_array(X, "X")
+        rng = check_random_state(self.random_state)
+        if test is None:
+            train, test = _split(X, self.test_size, rng)
+        else:
+            train, test = X, check_array(test, "test")
+        n = train.shape[0]
+        sizes = self.sizes
+        if sizes is None:
+            lo = min(self.min_size, max(n // 100, 10))
+            sizes = np.unique(np.round(np.geomspace(lo, n, 12)).astype(np.int64)) if lo < n else default_sizes(n)
+        curve = gap_curve(train, test, sizes=sizes, repeats=self.repeats, random_state=rng,
+                          backend=self.backend, n_jobs=self.n_jobs)
+        zero = curve.distances[:, -1, :] <= self.duplicate_tol * _data_scale(train)
+        self.n_duplicates_ = int(zero[0].sum())
+        if self.n_duplicates_:
+            if self.duplicates == "raise":
+                raise ValueError(f"{self.n_duplicates_} held-out points duplicate a training point "
+                                 "(zero gap); pass duplicates='drop' to leave them out")
+            keep = ~zero.any(axis=0)
+            if self.duplicates == "drop":
+                curve = _subset_curve(curve, keep)
+        self.curve_ = curve
+        self.law_ = fit_law(curve, correction=self.correction, confidence=self.confidence,
+                            n_boot=self.n_boot, random_state=rng)
+        self.dimension_ = self.law_.dimension
+        self.dimension_ci_ = self.law_.dimension_ci
+        self.n_samples_ = X.shape[0]
+        return self
+
+
+def _subset_curve(curve, keep):
+    import dataclasses
+
+    dist = curve.distances[:, :, keep]
+    vals = dist**curve.r
+    per_rep = vals.mean(axis=2)
+    m = int(keep.sum())
+    var_rep = per_rep.var(axis=0, ddof=1) / curve.repeats if curve.repeats > 1 else 0.0
+    var_test = vals.mean(axis=0).var(axis=1, ddof=1) / m
+    return dataclasses.replace(curve, distances=dist, gaps_per_repeat=per_rep, gaps=per_rep.mean(0),
+                               stderr=np.sqrt(var_rep + var_test), n_test=m)
+
+
+class IDResult:
+    """The result of :func:`intrinsic_dimension`: ``dimension``, ``ci``, ``method``, ``estimator``."""
+
+    def __init__(self, dimension, ci, method, estimator):
+        self.dimension = float(dimension)
+        self.ci = tuple(float(c) for c in ci)
+        self.method = method
+        self.estimator = estimator
+
+    def __repr__(self):
+        return f"IDResult(dimension={self.dimension:.4g}, ci=({self.ci[0]:.4g}, {self.ci[1]:.4g}), method={self.method!r})"
+
+    def to_dict(self):
+        return {"dimension": self.dimension, "ci": list(self.ci), "method": self.method}
+
+
+METHODS = {
+    "gap": GapLaw,
+    "twonn": TwoNN,
+    "mle": MLE,
+    "gride": GRIDE,
+    "corr": CorrelationDimension,
+    "weibull": WeibullShape,
+}
+#: The default of :func:`intrinsic_dimension`: the paper's estimator, which
+#: uses held-out points and nested training sets and carries a bootstrap
+#: interval.
+DEFAULT_METHOD = "gap"
+
+
+def intrinsic_dimension(X, *, method=None, random_state=None, **params):
+    """Estimate the intrinsic dimension of X.
+
+    Parameters
+    ----------
+    X : array (n, D)
+    method : {"gap", "twonn", "mle", "gride", "corr", "weibull"}, optional
+        Default: ``DEFAULT_METHOD`` ("gap").
+    random_state : int, Generator or None
+    **params
+        Passed to the estimator class (e.g. ``correction=False``, ``k1=5``).
+
+    Returns
+    -------
+    IDResult
+    """
+    method = DEFAULT_METHOD if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}")
+    cls = METHODS[method]
+    if "random_state" in cls.__init__.__code__.co_varnames:
+        params["random_state"] = random_state
+    est = cls(**params).fit(X)
+    return IDResult(est.dimension_, est.dimension_ci_, method, est)
+
+
+def id_vs_scale(X, *, method="gride", random_state=None, **params):
+    """The intrinsic dimension as a function of scale: ``(scales, dimensions)``.
+
+    ``gride``: one estimate per neighbour rank 2^j (scale: the median R_2n1);
+    ``mle``: Levina-Bickel at k = 2..k_max (scale: the median R_k);
+    ``corr``: local slopes of the correction integral;
+    ``gap``: local slopes of the gap curve (scale: sqrt of the gap).
+    A plateau across scales is the sign of a well-defined dimension.
+    """
+    if method == "gride":
+        est = GRIDE(**params).fit(X)
+        return est.scales_, est.dimensions_
+    if method == "mle":
+        k_max = params.pop("k_max", 32)
+        st = NeighbourStats(X, k_max, **{k: v for k, v in params.items() if k in ("duplicates", "duplicate_tol", "backend", "n_jobs")})
+        R = st.distances[st.valid]
+        logR = np.log(R)
+        csum = np.cumsum(logR, axis=1)
+        ks = np.arange(2, k_max + 1)
+        inv = logR[:, 1:] - csum[:, :-1] / (ks - 1)
+        return np.median(R[:, 1:], axis=0), 1.0 / inv.mean(axis=0)
+    if method == "corr":
+        est = CorrelationDimension(random_state=random_state, **params).fit(X)
+        return est.scales_, est.local_dimensions_
+    if method == "gap":
+        est = GapLaw(random_state=random_state, correction=False, **params).fit(X)
+        c = est.curve_
+        ln, lg = np.log(c.sizes), np.log(c.gaps)
+        slopes = np.diff(lg) / np.diff(ln)
+        return np.sqrt(np.exp(0.5 * (lg[1:] + lg[:-1]))), -2.0 / slopes
+    raise ValueError(f"id_vs_scale supports 'gride', 'mle', 'corr' and 'gap', not {method!r}")

@@ -1,0 +1,377 @@
+"""The asymptotic law of the Representation Gap and its fit.
+
+For n i.i.d. training points with density q on a d-dimensional set and
+independent queries, the k-th nearest-neighbour distance satisfies
+``n q V_d R_k^d ~ Gamma(k, 1)`` (Poisson approximation; Penrose & Yukich 2011,
+Evans, Jones & Schmidt 2002), hence
+
+    E[R_k^r] ~ Gamma(k + r/d) / Gamma(k) * (n V_d)^(-r/d) * integral q^(1 - r/d),
+
+and the Representation Gap (k = 1, r = 2) follows ``RG_n ~ C n^(-2/d)``
+(Perera et al., arXiv:2605.21692). A finite group of order |G| acting freely
+multiplies n by |G|; a continuous group lowers d by its orbit dimension.
+
+The best n-point quantizer has ``D_n* ~ d G_d ||q||_{d/(d+2)} n^(-2/d)``
+(Zador 1982), with ``G_d`` the normalized second moment of the best quantizer
+(Conway & Sloane 1982; *Sphere Packings, Lattices and Groups*, table 2.3):
+random codebooks are worse by ``Gamma(1+2/d) V_d^(-2/d) / (d G_d)``, a factor
+that tends to 1 as d grows.
+"""
+import dataclasses
+import math
+
+import numpy as np
+from scipy import optimize, special, stats
+
+from ._validation import check_random_state
+
+# Normalized second moments G_d of the best known lattice quantizers
+# (Conway & Sloane, Sphere Packings, Lattices and Groups, 3rd ed., table 2.3;
+# G_1 and G_2 are optimal among all quantizers: Gersho 1979, Fejes Toth 1959).
+BEST_KNOWN_SECOND_MOMENT = {
+    1: (1.0 / 12.0, "Z (interval), optimal"),
+    2: (5.0 / (36.0 * math.sqrt(3.0)), "A2 (hexagonal), optimal"),
+    3: (0.0785433, "A3* (body-centred cubic)"),
+    4: (0.0766032, "D4"),
+    5: (0.0756254, "D5*"),
+    6: (0.0742437, "E6*"),
+    7: (0.0731165, "E7*"),
+    8: (0.0716821, "E8"),
+    12: (0.0701005, "K12 (Coxeter-Todd)"),
+    16: (0.0682989, "Lambda16 (Barnes-Wall)"),
+    24: (0.0657710, "Lambda24 (Leech)"),
+}
+#: The limit of G_d as d grows: 1 / (2 pi e) (Zador 1982).
+SECOND_MOMENT_LIMIT = 1.0 / (2.0 * math.pi * math.e)
+
+
+def _check_dim(d):
+    if not np.all(np.isfinite(d)) or np.any(np.asarray(d) <= 0):
+        raise ValueError(f"the dimension must be positive and finite, got {d!r}")
+
+
+def unit_ball_volume(d):
+    """Volume ``V_d = pi^(d/2) / Gamma(d/2 + 1)`` of the unit d-ball (real d allowed)."""
+    _check_dim(d)
+    d = np.asarray(d, dtype=float)
+    out = np.exp(0.5 * d * math.log(math.pi) - special.gammaln(0.5 * d + 1.0))
+    return float(out) if out.ndim == 0 else out
+
+
+def random_quantization_constant(d, k=1, r=2):
+    """``Gamma(k + r/d) / Gamma(k) * V_d^(-r/d)``: the law's constant for unit volume and density."""
+    _check_dim(d)
+    d = np.asarray(d, dtype=float)
+    out = np.exp(special.gammaln(k + r / d) - special.gammaln(k) - (r / d) * np.log(unit_ball_volume(d)))
+    return float(out) if out.ndim == 0 else out
+
+
+def sphere_bound_second_moment(d):
+    """Zador's sphere lower bound ``Gamma(d/2+1)^(2/d) / ((d+2) pi)`` on G_d."""
+    _check_dim(d)
+    return float(math.exp((2.0 / d) * special.gammaln(d / 2.0 + 1.0)) / ((d + 2.0) * math.pi))
+
+
+def best_known_second_moment(d):
+    """``(G_d, source)`` of the best known quantizer in dimension d.
+
+    Dimensions absent from :data:`BEST_KNOWN_SECOND_MOMENT` raise a KeyError
+    naming the ones present; :func:`sphere_bound_second_moment` gives a lower
+    bound for any d.
+    """
+    if d not in BEST_KNOWN_SECOND_MOMENT:
+        raise KeyError(f"no tabulated G_d for d={d}; known: {sorted(BEST_KNOWN_SECOND_MOMENT)}")
+    return BEST_KNOWN_SECOND_MOMENT[d]
+
+
+def random_to_optimal_ratio(d):
+    """How much worse a random codebook is than the best known quantizer.
+
+    ``Gamma(1 + 2/d) V_d^(-2/d) / (d G_d)``: 6.0 (d=1), 1.98 (d=2), 1.47 (d=3),
+    1.14 (d=8). For d without a tabulated G_d, the sphere bound is used, which
+    gives an upper bound on the ratio to the (unknown) optimum.
+    """
+    g = BEST_KNOWN_SECOND_MOMENT[d][0] if d in BEST_KNOWN_SECOND_MOMENT else sphere_bound_second_moment(d)
+    return float(random_quantization_constant(d) / (d * g))
+
+
+def predicted_gap(n, d, *, volume=1.0, density_integral=None, group_order=1, k=1, r=2):
+    """The asymptotic equivalent of ``E[R_k^r]`` with n training points.
+
+    Parameters
+    ----------
+    n : int or array
+        Training-set size(s).
+    d : float
+        Intrinsic dimension (of the quotient by the symmetry group).
+    volume : float, default=1
+        d-volume of the support, for uniform data.
+    density_integral : float, optional
+        ``integral q^(1 - r/d)`` for non-uniform data (overrides ``volume``).
+    group_order : int, default=1
+        Order of a finite symmetry group acting freely: n becomes n |G|.
+    k, r : the neighbour rank and the power (k=1, r=2: the Representation Gap).
+    """
+    _check_dim(d)
+    n = np.asarray(n, dtype=float)
+    if np.any(n <= 0):
+        raise ValueError("n must be positive")
+    if density_integral is None:
+        if volume <= 0:
+            raise ValueError(f"volume must be positive, got {volume}")
+        density_integral = volume ** (r / d)
+    n_eff = n * group_order
+    out = (
+        math.exp(special.gammaln(k + r / d) - special.gammaln(k))
+        * (n_eff * unit_ball_volume(d)) ** (-r / d)
+        * density_integral
+    )
+    return float(out) if np.ndim(out) == 0 else out
+
+
+# ---------------------------------------------------------------------------
+# Fitting the law
+
+
+@dataclasses.dataclass(repr=False)
+class LawFit:
+    """A fit of ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r))``.
+
+    ``alpha = r/d`` (2/d for the Representation Gap), so ``dimension = r / alpha``.
+
+    Attributes
+    ----------
+    dimension, dimension_ci : float, (float, float)
+    exponent, exponent_ci : float, (float, float)
+        alpha and its interval.
+    constant, constant_ci : float, (float, float)
+        C.
+    correction : float or None
+        a, when the finite-size term was fitted.
+    offset : float
+        L_inf (0 unless fitted).
+    residuals : ndarray
+        log(observed) - log(fitted), per size.
+    sizes, values : ndarray
+    confidence : float
+    ci_method : str
+        "bootstrap (test points and repeats)" or "asymptotic (least squares)".
+    r : float
+    """
+
+    dimension: float
+    dimension_ci: tuple
+    exponent: float
+    exponent_ci: tuple
+    constant: float
+    constant_ci: tuple
+    correction: object
+    offset: float
+    residuals: np.ndarray
+    sizes: np.ndarray
+    values: np.ndarray
+    confidence: float
+    ci_method: str
+    r: float = 2.0
+
+    def predict(self, n):
+        """The fitted law at size(s) n."""
+        n = np.asarray(n, dtype=float)
+        a = self.correction or 0.0
+        out = self.offset + self.constant * n ** (-self.exponent) * (1.0 + a * n ** (-self.exponent / self.r))
+        return float(out) if out.ndim == 0 else out
+
+    def n_for_gap(self, target):
+        """Training-set size at which the fitted law reaches ``target``."""
+        if target <= self.offset:
+            raise ValueError(f"target {target} is not above the fitted floor L_inf = {self.offset}")
+        n0 = (self.constant / (target - self.offset)) ** (1.0 / self.exponent)
+        if not self.correction:
+            return float(n0)
+        f = lambda logn: math.log(self.predict(math.exp(logn)) - self.offset) - math.log(target - self.offset)  # noqa: E731
+        lo, hi = math.log(n0) - 20, math.log(n0) + 20
+        if f(lo) * f(hi) > 0:
+            return float(n0)
+        return float(math.exp(optimize.brentq(f, lo, hi)))
+
+    def __repr__(self):
+        lo, hi = self.dimension_ci
+        return (
+            f"LawFit(dimension={self.dimension:.4g} [{lo:.4g}, {hi:.4g}], exponent={self.exponent:.4g}, "
+            f"constant={self.constant:.4g}, correction={self.correction}, offset={self.offset:.4g}, "
+            f"confidence={self.confidence})"
+        )
+
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
+        return out
+
+
+def _fit_once(logn, logy, w, r, correction, offset, x0=None):
+    """Weighted least squares in log space; returns (params, jacobian-covariance)."""
+    y = np.exp(logy)
+
+    def model_log(p):
+        logC, alpha = p[0], p[1]
+        val = logC - alpha * logn
+        if correction:
+            val = val + np.log1p(p[2] * np.exp(-alpha / r * logn))
+        if offset:
+            return np.log(np.exp(val) + p[-1])
+        return val
+
+    def resid(p):
+        with np.errstate(invalid="ignore", over="ignore"):
+            res = (model_log(p) - logy) * w
+        return np.where(np.isfinite(res), res, 1e6)
+
+    slope, icpt = np.polyfit(logn, logy, 1, w=w)
+    p0 = [icpt, max(-slope, 1e-3)]
+    lb, ub = [-np.inf, 1e-6], [np.inf, 50.0]
+    if correction:
+        p0.append(0.0)
+        lb.append(-0.99)  # keeps 1 + a n^(-alpha/r) > 0 for n >= 1
+        ub.append(np.inf)
+    if offset:
+        p0.append(0.0)
+        lb.append(-np.inf)
+        ub.append(float(y.min()) * 0.999)
+    if x0 is not None:
+        p0 = list(x0)
+    p0 = np.clip(p0, np.array(lb) + 1e-9, np.array(ub) - 1e-9)
+    sol = optimize.least_squares(resid, p0, bounds=(lb, ub), method="trf", x_scale="jac", max_nfev=2000)
+    J = sol.jac
+    dof = max(len(logn) - len(sol.x), 1)
+    s2 = float(np.sum(sol.fun**2) / dof)
+    try:
+        cov = np.linalg.pinv(J.T @ J) * s2
+    except np.linalg.LinAlgError:
+        cov = np.full((len(sol.x), len(sol.x)), np.nan)
+    return sol.x, cov, model_log(sol.x)
+
+
+def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None, min_size=None,
+            confidence=0.95, n_boot=200, random_state=None):
+    """Fit ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r))`` and read off d = r / alpha.
+
+    Parameters
+    ----------
+    curve_or_sizes : GapCurve or array-like of sizes
+        A :class:`~repgap.GapCurve` (then ``gaps`` must be None), or the sizes
+        of any learning curve.
+    gaps : array-like, optional
+        The values at those sizes (test errors, gaps, ...).
+    correction : bool, default=False
+        Fit the finite-size factor ``(1 + a n^(-1/d))`` that boundaries and
+        curvature add (THEORY.md, section 3). Use it when the support has a
+        boundary (cubes, images with hard constraints) or large-scale
+        curvature and the sizes span fewer than ~3 decades: it removes the
+        bias of a plain log-log slope toward a smaller d, at the price of a
+        wider interval. Without a boundary (flat torus) keep it off.
+    offset : bool, default=False
+        Fit an irreducible floor ``L_inf`` (learning curves of other learners;
+        a Representation Gap has none).
+    r : float, optional
+        The power in the exponent model ``alpha = r/d``; defaults to the
+        curve's r, else 2.
+    min_size : int, optional
+        Ignore sizes below this (pre-asymptotic regime).
+    confidence : float, default=0.95
+    n_boot : int, default=200
+        Bootstrap replicates for a GapCurve: the test points and the repeats
+        are resampled (not the points of the curve), and the fit is redone.
+        Plain arrays get the asymptotic least-squares interval instead.
+    random_state : int, Generator or None
+
+    Returns
+    -------
+    LawFit
+    """
+    from .gap import GapCurve
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    curve = curve_or_sizes if isinstance(curve_or_sizes, GapCurve) else None
+    if curve is not None:
+        if gaps is not None:
+            raise ValueError("pass either a GapCurve or (sizes, gaps), not both")
+        sizes = np.asarray(curve.sizes, dtype=float)
+        values = np.asarray(curve.gaps, dtype=float)
+        r = curve.r if r is None else r
+        stderr = np.asarray(curve.stderr, dtype=float)
+    else:
+        if gaps is None:
+            raise ValueError("gaps is required when the first argument is an array of sizes")
+        sizes = np.asarray(curve_or_sizes, dtype=float).ravel()
+        values = np.asarray(gaps, dtype=float).ravel()
+        if sizes.shape != values.shape:
+            raise ValueError(f"sizes and gaps differ in length: {sizes.size} and {values.size}")
+        r = 2.0 if r is None else r
+        stderr = None
+    if not np.all(np.isfinite(sizes)) or not np.all(np.isfinite(values)):
+        raise ValueError("sizes and values must be finite")
+    if np.any(sizes <= 0) or np.any(values <= 0):
+        raise ValueError("sizes and values must be positive (a zero gap: duplicates between train and test?)")
+    keep = np.ones(sizes.size, dtype=bool) if min_size is None else sizes >= min_size
+    n_par = 2 + int(correction) + int(offset)
+    if keep.sum() < n_par + 1:
+        raise ValueError(f"need at least {n_par + 1} sizes to fit {n_par} parameters, got {int(keep.sum())}")
+    logn, logy = np.log(sizes[keep]), np.log(values[keep])
+    # weights: relative standard errors where known (log-space residuals)
+    if stderr is not None and np.all(stderr[keep] > 0):
+        rel = stderr[keep] / values[keep]
+        w = 1.0 / np.maximum(rel, 1e-3 * np.median(rel))
+        w = w / w.mean()
+    else:
+        w = np.ones(keep.sum())
+    p, cov, fitted_log = _fit_once(logn, logy, w, r, correction, offset)
+    alpha = p[1]
+    alpha_samples = None
+    logC_samples = None
+    if curve is not None and n_boot:
+        rng = check_random_state(random_state)
+        vals = curve.distances ** curve.r
+        R_, J_, m = vals.shape
+        alphas, logCs = [], []
+        for _ in range(int(n_boot)):
+            ri = rng.integers(0, R_, R_)
+            ti = rng.integers(0, m, m)
+            g = vals[ri][:, :, ti].mean(axis=(0, 2))
+            if np.any(g[keep] <= 0):
+                continue
+            pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, correction, offset, x0=p)
+            alphas.append(pb[1])
+            logCs.append(pb[0])
+        alpha_samples, logC_samples = np.array(alphas), np.array(logCs)
+    q = (1 - confidence) / 2
+    if alpha_samples is not None and alpha_samples.size >= 20:
+        a_lo, a_hi = np.quantile(alpha_samples, [q, 1 - q])
+        c_lo, c_hi = np.exp(np.quantile(logC_samples, [q, 1 - q]))
+        method = "bootstrap (test points and repeats)"
+    else:
+        dof = max(logn.size - n_par, 1)
+        t = stats.t.ppf(1 - q, dof)
+        sa, sc = math.sqrt(max(cov[1, 1], 0)), math.sqrt(max(cov[0, 0], 0))
+        a_lo, a_hi = alpha - t * sa, alpha + t * sa
+        c_lo, c_hi = math.exp(p[0] - t * sc), math.exp(p[0] + t * sc)
+        method = "asymptotic (least squares)"
+    a_lo = max(a_lo, 1e-12)
+    return LawFit(
+        dimension=float(r / alpha),
+        dimension_ci=(float(r / a_hi), float(r / a_lo)),
+        exponent=float(alpha),
+        exponent_ci=(float(a_lo), float(a_hi)),
+        constant=float(math.exp(p[0])),
+        constant_ci=(float(c_lo), float(c_hi)),
+        correction=float(p[2]) if correction else None,
+        offset=float(p[-1]) if offset else 0.0,
+        residuals=logy - fitted_log,
+        sizes=sizes[keep],
+        values=values[keep],
+        confidence=float(confidence),
+        ci_method=method,
+        r=float(r),
+    )

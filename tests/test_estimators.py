@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+import repgap
+from repgap import datasets
+from repgap.estimators import GRIDE, MLE, CorrelationDimension, GapLaw, NeighbourStats, TwoNN, WeibullShape
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_point_process_estimators_on_the_torus(d):
+    X = datasets.flat_torus(8000, d, random_state=d).X
+    st = NeighbourStats(X, 8)
+    for est, tol in [(TwoNN(), 0.1), (TwoNN(method="fit", random_state=0), 0.12), (MLE(k1=5, k2=8), 0.1),
+                     (GRIDE(max_n1=4), 0.1)]:
+        est.fit(st)
+        assert abs(est.dimension_ - d) / d < tol, (type(est).__name__, est.dimension_)
+        lo, hi = est.dimension_ci_
+        assert lo < est.dimension_ < hi
+
+
+def test_twonn_interval_covers_truth_often():
+    hits = 0
+    for seed in range(20):
+        X = datasets.flat_torus(2000, 3, random_state=seed).X
+        lo, hi = TwoNN().fit(X).dimension_ci_
+        hits += lo <= 3 <= hi
+    assert hits >= 16
+
+
+def test_weibull_and_correlation_dimension():
+    X = datasets.flat_torus(20000, 3, random_state=0).X
+    w = WeibullShape(random_state=0).fit(X)
+    assert abs(w.dimension_ - 3) < 0.4
+    c = CorrelationDimension(max_points=4000, n_boot=5, random_state=0).fit(X)
+    assert abs(c.dimension_ - 3) < 0.5
+    assert c.scales_.shape == c.local_dimensions_.shape
+
+
+def test_gap_law_estimator_torus_and_cube():
+    X = datasets.flat_torus(30000, 4, random_state=0).X
+    est = GapLaw(repeats=3, correction=False, n_boot=50, random_state=0).fit(X)
+    assert abs(est.dimension_ - 4) / 4 < 0.05
+    assert est.dimension_ci_[0] < est.dimension_ < est.dimension_ci_[1]
+    C = datasets.cube(30000, 4, random_state=0).X
+    est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(C)
+    assert abs(est.dimension_ - 4) / 4 < 0.08
+
+
+def test_intrinsic_dimension_front_end():
+    X = datasets.sphere(5000, 2, random_state=0).X
+    res = repgap.intrinsic_dimension(X, method="twonn")
+    assert abs(res.dimension - 2) < 0.2 and res.method == "twonn"
+    assert "IDResult" in repr(res) and res.to_dict()["method"] == "twonn"
+    with pytest.raises(ValueError, match="unknown method"):
+        repgap.intrinsic_dimension(X, method="pca")
+
+
+def test_id_vs_scale():
+    X = datasets.flat_torus(5000, 3, random_state=1).X
+    for method in ("gride", "mle"):
+        s, dims = repgap.id_vs_scale(X, method=method)
+        assert s.shape == dims.shape and np.all(np.diff(s) > 0)
+        assert abs(np.median(dims) - 3) < 0.6
+
+
+def test_duplicate_policies():
+    X = datasets.cube(2000, 3, random_state=0).X
+    Xd = np.concatenate([X, X[:50]])
+    with pytest.raises(ValueError, match="50 duplicate points"):
+        TwoNN().fit(Xd)
+    a = TwoNN(duplicates="drop").fit(Xd)
+    b = TwoNN(duplicates="keep").fit(Xd)
+    for est in (a, b):
+        assert np.isfinite(est.dimension_) and est.n_duplicates_ == 50
+    assert a.n_samples_ == 2000
+    m = MLE(duplicates="keep").fit(Xd)
+    assert np.isfinite(m.dimension_)
+
+
+def test_datasets_report_truth():
+    for ds in (datasets.cube(100, 3, random_state=0), datasets.sphere(100, 4, random_state=0),
+               datasets.swiss_roll(100, random_state=0), datasets.helix(100, random_state=0),
+               datasets.moebius(100, random_state=0), datasets.nonlinear_embedding(100, 3, 10, random_state=0),
+               datasets.flat_torus(100, 2, embed_dim=7, noise=0.01, random_state=0)):
+        X, d = ds
+        assert X.shape[0] == 100 and d == ds.d and "Manifold(" in repr(ds)
+    s = datasets.sphere(500, 2, radius=2.0, random_state=1).X
+    np.testing.assert_allclose(np.linalg.norm(s, axis=1), 2.0)
+    np.testing.assert_array_equal(datasets.cube(10, 2, random_state=3).X, datasets.cube(10, 2, random_state=3).X)
+
+
+def test_pair_counts_match_pdist():
+    from scipy.spatial.distance import pdist, cdist
+
+    rng = np.random.default_rng(0)
+    X = rng.random((700, 4)) + 1e3
+    Y = rng.random((300, 4)) + 1e3
+    edges = np.array([0, 0.1, 0.2, 0.4, 0.8, np.inf])
+    ref = np.histogram(pdist(X), bins=edges)[0]
+    np.testing.assert_array_equal(repgap.pointprocess.pair_distance_counts(X, edges=edges), ref)
+    ref2 = np.histogram(cdist(X, Y).ravel(), bins=edges)[0]
+    np.testing.assert_array_equal(repgap.pointprocess.pair_distance_counts(X, Y, edges=edges), ref2)
+
+
+def test_j_function_is_one_for_poisson():
+    tr = datasets.flat_torus(20000, 2, random_state=0).X
+    te = datasets.flat_torus(5000, 2, random_state=1).X
+    r = np.array([0.002, 0.004])
+    J = repgap.pointprocess.j_function(tr, te, r)
+    np.testing.assert_allclose(J, 1.0, atol=0.08)

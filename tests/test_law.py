@@ -1,0 +1,103 @@
+import math
+
+import numpy as np
+import pytest
+
+import repgap
+from repgap import datasets, law
+
+
+def test_unit_ball_volume_and_constants():
+    assert law.unit_ball_volume(1) == pytest.approx(2.0)
+    assert law.unit_ball_volume(2) == pytest.approx(math.pi)
+    assert law.unit_ball_volume(3) == pytest.approx(4 * math.pi / 3)
+    # Gamma(1 + 2/d) V_d^(-2/d)
+    assert law.random_quantization_constant(2) == pytest.approx(1 / math.pi)
+    assert law.random_quantization_constant(1, k=1, r=2) == pytest.approx(0.5)
+    # k-th neighbour: Gamma(k + r/d)/Gamma(k)
+    assert law.random_quantization_constant(1, k=3, r=1) == pytest.approx(math.gamma(4) / math.gamma(3) / 2)
+
+
+def test_random_to_optimal_ratio_matches_theory():
+    # THEORY.md section 3: 6.0x (d=1), 1.98x (d=2), 1.47x (d=3); at d=8 the
+    # formula with G_8 = 0.0716821 (E8) gives 1.114 (THEORY.md rounds to 1.14)
+    assert law.random_to_optimal_ratio(1) == pytest.approx(6.0, rel=1e-3)
+    assert law.random_to_optimal_ratio(2) == pytest.approx(1.98, rel=5e-3)
+    assert law.random_to_optimal_ratio(3) == pytest.approx(1.47, rel=5e-3)
+    g = math.gamma(1.25) * law.unit_ball_volume(8) ** (-0.25) / (8 * 0.0716821)
+    assert law.random_to_optimal_ratio(8) == pytest.approx(g, rel=1e-9)
+    assert 1.10 < g < 1.15
+    assert law.sphere_bound_second_moment(2) < law.best_known_second_moment(2)[0]
+    with pytest.raises(KeyError, match="no tabulated"):
+        law.best_known_second_moment(9)
+
+
+def test_predicted_gap_forms():
+    assert law.predicted_gap(1000, 2) == pytest.approx(1 / (1000 * math.pi))
+    # a finite group multiplies n by its order
+    assert law.predicted_gap(1000, 3, group_order=4) == pytest.approx(law.predicted_gap(4000, 3))
+    # volume V: (V / (n V_d))^(2/d) Gamma(1+2/d)
+    v = law.predicted_gap(500, 3, volume=8.0)
+    assert v == pytest.approx(math.gamma(1 + 2 / 3) * (8.0 / (500 * law.unit_ball_volume(3))) ** (2 / 3))
+    with pytest.raises(ValueError):
+        law.predicted_gap(10, -1)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_law_on_the_flat_torus(d):
+    # periodic distance: chordal candidates in the embedding, periodic recomputation
+    n, m = 20000, 3000
+    tr = datasets.flat_torus(n, d, random_state=d)
+    te = datasets.flat_torus(m, d, random_state=100 + d)
+    _, idx = repgap.knn(te.X, tr.X, k=4)
+    ta, tt = datasets.torus_angles(tr.X), datasets.torus_angles(te.X)
+    per = datasets.torus_sqdist(tt[:, None, :], ta[idx]).min(axis=1)
+    ratio = per.mean() / law.predicted_gap(n, d)
+    assert abs(ratio - 1) < 0.05, ratio
+
+
+def test_fit_law_recovers_exact_power_law():
+    n = np.geomspace(100, 1e5, 12)
+    g = 3.0 * n ** (-2 / 7)
+    fit = repgap.fit_law(n, g)
+    assert fit.dimension == pytest.approx(7, rel=1e-6)
+    assert fit.constant == pytest.approx(3.0, rel=1e-6)
+    assert fit.predict(1000) == pytest.approx(3.0 * 1000 ** (-2 / 7), rel=1e-6)
+    assert fit.n_for_gap(3.0 * 5e5 ** (-2 / 7)) == pytest.approx(5e5, rel=1e-5)
+    assert "LawFit(dimension=" in repr(fit) and fit.to_dict()["dimension"] == pytest.approx(7, rel=1e-6)
+
+
+def test_fit_law_with_correction_and_offset():
+    n = np.geomspace(100, 1e6, 15)
+    g = 2.0 * n ** (-2 / 8) * (1 + 0.8 * n ** (-1 / 8))
+    plain = repgap.fit_law(n, g)
+    corr = repgap.fit_law(n, g, correction=True)
+    assert abs(plain.dimension - 8) > 0.3          # biased without the term
+    assert corr.dimension == pytest.approx(8, rel=1e-3)
+    assert corr.correction == pytest.approx(0.8, rel=1e-2)
+    assert corr.n_for_gap(corr.predict(2e5)) == pytest.approx(2e5, rel=1e-4)
+    lc = 0.05 + 4.0 * n ** -0.5
+    off = repgap.fit_law(n, lc, offset=True)
+    assert off.offset == pytest.approx(0.05, rel=1e-3) and off.exponent == pytest.approx(0.5, rel=1e-3)
+    with pytest.raises(ValueError, match="not above the fitted floor"):
+        off.n_for_gap(0.01)
+
+
+def test_fit_law_on_a_gap_curve_has_bootstrap_interval():
+    tr = datasets.flat_torus(20000, 3, random_state=0)
+    te = datasets.flat_torus(2000, 3, random_state=1)
+    curve = repgap.gap_curve(tr.X, te.X, repeats=3, random_state=0, sizes=np.geomspace(300, 20000, 10).astype(int))
+    fit = repgap.fit_law(curve, n_boot=100, random_state=0)
+    assert fit.ci_method.startswith("bootstrap")
+    lo, hi = fit.dimension_ci
+    assert lo < fit.dimension < hi
+    assert abs(fit.dimension - 3) < 0.3
+
+
+def test_fit_law_errors():
+    with pytest.raises(ValueError, match="gaps is required"):
+        repgap.fit_law([1, 2, 3])
+    with pytest.raises(ValueError, match="positive"):
+        repgap.fit_law([1, 2, 3, 4], [1, 0, 1, 1])
+    with pytest.raises(ValueError, match="at least"):
+        repgap.fit_law([1, 2], [1, 0.5])
