@@ -135,7 +135,7 @@ def predicted_gap(n, d, *, volume=1.0, density_integral=None, group_order=1, k=1
 
 @dataclasses.dataclass(repr=False)
 class LawFit:
-    """A fit of ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r))``.
+    """A fit of ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r) + b n^(-2 alpha/r))``.
 
     ``alpha = r/d`` (2/d for the Representation Gap), so ``dimension = r / alpha``.
 
@@ -146,8 +146,9 @@ class LawFit:
         alpha and its interval.
     constant, constant_ci : float, (float, float)
         C.
-    correction : float or None
-        a, when the finite-size term was fitted.
+    correction : tuple or None
+        The finite-size coefficients ``(a,)`` or ``(a, b)`` of
+        ``1 + a n^(-1/d) + b n^(-2/d)``, when fitted.
     offset : float
         L_inf (0 unless fitted).
     residuals : ndarray
@@ -177,8 +178,9 @@ class LawFit:
     def predict(self, n):
         """The fitted law at size(s) n."""
         n = np.asarray(n, dtype=float)
-        a = self.correction or 0.0
-        out = self.offset + self.constant * n ** (-self.exponent) * (1.0 + a * n ** (-self.exponent / self.r))
+        u = n ** (-self.exponent / self.r)  # n^(-1/d)
+        poly = sum(c * u ** (i + 1) for i, c in enumerate(self.correction or ()))
+        out = self.offset + self.constant * n ** (-self.exponent) * (1.0 + poly)
         return float(out) if out.ndim == 0 else out
 
     def n_for_gap(self, target):
@@ -218,7 +220,11 @@ def _fit_once(logn, logy, w, r, correction, offset, x0=None):
         logC, alpha = p[0], p[1]
         val = logC - alpha * logn
         if correction:
-            val = val + np.log1p(p[2] * np.exp(-alpha / r * logn))
+            u = np.exp(-alpha / r * logn)  # n^(-1/d)
+            poly = p[2] * u
+            if correction >= 2:
+                poly = poly + p[3] * u * u
+            val = val + np.log1p(np.maximum(poly, -0.999))
         if offset:
             return np.log(np.exp(val) + p[-1])
         return val
@@ -231,9 +237,9 @@ def _fit_once(logn, logy, w, r, correction, offset, x0=None):
     slope, icpt = np.polyfit(logn, logy, 1, w=w)
     p0 = [icpt, max(-slope, 1e-3)]
     lb, ub = [-np.inf, 1e-6], [np.inf, 50.0]
-    if correction:
+    for _ in range(int(correction)):
         p0.append(0.0)
-        lb.append(-0.99)  # keeps 1 + a n^(-alpha/r) > 0 for n >= 1
+        lb.append(-np.inf)
         ub.append(np.inf)
     if offset:
         p0.append(0.0)
@@ -255,7 +261,7 @@ def _fit_once(logn, logy, w, r, correction, offset, x0=None):
 
 def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None, min_size=None,
             confidence=0.95, n_boot=200, random_state=None):
-    """Fit ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r))`` and read off d = r / alpha.
+    """Fit ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r) + ...)`` and read off d = r / alpha.
 
     Parameters
     ----------
@@ -264,13 +270,15 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         of any learning curve.
     gaps : array-like, optional
         The values at those sizes (test errors, gaps, ...).
-    correction : bool, default=False
-        Fit the finite-size factor ``(1 + a n^(-1/d))`` that boundaries and
-        curvature add (THEORY.md, section 3). Use it when the support has a
-        boundary (cubes, images with hard constraints) or large-scale
-        curvature and the sizes span fewer than ~3 decades: it removes the
-        bias of a plain log-log slope toward a smaller d, at the price of a
-        wider interval. Without a boundary (flat torus) keep it off.
+    correction : bool or int, default=False
+        Fit the finite-size factor ``(1 + a n^(-1/d))`` that boundaries add
+        (THEORY.md, section 3); ``2`` adds ``b n^(-2/d)`` as well, the order
+        at which curvature of the support enters (squared distances along a
+        curved manifold differ from chordal ones by a relative O(R^2)).
+        Use it when the support has a boundary (cubes, data with hard
+        constraints) or curvature at the scale of the small training sets:
+        it removes the bias of a plain log-log slope, at the price of a wider
+        interval. For a flat support without boundary keep it off.
     offset : bool, default=False
         Fit an irreducible floor ``L_inf`` (learning curves of other learners;
         a Representation Gap has none).
@@ -366,7 +374,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         exponent_ci=(float(a_lo), float(a_hi)),
         constant=float(math.exp(p[0])),
         constant_ci=(float(c_lo), float(c_hi)),
-        correction=float(p[2]) if correction else None,
+        correction=tuple(float(c) for c in p[2 : 2 + int(correction)]) if correction else None,
         offset=float(p[-1]) if offset else 0.0,
         residuals=logy - fitted_log,
         sizes=sizes[keep],

@@ -74,7 +74,7 @@ def test_fit_law_with_correction_and_offset():
     corr = repgap.fit_law(n, g, correction=True)
     assert abs(plain.dimension - 8) > 0.3          # biased without the term
     assert corr.dimension == pytest.approx(8, rel=1e-3)
-    assert corr.correction == pytest.approx(0.8, rel=1e-2)
+    assert corr.correction[0] == pytest.approx(0.8, rel=1e-2)
     assert corr.n_for_gap(corr.predict(2e5)) == pytest.approx(2e5, rel=1e-4)
     lc = 0.05 + 4.0 * n ** -0.5
     off = repgap.fit_law(n, lc, offset=True)
