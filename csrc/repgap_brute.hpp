@@ -34,6 +34,7 @@ typedef void (*dgemm_ptr)(char*, char*, int*, int*, int*, double*, double*, int*
                           double*, int*, double*, double*, int*);
 
 enum { METHOD_DIRECT = 0, METHOD_GEMM = 1, METHOD_FUSED = 2 };
+constexpr int NN1_MAX_DIM = 32;
 
 template <typename T>
 struct BruteProblem {
@@ -53,7 +54,7 @@ struct BruteProblem {
 template <typename T>
 struct BruteWork {
     T* Qp; T* P; T* C; T* rn; T* cd; std::int64_t* ci;
-    T* blk; std::uint32_t* mask;
+    T* blk; std::uint32_t* mask; std::int32_t* lanepan;
     double* exd; std::int64_t* exi; int* perm;
     void* mem;
 };
@@ -70,6 +71,7 @@ inline std::size_t brute_work_bytes(const BruteProblem<T>& p) {
     b += round_up(tr * sizeof(T), 64);
     b += round_up(tq * p.K * sizeof(T), 64) + round_up(tq * p.K * sizeof(std::int64_t), 64);
     b += round_up(QB * RB * sizeof(T), 64) + round_up(QB * sizeof(std::uint32_t), 64);
+    b += round_up(QB * RB * sizeof(std::int32_t), 64);
     b += round_up(p.K * sizeof(double), 64) + round_up(p.K * sizeof(std::int64_t), 64)
          + round_up(p.K * sizeof(int), 64);
     return b + 64;
@@ -98,6 +100,7 @@ inline int brute_work_alloc(const BruteProblem<T>& p, BruteWork<T>* w) {
     REPGAP_TAKE(ci, std::int64_t, tq * p.K)
     REPGAP_TAKE(blk, T, (std::size_t)QB * RB)
     REPGAP_TAKE(mask, std::uint32_t, (std::size_t)QB)
+    REPGAP_TAKE(lanepan, std::int32_t, (std::size_t)QB * RB)
     REPGAP_TAKE(exd, double, p.K)
     REPGAP_TAKE(exi, std::int64_t, p.K)
     REPGAP_TAKE(perm, int, p.K)
@@ -198,13 +201,19 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     const bool gemm = p.method == METHOD_GEMM;
     const bool fused = p.method == METHOD_FUSED;
     const bool centred = gemm || fused;
+    // The lane-minimum sweep for k = 1 where the per-panel selection would
+    // dominate (small D); measured crossover in benchmarks/README.md.
+    const bool sweep_nn1 = fused && p.k == 1 && p.D <= NN1_MAX_DIM && sizeof(T) == 4 && nn1_available();
     const T inf = std::numeric_limits<T>::infinity();
 
-    // Pack the query tile row-major; the gemm path centres it.
+    // Pack the query tile row-major; the expansion paths centre it, and the
+    // k = 1 sweep stores -2 q (an exact scaling) to save its epilogue.
+    const double qscale = sweep_nn1 ? -2.0 : 1.0;
     for (int i = 0; i < nq; ++i) {
         const T* q = p.Q + (q0 + i) * p.qs0;
         T* dst = w->Qp + (std::size_t)i * D;
-        if (centred) for (int d = 0; d < D; ++d) dst[d] = (T)((double)q[d * p.qs1] - p.center[d]);
+        if (centred)
+            for (int d = 0; d < D; ++d) dst[d] = (T)((double)q[d * p.qs1] - p.center[d]) * (T)qscale;
         else for (int d = 0; d < D; ++d) dst[d] = q[d * p.qs1];
     }
     for (int i = nq; i < nq_pad; ++i)
@@ -247,6 +256,23 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                 }
             }
             T thr[QB];
+            if (sweep_nn1) {
+                // k = 1, small D: lane minima over the whole tile, 4 queries at a time
+                for (int i0 = 0; i0 < nq; i0 += 4) {
+                    const int ni = std::min(4, nq - i0);
+                    nn1_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, w->blk, w->lanepan);
+                    for (int i = 0; i < ni; ++i) {
+                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
+                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
+                        for (int lane = 0; lane < RB; ++lane) {
+                            const T v = w->blk[i * RB + lane];
+                            if (v < cd[K - 1])
+                                cand_insert(cd, ci, K, v,
+                                            start + (std::int64_t)w->lanepan[i * RB + lane] * RB + lane);
+                        }
+                    }
+                }
+            } else
             for (int b = 0; b < npan; ++b) {
                 const T* pan = w->P + (std::size_t)b * D * RB;
                 const std::int64_t tbase = start + (std::int64_t)b * RB;
