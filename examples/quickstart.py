@@ -14,15 +14,9 @@ import numpy as np
 import repgap
 
 
-def torus(n, d, rng):
-    t = rng.random((n, d))
-    return np.concatenate([np.cos(2 * np.pi * t), np.sin(2 * np.pi * t)], axis=1) / (2 * np.pi)
-
-
 def main(d=5, n_train=100_000, n_test=5_000, seed=0):
-    rng = np.random.default_rng(seed)
-    train = torus(n_train, d, rng).astype(np.float32)
-    test = torus(n_test, d, rng).astype(np.float32)
+    train = repgap.datasets.flat_torus(n_train, d, random_state=seed).X.astype(np.float32)
+    test = repgap.datasets.flat_torus(n_test, d, random_state=seed + 1).X.astype(np.float32)
     repgap.show_config()
     t0 = time.perf_counter()
     curve = repgap.gap_curve(train, test, repeats=3, random_state=seed)
@@ -31,12 +25,12 @@ def main(d=5, n_train=100_000, n_test=5_000, seed=0):
     print(f"{'n':>8} {'RG_n':>12} {'stderr':>10}")
     for n, g, s in zip(curve.sizes, curve.gaps, curve.stderr):
         print(f"{n:>8d} {g:>12.4e} {s:>10.2e}")
-    # the slope of log RG against log n is -2/d (issue #3 adds repgap.fit_law
-    # with confidence intervals; here a plain least-squares line on the upper half)
-    half = len(curve.sizes) // 2
-    slope = np.polyfit(np.log(curve.sizes[half:]), np.log(curve.gaps[half:]), 1)[0]
-    d_hat = -2.0 / slope
-    print(f"\nintrinsic dimension from the law: {d_hat:.2f}  (true: {d}; ambient: {train.shape[1]})")
+    # the law RG_n ~ C n^(-2/d): its exponent gives the intrinsic dimension
+    fit = repgap.fit_law(curve, random_state=seed)
+    lo, hi = fit.dimension_ci
+    print(f"\nintrinsic dimension from the law: {fit.dimension:.2f} [{lo:.2f}, {hi:.2f}]"
+          f"  (true: {d}; ambient: {train.shape[1]})")
+    print(f"predicted by the law for n = {n_train}: {repgap.predicted_gap(n_train, d):.4e}")
     res = repgap.representation_gap(train, test)
     print(f"Representation Gap at n = {n_train}: {res.value:.4e} +- {res.stderr:.1e} ({res.n_zero} duplicates)")
 

@@ -212,6 +212,14 @@ class TwoNN(_Estimator):
         return self
 
 
+def _levina_bickel_inverses(R):
+    """``inv[:, k-2] = 1/m_k(x) = (1/(k-1)) sum_{j<k} log(R_k/R_j)`` for k = 2..K."""
+    logR = np.log(R)
+    csum = np.cumsum(logR, axis=1)
+    ks = np.arange(2, R.shape[1] + 1)
+    return logR[:, 1:] - csum[:, :-1] / (ks - 1)
+
+
 class MLE(_Estimator):
     """Levina & Bickel (NeurIPS 2004/2005) maximum-likelihood estimator.
 
@@ -239,12 +247,7 @@ class MLE(_Estimator):
         q = _check_confidence(self.confidence)
         st = self._stats(X, self.k2)
         self._set_common(st)
-        R = st.distances[st.valid][:, : self.k2]
-        logR = np.log(R)
-        csum = np.cumsum(logR, axis=1)
-        # inv[:, k-2] = 1/m_k(x) for k = 2..k2
-        ks = np.arange(2, self.k2 + 1)
-        inv = logR[:, 1:] - csum[:, :-1] / (ks - 1)
+        inv = _levina_bickel_inverses(st.distances[st.valid][:, : self.k2])
         sel = inv[:, self.k1 - 2 : self.k2 - 1]  # k in [k1, k2]
         if not np.all(np.isfinite(sel)) or np.any(sel.mean(axis=0) <= 0):
             raise ValueError("degenerate neighbour distances (ties at every k): no estimate")
@@ -609,11 +612,7 @@ def id_vs_scale(X, *, method="gride", random_state=None, **params):
         k_max = params.pop("k_max", 32)
         st = NeighbourStats(X, k_max, **{k: v for k, v in params.items() if k in ("duplicates", "duplicate_tol", "backend", "n_jobs")})
         R = st.distances[st.valid]
-        logR = np.log(R)
-        csum = np.cumsum(logR, axis=1)
-        ks = np.arange(2, k_max + 1)
-        inv = logR[:, 1:] - csum[:, :-1] / (ks - 1)
-        return np.median(R[:, 1:], axis=0), 1.0 / inv.mean(axis=0)
+        return np.median(R[:, 1:], axis=0), 1.0 / _levina_bickel_inverses(R).mean(axis=0)
     if method == "corr":
         est = CorrelationDimension(random_state=random_state, **params).fit(X)
         return est.scales_, est.local_dimensions_

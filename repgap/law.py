@@ -205,11 +205,9 @@ class LawFit:
         )
 
     def to_dict(self):
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.tolist() if isinstance(v, np.ndarray) else v
-        return out
+        from .gap import _to_dict
+
+        return _to_dict(self)
 
 
 def _fit_once(logn, logy, w, r, correction, offset, x0=None):
