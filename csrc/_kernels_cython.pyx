@@ -14,12 +14,22 @@ from libcpp.vector cimport vector
 import numpy as np
 
 cdef extern from "Python.h":
-    int PyErr_CheckSignals()
+    int PyErr_CheckSignals() except -1
 
 
-cdef int _raise_pending() except -1:
-    # the exception set by PyErr_CheckSignals (KeyboardInterrupt for Ctrl-C)
-    return -1
+cdef int _poll(object progress, int64_t done, list raised) noexcept:
+    """Between tiles, with the GIL: run the signal handlers, then report
+    progress. Returns 1 to stop; the exception (KeyboardInterrupt for Ctrl-C,
+    or one from the callback) is kept in ``raised`` and re-raised after the
+    parallel region, never left set inside it."""
+    try:
+        PyErr_CheckSignals()  # raises what a signal handler raised
+        if progress is not None:
+            progress(done)
+    except BaseException as exc:
+        raised.append(exc)
+        return 1
+    return 0
 
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -150,6 +160,7 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
     cdef BruteWork[floating]* wp
     cdef int stop = 0
     cdef int* stopp = &stop
+    cdef list raised = []
     cdef vector[int64_t] done = vector[int64_t](max(n_threads, 1), 0)
     with nogil, parallel(num_threads=n_threads):
         wp = &works[threadid()]   # private: assigned inside the parallel block
@@ -163,13 +174,11 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
                 if threadid() == 0:
                     # the calling thread: the one Python delivers signals to
                     with gil:
-                        if PyErr_CheckSignals() != 0:
+                        if _poll(progress, _total(done), raised):
                             stopp[0] = 1
-                        elif progress is not None:
-                            progress(_total(done))
         brute_work_free(wp.mem)
     if stop:
-        _raise_pending()
+        raise raised[0]
     if failed:
         raise MemoryError("repgap: could not allocate the per-thread tile buffers")
 
@@ -191,6 +200,7 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
     cdef int* failp = &failed
     cdef int stop = 0
     cdef int* stopp = &stop
+    cdef list raised = []
     cdef const floating* Qb = _base(Q)
     cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
     tree.build(_base(R), R.strides[0] // itemsize, R.strides[1] // itemsize, D,
@@ -202,12 +212,10 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
         if q == NULL or bd == NULL or bi == NULL:
             failp[0] = 1
         for i in prange(m, schedule="static", chunksize=256):
-            if threadid() == 0 and i % 4096 == 0:
+            if threadid() == 0 and i % 4096 == 0 and stopp[0] == 0:
                 with gil:
-                    if PyErr_CheckSignals() != 0:
+                    if _poll(progress, i * n_threads, raised):
                         stopp[0] = 1
-                    elif progress is not None:
-                        progress(i * n_threads)
             if q != NULL and bd != NULL and bi != NULL and stopp[0] == 0:
                 for d in range(D):
                     q[d] = <double>Qb[i * qs0 + d * qs1]
@@ -220,7 +228,7 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
         free(bd)
         free(bi)
     if stop:
-        _raise_pending()
+        raise raised[0]
     if failed:
         raise MemoryError("repgap: could not allocate the per-thread query buffers")
 

@@ -415,6 +415,8 @@ inline void nn1_panels(const float* Q, int D, const float* P, const float* rn, i
     nn1_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out);
 #endif
 }
+// The sweep is float32 only (the driver checks sizeof(T) == 4); this overload
+// exists so that the double instantiation of the driver compiles.
 inline void nn1_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*) {}
 
 }  // namespace repgap

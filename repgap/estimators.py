@@ -528,16 +528,15 @@ class GapLaw(_Estimator):
 
 
 def _subset_curve(curve, keep):
+    """The curve restricted to the test points ``keep``."""
     import dataclasses
 
+    from .gap import curve_statistics
+
     dist = curve.distances[:, :, keep]
-    vals = dist**curve.r
-    per_rep = vals.mean(axis=2)
-    m = int(keep.sum())
-    var_rep = per_rep.var(axis=0, ddof=1) / curve.repeats if curve.repeats > 1 else 0.0
-    var_test = vals.mean(axis=0).var(axis=1, ddof=1) / m
-    return dataclasses.replace(curve, distances=dist, gaps_per_repeat=per_rep, gaps=per_rep.mean(0),
-                               stderr=np.sqrt(var_rep + var_test), n_test=m)
+    gaps, per_rep, stderr = curve_statistics(dist**curve.r)
+    return dataclasses.replace(curve, distances=dist, gaps_per_repeat=per_rep, gaps=gaps,
+                               stderr=stderr, n_test=int(keep.sum()))
 
 
 class IDResult:

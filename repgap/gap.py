@@ -185,6 +185,19 @@ def representation_gap(train, test, *, k=1, r=2, backend=None, n_jobs=None, algo
     )
 
 
+def curve_statistics(vals):
+    """``(gaps, gaps_per_repeat, stderr)`` from per-point values ``(repeats, J, m)``.
+
+    The standard error adds the variance over repeats (over their number) and
+    the variance over test points of the repeat-averaged values (over m).
+    """
+    R, J, m = vals.shape
+    per_rep = vals.mean(axis=2)
+    var_rep = per_rep.var(axis=0, ddof=1) / R if R > 1 else np.zeros(J)
+    var_test = vals.mean(axis=0).var(axis=1, ddof=1) / m if m > 1 else np.zeros(J)
+    return per_rep.mean(axis=0), per_rep, np.sqrt(var_rep + var_test)
+
+
 def default_sizes(n, n_sizes=12, smallest=100):
     """About ``n_sizes`` log-spaced integer sizes from ``min(smallest, n)`` to ``n``."""
     lo = min(smallest, n)
@@ -245,15 +258,12 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None
             dist[rep] = np.sqrt(sq[:, :, k - 1])
             vals[rep] = _power(sq[:, :, k - 1], r)
             n_zero += np.count_nonzero(sq[:, :, 0] == 0, axis=1)
-    per_rep = vals.mean(axis=2)
-    gaps = per_rep.mean(axis=0)
-    var_rep = per_rep.var(axis=0, ddof=1) / repeats if repeats > 1 else np.zeros(J)
-    var_test = vals.mean(axis=0).var(axis=1, ddof=1) / m if m > 1 else np.zeros(J)
+    gaps, per_rep, stderr = curve_statistics(vals)
     return GapCurve(
         sizes=ck,
         gaps=gaps,
         gaps_per_repeat=per_rep,
-        stderr=np.sqrt(var_rep + var_test),
+        stderr=stderr,
         distances=dist,
         n_test=int(m),
         n_zero=n_zero,

@@ -20,7 +20,7 @@ from ._validation import check_checkpoints, check_k, check_order, check_pair
 _FLOPS_PER_CALL = 1e11
 
 
-def _chunk_rows(m, n, D, n_threads):
+def _chunk_rows(n, D, n_threads):
     rows = int(_FLOPS_PER_CALL / max(1.0, 2.0 * n * max(D, 8)))
     return max(rows, 512 * n_threads)
 
@@ -48,13 +48,16 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
             seen = [0]
 
             def report(done):
-                bar.update(done - seen[0])
-                seen[0] = done
+                # the k-d tree reports an estimate: keep the bar monotone, <= m
+                done = min(int(done), m)
+                if done > seen[0]:
+                    bar.update(done - seen[0])
+                    seen[0] = done
 
             out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
             report(m)
             return out
-        step = _chunk_rows(m, n_used, D, n_threads)
+        step = _chunk_rows(n_used, D, n_threads)
         J = len(checkpoints)
         out_d = np.empty((J, m, k))
         out_i = np.empty((J, m, k), dtype=np.int64)

@@ -152,3 +152,37 @@ def test_auto_algorithm_choice():
     assert choose_algorithm("auto", "torch", f32, 3, 10000, 1) == "brute"
     with pytest.raises(ValueError, match="unknown algorithm"):
         choose_algorithm("ball_tree", "cython", f32, 3, 100, 1)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled extension not available")
+@pytest.mark.parametrize("algorithm", ["fused", "kd_tree"])
+def test_compiled_kernels_stop_on_ctrl_c(algorithm):
+    import signal
+
+    from repgap import _kernels_cython as kc
+
+    D = 3 if algorithm == "kd_tree" else 16
+    Q, R = _data(D, np.float32, n=2000, m=40000)
+    calls = []
+
+    def progress(done):
+        calls.append(done)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)  # as if Ctrl-C were pressed now
+
+    with pytest.raises(KeyboardInterrupt):
+        kc.knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm=algorithm,
+                      tile_queries=64, progress=progress)
+    # the callback was not called again once the interrupt was seen
+    assert len(calls) == 1
+
+    def failing(done):
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        kc.knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm=algorithm,
+                      tile_queries=64, progress=failing)
+    # the kernels still work afterwards (no exception left set)
+    d, i = repgap.knn(Q[:50], R, algorithm=algorithm)
+    rd, ri = reference_knn(Q[:50], R, 1)
+    assert_knn_equal(d, i, rd, ri)
