@@ -7,7 +7,7 @@ defines correctness. The heavy lifting is in the C++ headers beside this file;
 this module owns the OpenMP parallel loop and the per-thread buffers.
 """
 from cython.parallel cimport prange, parallel, threadid
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libcpp.vector cimport vector
 
@@ -289,3 +289,122 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
            progress)
     return out_d, out_i
+
+
+cdef extern from "repgap_pairs.hpp" namespace "repgap" nogil:
+    int HIST_COPIES
+
+    cdef cppclass PairProblem[T]:
+        const T* X
+        Py_ssize_t xs0, xs1
+        int64_t n
+        const T* Y
+        Py_ssize_t ys0, ys1
+        int64_t m
+        int same
+        int D
+        const double* center
+        const double* edges2
+        int nb
+        const int32_t* table
+        double tol_coef
+        int tile
+        const int64_t* ta
+        const int64_t* tb
+        sgemm_ptr sgemm
+        dgemm_ptr dgemm
+
+    cdef cppclass PairWork[T]:
+        void* mem
+
+    int pair_work_alloc[T](const PairProblem[T]& p, PairWork[T]* w, int64_t* hist)
+    int64_t pair_tile[T](const PairProblem[T]& p, PairWork[T]* w, int64_t t)
+
+
+
+def _pairs(const floating[:, :] X, const floating[:, :] Y, int same, const double[::1] center,
+           const double[::1] edges2, const int32_t[::1] table, double tol_coef, int tile,
+           const int64_t[::1] ta, const int64_t[::1] tb, int n_threads,
+           int64_t[:, :, ::1] hist, progress=None):
+    cdef PairProblem[floating] p
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef int64_t n_pairs = ta.shape[0], t
+    cdef int failed = 0
+    cdef int* failp = &failed
+    cdef int stop = 0
+    cdef int* stopp = &stop
+    cdef list raised = []
+    cdef vector[int64_t] done = vector[int64_t](max(n_threads, 1), 0)
+    p.X = _base(X)
+    p.xs0 = X.strides[0] // itemsize
+    p.xs1 = X.strides[1] // itemsize
+    p.n = X.shape[0]
+    p.Y = _base(Y)
+    p.ys0 = Y.strides[0] // itemsize
+    p.ys1 = Y.strides[1] // itemsize
+    p.m = Y.shape[0]
+    p.same = same
+    p.D = X.shape[1]
+    p.center = &center[0]
+    p.edges2 = &edges2[0]
+    p.nb = edges2.shape[0] - 1
+    p.table = &table[0]
+    p.tol_coef = tol_coef
+    p.tile = tile
+    p.ta = &ta[0]
+    p.tb = &tb[0]
+    p.sgemm = <sgemm_ptr>sgemm
+    p.dgemm = <dgemm_ptr>dgemm
+    cdef vector[PairWork[floating]] works = vector[PairWork[floating]](max(n_threads, 1))
+    cdef PairWork[floating]* wp
+    with nogil, parallel(num_threads=n_threads):
+        wp = &works[threadid()]
+        wp.mem = NULL
+        if pair_work_alloc(p, wp, &hist[threadid(), 0, 0]) != 0:
+            failp[0] = 1
+        for t in prange(n_pairs, schedule="dynamic"):
+            if wp.mem != NULL and stopp[0] == 0:
+                done[threadid()] += pair_tile(p, wp, t)
+                if threadid() == 0:
+                    with gil:
+                        if _poll(progress, _total(done), raised):
+                            stopp[0] = 1
+        brute_work_free(wp.mem)
+    if stop:
+        raise raised[0]
+    if failed:
+        raise MemoryError("repgap: could not allocate the per-thread tile buffers")
+
+
+def pair_counts(X, Y, edges, *, int n_threads=1, tile=None, progress=None):
+    """Counts of pairs with distance in ``[edges[i], edges[i+1])``.
+
+    Same signature and result as :func:`repgap._kernels_numpy.pair_counts`
+    (``Y=None``: the unordered pairs within X, each once). The counts are
+    those of the exact float64 distances (see ``repgap_pairs.hpp``).
+    """
+    from ._pairs_table import bin_table, centred_extent, tile_pairs
+
+    same = Y is None
+    if same:
+        Y = X
+    D = X.shape[1]
+    edges2 = np.ascontiguousarray(np.asarray(edges, dtype=np.float64) ** 2)
+    nb = edges2.shape[0] - 1
+    center, maxlen = centred_extent(X, None if same else Y)
+    u = 2.0 ** -24 if X.dtype.itemsize == 4 else 2.0 ** -53
+    tol_coef = 2.0 * (D + 8) * u
+    table = bin_table(edges2, tol_coef * (2 * maxlen) ** 2, HIST_COPIES)
+    if tile is None:
+        tile = 512
+    tile = int(max(16, tile))
+    ta, tb = tile_pairs(X.shape[0], Y.shape[0], tile, same)
+    hist = np.zeros((max(n_threads, 1), nb + 3, HIST_COPIES), dtype=np.int64)
+    if ta.shape[0] == 0:
+        return np.zeros(nb, dtype=np.int64)
+    # BLAS is called on small tiles, from inside the OpenMP region: one
+    # thread each (BLAS's own threads would spin against ours)
+    from ._threads import blas_single_thread
+    with blas_single_thread():
+        _pairs(X, Y, same, center, edges2, table, tol_coef, tile, ta, tb, n_threads, hist, progress)
+    return hist.sum(axis=(0, 2))[1 : nb + 1]

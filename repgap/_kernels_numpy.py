@@ -125,3 +125,54 @@ def _kdtree(Q, R, k, order, checkpoints, n_threads, leafsize, spare):
         out_i[j] = ci
         start = int(checkpoints[j])
     return out_d, out_i
+
+
+def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None):
+    """Counts of pairs whose distance lies in ``[edges[i], edges[i+1])``.
+
+    ``Y=None``: the unordered pairs within X, each once, no self pairs;
+    otherwise all pairs (x, y). The squared distances come from the GEMM
+    expansion on centred float64 tiles; those within the expansion's error
+    bound of an edge are recomputed exactly (difference, then square), so the
+    counts are those of the exact float64 distances, as in the compiled
+    kernel. ``progress(pairs_done)`` is called after each tile pair.
+    """
+    from ._pairs_table import centred_extent, tile_pairs
+
+    same = Y is None
+    Y = X if same else Y
+    D = X.shape[1]
+    edges2 = np.asarray(edges, dtype=np.float64) ** 2
+    nb = edges2.size - 1
+    center, _ = centred_extent(X, None if same else Y)
+    tol_coef = 2.0 * (D + 8) * 2.0**-53
+    tile = int(max(16, tile or 1024))
+    counts = np.zeros(nb + 2, dtype=np.int64)
+    done = 0
+    for a, b in zip(*tile_pairs(X.shape[0], Y.shape[0], tile, same)):
+        i0, j0 = a * tile, b * tile
+        A = np.asarray(X[i0 : i0 + tile], dtype=np.float64) - center
+        B = np.asarray(Y[j0 : j0 + tile], dtype=np.float64) - center
+        an = np.einsum("ij,ij->i", A, A)
+        bn = np.einsum("ij,ij->i", B, B)
+        d2 = np.maximum(an[:, None] + bn[None, :] - 2.0 * (A @ B.T), 0.0)
+        tol = tol_coef * (np.sqrt(an)[:, None] + np.sqrt(bn)[None, :]) ** 2
+        if same and a == b:
+            iu, ju = np.triu_indices(A.shape[0], 1)
+            d2, tol = d2[iu, ju], tol[iu, ju]
+            ii, jj = iu, ju
+        else:
+            ii, jj = np.indices(d2.shape)
+            d2, tol, ii, jj = d2.ravel(), tol.ravel(), ii.ravel(), jj.ravel()
+        lo = np.searchsorted(edges2, d2 - tol, side="right")
+        hi = np.searchsorted(edges2, d2 + tol, side="right")
+        bins = np.searchsorted(edges2, d2, side="right")
+        near = np.flatnonzero(lo != hi)
+        if near.size:
+            diff = X[i0 + ii[near]].astype(np.float64) - Y[j0 + jj[near]].astype(np.float64)
+            bins[near] = np.searchsorted(edges2, np.einsum("ij,ij->i", diff, diff), side="right")
+        counts += np.bincount(bins, minlength=nb + 2)
+        done += d2.size
+        if progress is not None:
+            progress(done)
+    return counts[1 : nb + 1]

@@ -87,3 +87,58 @@ def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare):
                 out_d[j, q0:q1] = torch.gather(ex1, 1, o2)[:, :k].cpu().numpy()
                 out_i[j, q0:q1] = torch.gather(r1, 1, o2)[:, :k].cpu().numpy()
     return out_d, out_i
+
+
+def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None, device=None):
+    """Same signature and result as :func:`repgap._kernels_numpy.pair_counts`:
+    float64 expansion on centred tiles, exact recomputation of the pairs
+    within the error bound of an edge."""
+    torch = _torch()
+    from ._pairs_table import centred_extent, tile_pairs
+
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    same = Y is None
+    Y = X if same else Y
+    D = X.shape[1]
+    edges2 = torch.as_tensor(np.asarray(edges, dtype=np.float64) ** 2, device=dev)
+    nb = edges2.numel() - 1
+    center_np, _ = centred_extent(X, None if same else Y)
+    center = torch.from_numpy(center_np).to(dev)
+    tol_coef = 2.0 * (D + 8) * 2.0**-53
+    tile = int(max(16, tile or 2048))
+    counts = torch.zeros(nb + 2, dtype=torch.int64, device=dev)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n_threads)))
+    done = 0
+    try:
+        with torch.no_grad():
+            for a, b in zip(*tile_pairs(X.shape[0], Y.shape[0], tile, same)):
+                i0, j0 = int(a) * tile, int(b) * tile
+                Xa = torch.from_numpy(np.asarray(X[i0 : i0 + tile], dtype=np.float64)).to(dev)
+                Yb = torch.from_numpy(np.asarray(Y[j0 : j0 + tile], dtype=np.float64)).to(dev)
+                A, B = Xa - center, Yb - center
+                an, bn = (A * A).sum(1), (B * B).sum(1)
+                d2 = (an[:, None] + bn[None, :] - 2.0 * (A @ B.T)).clamp_min(0.0)
+                tol = tol_coef * (an.sqrt()[:, None] + bn.sqrt()[None, :]) ** 2
+                if same and a == b:
+                    iu = torch.triu_indices(A.shape[0], A.shape[0], 1, device=dev)
+                    ii, jj = iu[0], iu[1]
+                    d2, tol = d2[ii, jj], tol[ii, jj]
+                else:
+                    ii = torch.arange(A.shape[0], device=dev).repeat_interleave(B.shape[0])
+                    jj = torch.arange(B.shape[0], device=dev).repeat(A.shape[0])
+                    d2, tol = d2.reshape(-1), tol.reshape(-1)
+                bins = torch.bucketize(d2, edges2, right=True)
+                lo = torch.bucketize(d2 - tol, edges2, right=True)
+                hi = torch.bucketize(d2 + tol, edges2, right=True)
+                near = torch.nonzero(lo != hi).reshape(-1)
+                if near.numel():
+                    diff = Xa[ii[near]] - Yb[jj[near]]
+                    bins[near] = torch.bucketize((diff * diff).sum(1), edges2, right=True)
+                counts += torch.bincount(bins, minlength=nb + 2)
+                done += d2.numel()
+                if progress is not None:
+                    progress(done)
+    finally:
+        torch.set_num_threads(old_threads)
+    return counts[1 : nb + 1].cpu().numpy()

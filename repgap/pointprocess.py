@@ -8,30 +8,27 @@
   ``J = (1 - G) / (1 - F)`` (van Lieshout & Baddeley 1996): for a Poisson
   process J = 1; clustering gives J < 1, regularity J > 1.
 
-This module holds the numpy reference (float64 tiles); the compiled fused
-kernel for the pair histogram is tracked in issue #3.
+The pair histogram dispatches to the backends like :func:`repgap.knn`: a
+compiled kernel fused with GEMM tiles, and numpy (the reference) and torch
+kernels with the same private signature.
 """
 import numpy as np
 
+from ._backends import kernels, resolve_backend
+from ._progress import Progress
+from ._threads import resolve_n_jobs
 from .neighbors import knn
 from ._validation import check_array, check_pair
 
-_TILE = 2048
 
-
-def _counts_tile(A, B, edges2, same, offset_a, offset_b):
-    d2 = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * (A @ B.T)
-    np.maximum(d2, 0.0, out=d2)
-    if same:
-        ia = offset_a + np.arange(A.shape[0])[:, None]
-        ib = offset_b + np.arange(B.shape[0])[None, :]
-        d2 = d2[ib > ia]  # each unordered pair once, no self pairs
-    b = np.searchsorted(edges2, d2.ravel(), side="right") - 1
-    return np.bincount(b[(b >= 0) & (b < len(edges2) - 1)], minlength=len(edges2) - 1)
-
-
-def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None):
+def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progress=None):
     """Counts of pairs with distance in ``[edges[i], edges[i+1])``.
+
+    No pair matrix is formed: the compiled kernel fuses the binning with
+    GEMM tiles (``csrc/repgap_pairs.hpp``), the numpy and torch kernels work
+    on float64 tiles. On every backend the counts are those of the exact
+    float64 distances: pairs within the expansion's rounding-error bound of
+    an edge are recomputed as differences (THEORY.md, section 6).
 
     Parameters
     ----------
@@ -40,38 +37,56 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None):
         When given, the pairs (x, y) between the sets; otherwise the unordered
         pairs within X (each once, no self pairs).
     edges : increasing array of bin edges (may start at 0 and end at inf)
+    backend, n_jobs, progress
+        As in :func:`repgap.knn`.
 
     Returns
     -------
     counts : int64 array of length ``len(edges) - 1``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    >>> pair_distance_counts(X, edges=[0, 5, 10, np.inf]).tolist()
+    [0, 2, 1]
     """
     edges = np.asarray(edges, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] < 0:
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.isnan(edges)) or np.any(np.diff(edges) <= 0) or edges[0] < 0:
         raise ValueError("edges must be an increasing 1-D array of non-negative values (at least 2)")
     if Y is None:
         X = check_array(X, "X")
-        Y_ = X
     else:
-        Y_, X = check_pair(Y, X, "Y", "X")
-    c = np.mean(X, axis=0, dtype=np.float64)  # centre: no cancellation far from the origin
-    edges2 = edges**2
-    counts = np.zeros(len(edges) - 1, dtype=np.int64)
-    for a in range(0, X.shape[0], _TILE):
-        A = np.asarray(X[a : a + _TILE], dtype=np.float64) - c
-        b0 = a if Y is None else 0
-        for b in range(b0, Y_.shape[0], _TILE):
-            B = np.asarray(Y_[b : b + _TILE], dtype=np.float64) - c
-            counts += _counts_tile(A, B, edges2, Y is None, a, b)
-    return counts
+        Y, X = check_pair(Y, X, "Y", "X")
+    name = resolve_backend(backend)
+    n, m = X.shape[0], (X.shape[0] if Y is None else Y.shape[0])
+    total = n * (n - 1) // 2 if Y is None else n * m
+    with Progress(total, "pair distances", progress) as bar:
+        seen = [0]
+
+        def report(done):
+            done = min(int(done), total)
+            if done > seen[0]:
+                bar.update(done - seen[0])
+                seen[0] = done
+
+        return kernels(name).pair_counts(X, Y, edges, n_threads=resolve_n_jobs(n_jobs), progress=report)
 
 
 def correlation_integral(X, r, **kw):
-    """``C(r)``: the fraction of pairs of X closer than each r."""
-    r = np.sort(np.asarray(r, dtype=float))
-    edges = np.concatenate([[0.0], r])
-    counts = pair_distance_counts(X, edges=np.concatenate([edges, [np.inf]]), **kw)
+    """``C(r)``: the fraction of the pairs of X closer than each r
+    (Grassberger & Procaccia 1983), for radii in any order (one pass)."""
+    r = np.asarray(r, dtype=float)
+    if r.ndim > 1 or np.any(~np.isfinite(r)) or np.any(r <= 0):
+        raise ValueError("the radii r must be finite and positive")
     n = check_array(X, "X").shape[0]
-    return np.cumsum(counts[:-1]) / (n * (n - 1) / 2)
+    if n < 2:
+        raise ValueError("the correlation integral needs at least 2 points")
+    ru = np.unique(r)
+    edges = np.concatenate([[0.0], ru, [np.inf]])
+    counts = pair_distance_counts(X, edges=edges, **kw)
+    C = np.cumsum(counts[:-1]) / (n * (n - 1) / 2)
+    return C[np.searchsorted(ru, r)]
 
 
 def nn_distance_cdf(X, r, *, backend=None, n_jobs=None):
@@ -95,3 +110,35 @@ def j_function(train, test, r, **kw):
     F = empty_space_cdf(train, test, r, **kw)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(F < 1, (1 - G) / (1 - F), np.nan)
+
+
+def ripley_k(X, r, *, volume=1.0, **kw):
+    """Ripley's K function ``K(r) = V / (n (n - 1)) * #{ordered pairs closer than r}``.
+
+    For a Poisson process in R^d, ``K(r) = V_d r^d`` (the volume of the
+    ball); no edge correction is applied (Ripley 1976; Baddeley, Rubak &
+    Turner 2015, ch. 7), so use it at radii small next to the window.
+
+    Parameters
+    ----------
+    X : array (n, D)
+    r : increasing radii
+    volume : float
+        The volume of the observation window.
+    """
+    n = check_array(X, "X").shape[0]
+    if n < 2:
+        raise ValueError("Ripley's K needs at least 2 points")
+    return float(volume) * correlation_integral(X, r, **kw)
+
+
+def ripley_l(X, r, *, volume=1.0, dim=None, **kw):
+    """Besag's ``L(r) = (K(r) / V_d)^(1/d)``, equal to r for a Poisson process.
+
+    ``dim`` defaults to the number of columns of X.
+    """
+    from .law import unit_ball_volume
+
+    Xc = check_array(X, "X")
+    d = Xc.shape[1] if dim is None else int(dim)
+    return (ripley_k(Xc, r, volume=volume, **kw) / unit_ball_volume(d)) ** (1.0 / d)
