@@ -171,3 +171,167 @@ def nonlinear_embedding(n, d, D, *, random_state=None, noise=0.0):
     if X.shape[1] < D:
         X = np.concatenate([X, t[:, : D - X.shape[1]]], axis=1)
     return _finish(X, d, None, f"nonlinear{d}in{D}", rng, None, noise, uniform=False)
+
+
+# ---------------------------------------------------------------------------
+# The benchmark suite of the intrinsic-dimension literature
+# ---------------------------------------------------------------------------
+# Hein & Audibert (2005), "Intrinsic dimensionality estimation of submanifolds
+# in R^d", ICML, table 1 (M1-M13), and Campadelli, Casiraghi, Ceruti & Rozza
+# (2015), "Intrinsic dimension estimation: relevant techniques and a benchmark
+# framework", Math. Probl. Eng., table 2, where M10 is the family of cube
+# boundaries and M13 the S-curve and the spiral. Each entry: the generator,
+# the intrinsic dimension d and the ambient dimension D. Unused ambient
+# coordinates are zero, as in the published suite.
+
+
+def _pad(cols, n, D):
+    X = np.zeros((n, D))
+    X[:, : len(cols)] = np.column_stack(cols)
+    return X
+
+
+def _m_sphere(rng, n, d, D):  # M1: the unit sphere S^d in R^(d+1)
+    V = rng.standard_normal((n, d + 1))
+    return _pad(list((V / np.linalg.norm(V, axis=1, keepdims=True)).T), n, D)
+
+
+def _m_affine_3to5(rng, n, d, D):  # M2: a 3-D affine subspace of R^5
+    A = np.array([[1.2, -0.5, 0.0], [0.5, 0.9, 0.0], [-0.5, -0.2, 1.0], [0.4, -0.9, -0.1], [1.1, -0.3, 0.0]])
+    b = np.array([3.0, -1.0, 0.0, 0.0, 8.0])
+    return (4.0 * rng.random((n, 3))) @ A.T + b
+
+
+def _m_nonlinear_4to6(rng, n, d, D):  # M3: a concentrated 4-D figure in R^6
+    p0, p1, p2, p3 = rng.random((4, n))
+    return np.column_stack([
+        p1**2 * np.cos(2 * np.pi * p0),
+        p2**2 * np.sin(2 * np.pi * p0),
+        p1 + p2 + (p1 - p3) ** 2,
+        p1 - 2 * p2 + (p0 - p3) ** 2,
+        -p1 - 2 * p2 + (p2 - p3) ** 2,
+        p0**2 - p1**2 + p2**2 - p3**2,
+    ])
+
+
+def _m_nonlinear(rng, n, d, D):  # M4, M6, M8: d-cube through (p_{i+1} cos 2pi p_i, p_{i+1} sin 2pi p_i), repeated
+    reps = D // (2 * d)
+    p = rng.random((n, d))
+    nxt = np.roll(p, -1, axis=1)  # p_{i+1}, cyclically
+    F = np.empty((n, 2 * d))
+    F[:, 0::2] = nxt * np.cos(2 * np.pi * p)
+    F[:, 1::2] = nxt * np.sin(2 * np.pi * p)
+    return np.tile(F, (1, reps))
+
+
+def _m_helix1d(rng, n, d, D):  # M5a: a closed 1-D helix winding 8 times around a torus
+    t = 2 * np.pi * rng.random(n)
+    return _pad([(2 + np.cos(8 * t)) * np.cos(t), (2 + np.cos(8 * t)) * np.sin(t), np.sin(8 * t)], n, D)
+
+
+def _m_helix2d(rng, n, d, D):  # M5b: a 2-D helicoid-like sheet
+    r, p = 10 * np.pi * rng.random((2, n))
+    return _pad([r * np.cos(p), r * np.sin(p), 0.5 * p], n, D)
+
+
+def _m_roll(rng, n, d, D):  # M7: the swiss roll
+    t = 1.5 * np.pi * (1 + 2 * rng.random(n))
+    h = 21 * rng.random(n)
+    return _pad([t * np.cos(t), h, t * np.sin(t)], n, D)
+
+
+def _m_affine(rng, n, d, D):  # M9: the 20-D cube [-2.5, 2.5]^20
+    return _pad(list((5 * rng.random((n, d)) - 2.5).T), n, D)
+
+
+def _m_cube_boundary(rng, n, d, D):  # M10a-d: the boundary of the (d+1)-cube, d-dimensional
+    X = rng.random((n, d + 1))
+    face = rng.integers(0, d + 1, n)  # the faces have equal areas
+    X[np.arange(n), face] = rng.integers(0, 2, n)
+    return _pad(list(X.T), n, D)
+
+
+def _m_moebius(rng, n, d, D):  # M11: a Moebius band with 10 half-twists
+    phi = 2 * np.pi * rng.random(n)
+    s = 2 * rng.random(n) - 1
+    w = 1 + 0.5 * s * np.cos(5 * phi)
+    return np.column_stack([w * np.cos(phi), w * np.sin(phi), 0.5 * s * np.sin(5 * phi)])
+
+
+def _m_norm(rng, n, d, D):  # M12: the isotropic Gaussian in R^20
+    return _pad(list(rng.standard_normal((n, d)).T), n, D)
+
+
+def _m_scurve(rng, n, d, D):  # M13a: the S-curve
+    t = 3 * np.pi * (rng.random(n) - 0.5)
+    h = 2 * rng.random(n)
+    return _pad([np.sin(t), h, np.sign(t) * (np.cos(t) - 1)], n, D)
+
+
+def _m_spiral(rng, n, d, D):  # M13b: a long helix curve in R^13
+    t = 10 * np.pi * rng.random(n)
+    return _pad([100 * np.cos(t), 100 * np.sin(t), t], n, D)
+
+
+#: name -> (generator, intrinsic dimension, ambient dimension, description)
+BENCHMARK_MANIFOLDS = {
+    "M1_Sphere": (_m_sphere, 10, 11, "10-sphere in R^11"),
+    "M2_Affine_3to5": (_m_affine_3to5, 3, 5, "affine 3-space in R^5"),
+    "M3_Nonlinear_4to6": (_m_nonlinear_4to6, 4, 6, "concentrated 4-D figure, mistakable for 3-D"),
+    "M4_Nonlinear": (_m_nonlinear, 4, 8, "nonlinear 4-manifold in R^8"),
+    "M5a_Helix1d": (_m_helix1d, 1, 3, "1-D helix"),
+    "M5b_Helix2d": (_m_helix2d, 2, 3, "2-D helix"),
+    "M6_Nonlinear": (_m_nonlinear, 6, 36, "nonlinear 6-manifold in R^36"),
+    "M7_Roll": (_m_roll, 2, 3, "swiss roll"),
+    "M8_Nonlinear": (_m_nonlinear, 12, 72, "nonlinear, highly curved 12-manifold in R^72"),
+    "M9_Affine": (_m_affine, 20, 20, "20-D cube"),
+    "M10a_Cubic": (_m_cube_boundary, 10, 11, "boundary of the 11-cube"),
+    "M10b_Cubic": (_m_cube_boundary, 17, 18, "boundary of the 18-cube"),
+    "M10c_Cubic": (_m_cube_boundary, 24, 25, "boundary of the 25-cube"),
+    "M10d_Cubic": (_m_cube_boundary, 70, 71, "boundary of the 71-cube"),
+    "M11_Moebius": (_m_moebius, 2, 3, "Moebius band, 10 half-twists"),
+    "M12_Norm": (_m_norm, 20, 20, "isotropic Gaussian in R^20"),
+    "M13a_Scurve": (_m_scurve, 2, 3, "S-curve"),
+    "M13b_Spiral": (_m_spiral, 1, 13, "1-D spiral in R^13"),
+}
+
+
+def benchmark_manifold(name, n=2500, *, noise=0.0, random_state=None):
+    """One manifold of the standard ID benchmark suite (M1..M13).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`BENCHMARK_MANIFOLDS` (e.g. ``"M1_Sphere"``).
+    n : int
+    noise : float
+        Standard deviation of isotropic Gaussian noise added in R^D.
+
+    Returns
+    -------
+    Manifold
+        ``volume`` is None (the law's constant is not known in closed form
+        for most of them); ``uniform`` says whether the sampling is uniform
+        with respect to the d-volume.
+
+    References
+    ----------
+    Hein & Audibert (2005), ICML; Campadelli et al. (2015), Math. Probl. Eng.
+    """
+    if name not in BENCHMARK_MANIFOLDS:
+        raise ValueError(f"unknown benchmark manifold {name!r}; choose one of {', '.join(BENCHMARK_MANIFOLDS)}")
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    gen, d, D, _ = BENCHMARK_MANIFOLDS[name]
+    X = gen(rng, n, d, D)
+    if noise:
+        X = X + noise * rng.standard_normal(X.shape)
+    uniform = name in ("M1_Sphere", "M2_Affine_3to5", "M9_Affine", "M10a_Cubic", "M10b_Cubic",
+                       "M10c_Cubic", "M10d_Cubic")
+    return Manifold(np.ascontiguousarray(X), d, None, name, uniform)
+
+
+def benchmark_suite(n=2500, *, noise=0.0, random_state=None):
+    """All of :data:`BENCHMARK_MANIFOLDS`, as {name: Manifold}, from one seed."""
+    rng = check_random_state(random_state)
+    return {name: benchmark_manifold(name, n, noise=noise, random_state=rng) for name in BENCHMARK_MANIFOLDS}
