@@ -12,6 +12,13 @@ Choice of algorithm (``algorithm="auto"``), from the measurements in
 * ``kd_tree`` when ``n_features <= KD_TREE_MAX_DIM`` (6): a k-d tree query is
   O(log n) there, while brute force is O(n); at D = 16 the tree is already
   15x slower than brute force (uniform data, n = 1e5).
+* ``kd_tree`` on principal-axis coordinates when ``n_features`` is larger
+  but the data have a low *linear* rank (at most ``KD_TREE_MAX_DIM``
+  directions carry them: a low-dimensional manifold linearly embedded in
+  R^D): the tree then splits along those directions. Measured on a 5-D
+  cube embedded in R^20, n = 1e5: 0.55 s rotated, 0.96 s on the raw
+  coordinates, 2.8 s brute force. The rank test (an SVD of at most 4096
+  evenly spaced rows) only decides the speed, never the result.
 * otherwise brute force: ``fused`` (the register-blocked expansion kernel with
   the selection fused in) for float32, and ``gemm`` (BLAS dgemm tiles) for
   float64 from ``GEMM_MIN_DIM_F64`` features on, ``direct`` below.
@@ -131,6 +138,41 @@ def kernels(backend):
 def use_kd_tree(n_features, n_reference, k):
     """Pure predicate: is the k-d tree the faster exact path for this problem?"""
     return n_features <= KD_TREE_MAX_DIM and k <= 64 and n_reference >= 64
+
+
+ROTATED_KD_TREE_MAX_DIM = 128
+ROTATED_KD_TREE_MIN_N = 20000
+_RANK_SAMPLE = 4096
+_RANK_RTOL = 1e-5  # singular values below this fraction of the largest: noise of float32 storage
+
+
+def use_rotated_kd_tree(n_features, n_reference, k):
+    """Pure predicate: is it worth testing the data for a low linear rank?"""
+    return (KD_TREE_MAX_DIM < n_features <= ROTATED_KD_TREE_MAX_DIM and k <= 64
+            and n_reference >= ROTATED_KD_TREE_MIN_N)
+
+
+def low_rank_rotation(R):
+    """``(center, V)`` with V the principal axes (rows, by decreasing
+    variance) of an evenly spaced sample of R when at most KD_TREE_MAX_DIM
+    of them carry the data, else None."""
+    import numpy as np
+
+    step = max(1, R.shape[0] // _RANK_SAMPLE)
+    S = np.asarray(R[::step][:_RANK_SAMPLE], dtype=np.float64)
+    center = S.mean(axis=0)
+    S = S - center
+    w, V = np.linalg.eigh(S.T @ S)  # D x D: cheap next to an SVD of the sample
+    w, V = w[::-1], V[:, ::-1]
+    sv = np.sqrt(np.maximum(w, 0.0))
+    # the noise floor: a fraction of the largest singular value, or the
+    # rounding of the stored values (float32 far from the origin)
+    eps = np.finfo(R.dtype).eps if R.dtype.kind == "f" else 0.0
+    floor = max(_RANK_RTOL * sv[0] if sv.size else 0.0,
+                16 * eps * float(np.max(np.abs(center))) * np.sqrt(S.shape[0]))
+    if sv.size == 0 or sv[0] == 0 or np.sum(sv > floor) > KD_TREE_MAX_DIM:
+        return None
+    return center, np.ascontiguousarray(V.T)
 
 
 def choose_algorithm(algorithm, backend, dtype, n_features, n_reference, k):

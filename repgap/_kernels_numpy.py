@@ -16,9 +16,8 @@ ALGORITHMS = ("brute", "kd_tree")
 
 def exact_sqdist(Q, R, qrows, ridx):
     """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx)."""
-    diff = Q[qrows][:, None, :].astype(np.float64) - R[ridx.ravel()].astype(np.float64).reshape(
-        ridx.shape + (R.shape[1],)
-    )
+    diff = np.asarray(Q[qrows], dtype=np.float64)[:, None, :] - np.asarray(
+        R[ridx.ravel()], dtype=np.float64).reshape(ridx.shape + (R.shape[1],))
     return np.einsum("ijk,ijk->ij", diff, diff)
 
 

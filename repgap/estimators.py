@@ -212,6 +212,26 @@ class TwoNN(_Estimator):
         return self
 
 
+def bootstrap_means(values, n_boot, rng):
+    """Column means of ``n_boot`` bootstrap resamples of the rows of ``values``.
+
+    A resample is the vector of counts of n draws with replacement, so the
+    means are one matrix product per block of resamples (no resampled
+    copies of the rows).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[0]
+    out = np.empty((n_boot,) + values.shape[1:])
+    block = max(1, min(n_boot, (1 << 24) // max(n, 1)))
+    for b in range(0, n_boot, block):
+        nb = min(block, n_boot - b)
+        counts = np.empty((nb, n))
+        for r in range(nb):
+            counts[r] = np.bincount(rng.integers(0, n, n), minlength=n)
+        out[b : b + nb] = counts @ values / n
+    return out
+
+
 def _levina_bickel_inverses(R):
     """``inv[:, k-2] = 1/m_k(x) = (1/(k-1)) sum_{j<k} log(R_k/R_j)`` for k = 2..K."""
     logR = np.log(R)
@@ -252,13 +272,10 @@ class MLE(_Estimator):
         if not np.all(np.isfinite(sel)) or np.any(sel.mean(axis=0) <= 0):
             raise ValueError("degenerate neighbour distances (ties at every k): no estimate")
 
-        def estimate(rows):
-            return float(np.mean(1.0 / sel[rows].mean(axis=0)))
-
-        n = sel.shape[0]
-        self.dimension_ = estimate(slice(None))
+        self.dimension_ = float(np.mean(1.0 / sel.mean(axis=0)))
         rng = check_random_state(self.random_state)
-        boots = [estimate(rng.integers(0, n, n)) for _ in range(int(self.n_boot))]
+        means = bootstrap_means(sel, int(self.n_boot), rng)  # (n_boot, n_k)
+        boots = np.mean(1.0 / means, axis=1)
         self.dimension_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q]))
         with np.errstate(divide="ignore"):
             pw = np.full(st.X.shape[0], np.nan)

@@ -8,7 +8,7 @@ the same effect. Queries are independent, so neither changes any result.
 """
 import numpy as np
 
-from ._backends import choose_algorithm, kernels, resolve_backend
+from ._backends import choose_algorithm, kernels, low_rank_rotation, resolve_backend, use_rotated_kd_tree
 from ._config import get_config
 from ._progress import Progress
 from ._threads import resolve_n_jobs
@@ -35,6 +35,11 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     m, D = Q.shape
     n_used = int(checkpoints[-1])
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
+    if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
+        basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
+        if basis is not None:
+            return _rotated_kd_tree(Q, R, k, order, checkpoints, basis, backend=backend,
+                                    n_threads=n_threads, progress=progress, desc=desc, bar=bar)
     mod = kernels(backend)
     cfg = get_config()
     kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
@@ -70,6 +75,45 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     finally:
         if own:
             bar.close()
+
+
+def _rotated_kd_tree(Q, R, k, order, checkpoints, basis, *, backend, n_threads, progress, desc, bar):
+    """The k-d tree on principal-axis coordinates, for data of low linear rank.
+
+    Rotating is exact in exact arithmetic and the tree then splits along the
+    few directions that carry the data; the k + spare candidates it finds are
+    re-ranked by their exact float64 distances on the original rows, so the
+    result is that of every other path (THEORY.md, section 6).
+    """
+    from ._kernels_numpy import exact_sqdist, sort_by_distance_then_index
+
+    center, V = basis
+    # rotated distances differ from the exact ones by float64 rounding only:
+    # a few spare candidates cover near-ties at the k-th distance
+    spare = 4
+    kk = min(k + spare, int(checkpoints[0]))
+    Rr = _rotate(R, center, V)
+    Qr = Rr if Q is R else _rotate(Q, center, V)
+    _, cand = knn_prefix(Qr, Rr, kk, order, checkpoints, backend=backend, n_threads=n_threads,
+                         algorithm="kd_tree", progress=progress, desc=desc, bar=bar)
+    J, m = cand.shape[0], Q.shape[0]
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    step = max(1, (1 << 22) // max(1, kk * Q.shape[1]))
+    for j in range(J):
+        for s in range(0, m, step):
+            rows = cand[j, s : s + step]
+            d, i = sort_by_distance_then_index(exact_sqdist(Q, R, np.arange(s, s + rows.shape[0]), rows), rows)
+            out_d[j, s : s + step] = d[:, :k]
+            out_i[j, s : s + step] = i[:, :k]
+    return out_d, out_i
+
+
+def _rotate(X, center, V):
+    out = np.empty(X.shape, dtype=np.float64)
+    for s in range(0, X.shape[0], 65536):
+        out[s : s + 65536] = (np.asarray(X[s : s + 65536], dtype=np.float64) - center) @ V.T
+    return out
 
 
 def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto", progress=None):

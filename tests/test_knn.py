@@ -186,3 +186,37 @@ def test_compiled_kernels_stop_on_ctrl_c(algorithm):
     d, i = repgap.knn(Q[:50], R, algorithm=algorithm)
     rd, ri = reference_knn(Q[:50], R, 1)
     assert_knn_equal(d, i, rd, ri)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rotated_kd_tree_on_low_rank_data(backend, dtype, monkeypatch):
+    # a 4-D cube linearly embedded in R^24 far from the origin: auto takes the
+    # k-d tree on principal axes; results equal the float64 ground truth
+    import repgap._backends as B
+    import repgap.neighbors as N
+
+    if backend == "torch":
+        pytest.skip("the torch backend has no k-d tree")
+    monkeypatch.setattr(B, "ROTATED_KD_TREE_MIN_N", 1000)
+    calls = []
+    real = N._rotated_kd_tree
+    monkeypatch.setattr(N, "_rotated_kd_tree", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    rng = np.random.default_rng(11)
+    A = np.linalg.qr(rng.standard_normal((24, 4)))[0]
+    R = (rng.random((3000, 4)) @ A.T + 1e3).astype(dtype)
+    Q = (rng.random((200, 4)) @ A.T + 1e3).astype(dtype)
+    for k in (1, 5):
+        d, i = repgap.knn(Q, R, k=k, backend=backend)
+        rd, ri = reference_knn(Q, R, k)
+        assert_knn_equal(d, i, rd, ri)
+    # prefixes in a random order, self-queries
+    order = rng.permutation(3000)
+    ck = [1200, 3000]
+    d, i = repgap.knn_checkpoints(R[:300], R, ck, k=2, order=order, backend=backend)
+    for j, c in enumerate(ck):
+        rd, ri = reference_knn(R[:300], R[order[:c]], 2)
+        assert_knn_equal(d[j], i[j], rd, order[:c][ri])
+    assert len(calls) == 3
+    # full-rank data does not take that path
+    repgap.knn(Q, rng.random((3000, 24)).astype(dtype), k=1, backend=backend)
+    assert len(calls) == 3
