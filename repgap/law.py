@@ -147,8 +147,10 @@ class LawFit:
     constant, constant_ci : float, (float, float)
         C.
     correction : tuple or None
-        The finite-size coefficients ``(a,)`` or ``(a, b)`` of
-        ``1 + a n^(-1/d) + b n^(-2/d)``, when fitted.
+        The finite-size coefficients ``a_j`` of ``1 + sum_j a_j n^(-k_j/d)``,
+        when fitted.
+    correction_powers : tuple
+        The powers ``k_j`` (1: boundary, 2: curvature).
     offset : float
         L_inf (0 unless fitted).
     residuals : ndarray
@@ -174,12 +176,14 @@ class LawFit:
     confidence: float
     ci_method: str
     r: float = 2.0
+    correction_powers: tuple = ()
 
     def predict(self, n):
         """The fitted law at size(s) n."""
         n = np.asarray(n, dtype=float)
         u = n ** (-self.exponent / self.r)  # n^(-1/d)
-        poly = sum(c * u ** (i + 1) for i, c in enumerate(self.correction or ()))
+        powers = self.correction_powers or tuple(range(1, len(self.correction or ()) + 1))
+        poly = sum(c * u**k for c, k in zip(self.correction or (), powers))
         out = self.offset + self.constant * n ** (-self.exponent) * (1.0 + poly)
         return float(out) if out.ndim == 0 else out
 
@@ -210,18 +214,36 @@ class LawFit:
         return _to_dict(self)
 
 
+_CORRECTIONS = {False: (), True: (1,), 0: (), 1: (1,), 2: (1, 2), "boundary": (1,), "curvature": (2,),
+                "both": (1, 2)}
+
+
+def correction_powers(correction):
+    """The powers k of the finite-size terms ``n^(-k/d)`` a ``correction`` fits."""
+    if isinstance(correction, str) and correction == "auto":
+        return None
+    try:
+        return _CORRECTIONS[correction]
+    except (KeyError, TypeError):
+        raise ValueError(f"correction must be one of False, True, 1, 2, 'boundary', 'curvature', 'both' "
+                         f"or 'auto', got {correction!r}") from None
+
+
 def _fit_once(logn, logy, w, r, correction, offset, x0=None):
-    """Weighted least squares in log space; returns (params, jacobian-covariance)."""
+    """Weighted least squares in log space; returns (params, covariance, fitted log values).
+
+    ``correction`` is a tuple of powers k: the model multiplies the power law
+    by ``1 + sum_j a_j n^(-k_j/d)``.
+    """
     y = np.exp(logy)
+    powers = tuple(correction)
 
     def model_log(p):
         logC, alpha = p[0], p[1]
         val = logC - alpha * logn
-        if correction:
+        if powers:
             u = np.exp(-alpha / r * logn)  # n^(-1/d)
-            poly = p[2] * u
-            if correction >= 2:
-                poly = poly + p[3] * u * u
+            poly = sum(p[2 + j] * u**kp for j, kp in enumerate(powers))
             val = val + np.log1p(np.maximum(poly, -0.999))
         if offset:
             return np.log(np.exp(val) + p[-1])
@@ -235,7 +257,7 @@ def _fit_once(logn, logy, w, r, correction, offset, x0=None):
     slope, icpt = np.polyfit(logn, logy, 1, w=w)
     p0 = [icpt, max(-slope, 1e-3)]
     lb, ub = [-np.inf, 1e-6], [np.inf, 50.0]
-    for _ in range(int(correction)):
+    for _ in powers:
         p0.append(0.0)
         lb.append(-np.inf)
         ub.append(np.inf)
@@ -268,11 +290,16 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         of any learning curve.
     gaps : array-like, optional
         The values at those sizes (test errors, gaps, ...).
-    correction : bool or int, default=False
-        Fit the finite-size factor ``(1 + a n^(-1/d))`` that boundaries add
-        (THEORY.md, section 3); ``2`` adds ``b n^(-2/d)`` as well, the order
-        at which curvature of the support enters (squared distances along a
-        curved manifold differ from chordal ones by a relative O(R^2)).
+    correction : bool, int or str, default=False
+        A finite-size factor ``1 + sum_j a_j n^(-k_j/d)``: ``True``, ``1`` or
+        ``"boundary"`` fit ``k = 1``, the leading term that boundaries add
+        (THEORY.md, section 3); ``"curvature"`` fits ``k = 2``, the order at
+        which curvature of the support enters (squared distances along a
+        curved manifold differ from chordal ones by a relative O(R^2)), and
+        in practice the best single term for boundaries too at the sizes of
+        real data sets (see :class:`repgap.estimators.GapLaw`); ``2`` or
+        ``"both"`` fit both (rarely identifiable from one curve); ``"auto"``
+        fits k = 1 and k = 2 and keeps the better fit.
         Use it when the support has a boundary (cubes, data with hard
         constraints) or curvature at the scale of the small training sets:
         it removes the bias of a plain log-log slope, at the price of a wider
@@ -322,7 +349,8 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     if np.any(sizes <= 0) or np.any(values <= 0):
         raise ValueError("sizes and values must be positive (a zero gap: duplicates between train and test?)")
     keep = np.ones(sizes.size, dtype=bool) if min_size is None else sizes >= min_size
-    n_par = 2 + int(correction) + int(offset)
+    powers = correction_powers(correction)
+    n_par = 2 + (1 if powers is None else len(powers)) + int(offset)
     if keep.sum() < n_par + 1:
         raise ValueError(f"need at least {n_par + 1} sizes to fit {n_par} parameters, got {int(keep.sum())}")
     logn, logy = np.log(sizes[keep]), np.log(values[keep])
@@ -333,7 +361,14 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         w = w / w.mean()
     else:
         w = np.ones(keep.sum())
-    p, cov, fitted_log = _fit_once(logn, logy, w, r, correction, offset)
+    if powers is None:
+        # "auto": the boundary term (k = 1) or the curvature term (k = 2),
+        # whichever fits the curve better (same number of parameters)
+        fits = [(_fit_once(logn, logy, w, r, pw, offset), pw) for pw in ((1,), (2,))]
+        rss = [float(np.sum(((f[2] - logy) * w) ** 2)) for f, _ in fits]
+        (p, cov, fitted_log), powers = fits[int(np.argmin(rss))]
+    else:
+        p, cov, fitted_log = _fit_once(logn, logy, w, r, powers, offset)
     alpha = p[1]
     alpha_samples = None
     logC_samples = None
@@ -348,7 +383,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
             g = vals[ri][:, :, ti].mean(axis=(0, 2))
             if np.any(g[keep] <= 0):
                 continue
-            pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, correction, offset, x0=p)
+            pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, powers, offset, x0=p)
             alphas.append(pb[1])
             logCs.append(pb[0])
         alpha_samples, logC_samples = np.array(alphas), np.array(logCs)
@@ -372,7 +407,8 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         exponent_ci=(float(a_lo), float(a_hi)),
         constant=float(math.exp(p[0])),
         constant_ci=(float(c_lo), float(c_hi)),
-        correction=tuple(float(c) for c in p[2 : 2 + int(correction)]) if correction else None,
+        correction=tuple(float(c) for c in p[2 : 2 + len(powers)]) if powers else None,
+        correction_powers=tuple(powers),
         offset=float(p[-1]) if offset else 0.0,
         residuals=logy - fitted_log,
         sizes=sizes[keep],

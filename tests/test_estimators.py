@@ -108,3 +108,48 @@ def test_j_function_is_one_for_poisson():
     r = np.array([0.002, 0.004])
     J = repgap.pointprocess.j_function(tr, te, r)
     np.testing.assert_allclose(J, 1.0, atol=0.08)
+
+
+def test_bootstrap_means_equal_explicit_resampling():
+    from repgap.estimators import bootstrap_means
+
+    rng = np.random.default_rng(0)
+    V = rng.random((500, 3))
+    got = bootstrap_means(V, 7, np.random.default_rng(5))
+    r2 = np.random.default_rng(5)
+    want = np.array([V[r2.integers(0, 500, 500)].mean(axis=0) for _ in range(7)])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_gap_law_default_on_the_cube_with_boundaries():
+    # the default finite-size term (curvature order) keeps the boundary bias small
+    C = datasets.cube(40000, 6, random_state=3).X.astype(np.float32)
+    est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(C)
+    plain = GapLaw(repeats=3, n_boot=0, correction=False, random_state=0).fit(C)
+    assert abs(est.dimension_ - 6) / 6 < 0.05
+    assert abs(plain.dimension_ - 6) > abs(est.dimension_ - 6)
+    assert est.law_.correction_powers == (2,)
+
+
+def test_benchmark_manifolds():
+    from repgap.datasets import BENCHMARK_MANIFOLDS, benchmark_manifold, benchmark_suite
+
+    suite = benchmark_suite(400, random_state=0)
+    assert list(suite) == list(BENCHMARK_MANIFOLDS)
+    for name, m in suite.items():
+        _, d, D, _ = BENCHMARK_MANIFOLDS[name]
+        assert m.X.shape == (400, D) and m.d == d and np.all(np.isfinite(m.X)), name
+    np.testing.assert_allclose(np.linalg.norm(suite["M1_Sphere"].X, axis=1), 1.0)
+    cube = suite["M10a_Cubic"].X[:, :11]
+    on_face = np.any((cube == 0) | (cube == 1), axis=1)
+    assert on_face.all() and np.all((cube >= 0) & (cube <= 1))
+    # the linear ones have the stated rank; the nonlinear M6 spans more than d
+    assert np.linalg.matrix_rank(suite["M2_Affine_3to5"].X - suite["M2_Affine_3to5"].X.mean(0)) == 3
+    assert np.linalg.matrix_rank(suite["M9_Affine"].X) == 20
+    a = benchmark_manifold("M7_Roll", 50, random_state=1).X
+    np.testing.assert_array_equal(a, benchmark_manifold("M7_Roll", 50, random_state=1).X)
+    with pytest.raises(ValueError, match="unknown benchmark manifold"):
+        benchmark_manifold("M99", 10)
+    # TwoNN on an easy member: the 2-D swiss roll
+    est = repgap.intrinsic_dimension(benchmark_manifold("M7_Roll", 4000, random_state=0).X, method="twonn")
+    assert abs(est.dimension - 2) < 0.25

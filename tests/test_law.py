@@ -101,3 +101,21 @@ def test_fit_law_errors():
         repgap.fit_law([1, 2, 3, 4], [1, 0, 1, 1])
     with pytest.raises(ValueError, match="at least"):
         repgap.fit_law([1, 2], [1, 0.5])
+
+
+def test_fit_law_curvature_and_auto_corrections():
+    n = np.geomspace(300, 1e6, 15)
+    g = 1.5 * n ** (-2 / 6) * (1 - 0.6 * n ** (-2 / 6))  # curvature-like term
+    curv = repgap.fit_law(n, g, correction="curvature")
+    assert curv.dimension == pytest.approx(6, rel=1e-4)
+    assert curv.correction_powers == (2,) and curv.correction[0] == pytest.approx(-0.6, rel=1e-3)
+    assert curv.predict(5e4) == pytest.approx(1.5 * 5e4 ** (-1 / 3) * (1 - 0.6 * 5e4 ** (-1 / 3)), rel=1e-6)
+    auto = repgap.fit_law(n, g, correction="auto")
+    assert auto.correction_powers == (2,) and auto.dimension == pytest.approx(6, rel=1e-4)
+    gb = 1.5 * n ** (-2 / 6) * (1 + 0.9 * n ** (-1 / 6))  # boundary-like term
+    auto_b = repgap.fit_law(n, gb, correction="auto")
+    assert auto_b.correction_powers == (1,) and auto_b.dimension == pytest.approx(6, rel=1e-4)
+    both = repgap.fit_law(n, g, correction="both")
+    assert both.correction_powers == (1, 2)
+    with pytest.raises(ValueError, match="correction must be"):
+        repgap.fit_law(n, g, correction="quadratic")
