@@ -208,6 +208,15 @@ def run_n(n, seeds, methods, args):
 
 # --------------------------------------------------------------------------- summaries
 
+def _version(dist):
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
 def _fmt(x, nd=3):
     if x is None or not np.isfinite(x):
         return "nan"
@@ -290,11 +299,9 @@ def main():
         want = {s.lower() for s in args.only}
         methods = [t for t in methods if f"{t[0]}:{t[1]}".lower() in want]
     summary_path = args.summary or os.path.join(args.out, "summary.md")
-    import dadapy
-    import skdim
 
     header = (f"# ID benchmark suite: repgap {repgap.__version__}, scikit-dimension "
-              f"{getattr(skdim, '__version__', '?')}, dadapy {getattr(dadapy, '__version__', '?')}\n\n"
+              f"{_version('scikit-dimension')}, dadapy {_version('dadapy')}\n\n"
               f"Command: `{' '.join(sys.argv)}`; {os.cpu_count()} CPUs; times are approximate "
               "(shared machine).\n")
     for n in args.n:

@@ -408,3 +408,73 @@ def pair_counts(X, Y, edges, *, int n_threads=1, tile=None, progress=None):
     with blas_single_thread():
         _pairs(X, Y, same, center, edges2, table, tol_coef, tile, ta, tb, n_threads, hist, progress)
     return hist.sum(axis=(0, 2))[1 : nb + 1]
+
+
+cdef extern from "repgap_orbit.hpp" namespace "repgap" nogil:
+    cdef cppclass OrbitSpec:
+        int kind, D, p, reflections, centre, h, w, order
+        const int64_t* perms
+        const double* mats
+
+    cdef cppclass OrbitWork:
+        vector[double] a, b
+        void reserve(int D, int m)
+
+    void load_row[T](const T* x, Py_ssize_t s1, int D, double* out)
+    double orbit_d2(const OrbitSpec& g, OrbitWork& w)
+
+
+def orbit_refine(const floating[:, :] Q, const floating[:, :] R, const int64_t[:, ::1] cand, dict spec,
+                 int n_threads=1):
+    """Exact squared orbit distances between query ``i`` and reference rows
+    ``cand[i, j]`` (``-1``: skipped, +inf), for the built-in groups whose
+    closed form the compiled kernel knows (``spec`` from
+    :func:`repgap.orbit.compiled_spec`). OpenMP over queries."""
+    cdef Py_ssize_t m = cand.shape[0], c = cand.shape[1], i, j
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
+    cdef Py_ssize_t rs0 = R.strides[0] // itemsize, rs1 = R.strides[1] // itemsize
+    cdef int D = Q.shape[1]
+    cdef int64_t r
+    cdef OrbitSpec g
+    cdef const floating* Qb = _base(Q)
+    cdef const floating* Rb = _base(R)
+    perms = spec.get("perms")
+    mats = spec.get("mats")
+    cdef const int64_t[:, ::1] pv
+    cdef const double[:, :, ::1] mv
+    g.kind = spec["kind"]
+    g.D = D
+    g.p = spec.get("p", 1)
+    g.reflections = spec.get("reflections", 0)
+    g.centre = spec.get("centre", 0)
+    g.h = spec.get("h", 1)
+    g.w = spec.get("w", D)
+    g.order = spec.get("order", 1)
+    g.perms = NULL
+    g.mats = NULL
+    if perms is not None:
+        pv = perms
+        g.perms = &pv[0, 0]
+    if mats is not None:
+        mv = mats
+        g.mats = &mv[0, 0, 0]
+    out = np.full((m, c), np.inf)
+    cdef double[:, ::1] ov = out
+    cdef int nt = max(n_threads, 1)
+    cdef vector[OrbitWork] works = vector[OrbitWork](nt)
+    cdef int t
+    for t in range(nt):
+        works[t].reserve(D, max(D // max(g.p, 1), 1))
+    cdef OrbitWork* wp
+    with nogil, parallel(num_threads=nt):
+        wp = &works[threadid()]
+        for i in prange(m, schedule="dynamic", chunksize=16):
+            for j in range(c):
+                r = cand[i, j]
+                if r < 0:
+                    continue
+                load_row(Qb + i * qs0, qs1, D, wp.a.data())
+                load_row(Rb + r * rs0, rs1, D, wp.b.data())
+                ov[i, j] = orbit_d2(g, wp[0])
+    return out

@@ -31,6 +31,9 @@ class Manifold:
     uniform : bool
         Whether the points are uniform with respect to the d-volume (then the
         law's constant needs only the volume).
+    task_dims : dict
+        For symmetric data sets: the dimension of the task modulo each
+        symmetry group, keyed by a description (e.g. ``"translations"``).
     """
 
     X: np.ndarray
@@ -38,6 +41,7 @@ class Manifold:
     volume: object
     name: str
     uniform: bool = True
+    task_dims: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ambient_dim(self):
@@ -335,3 +339,115 @@ def benchmark_suite(n=2500, *, noise=0.0, random_state=None):
     """All of :data:`BENCHMARK_MANIFOLDS`, as {name: Manifold}, from one seed."""
     rng = check_random_state(random_state)
     return {name: benchmark_manifold(name, n, noise=noise, random_state=rng) for name in BENCHMARK_MANIFOLDS}
+
+
+# ---------------------------------------------------------------------------
+# Symmetric data sets (issue #4): known dimension modulo a group
+# ---------------------------------------------------------------------------
+def _random_rotations(rng, n, p):
+    """n Haar-random proper rotations of R^p."""
+    A = rng.standard_normal((n, p, p))
+    Qm, Rm = np.linalg.qr(A)
+    Qm = Qm * np.sign(np.diagonal(Rm, axis1=1, axis2=2))[:, None, :]
+    det = np.linalg.det(Qm)
+    Qm[:, :, 0] *= np.sign(det)[:, None]
+    return Qm
+
+
+def point_clouds(n, m, p=2, *, law="disk", random_state=None):
+    """Clouds of m points in R^p (rows of length m p) from a rotation-invariant law.
+
+    The m points are i.i.d.: uniform in the unit ball (``law="disk"``) or
+    standard Gaussian (``"gaussian"``); their joint law is invariant under
+    rotations of R^p. Dimensions of the task: ``m p`` with no group,
+    ``m p - p`` modulo translations, ``m p - p - p(p-1)/2`` modulo
+    translations and rotations (THEORY.md, section 3).
+    """
+    n = _check_n(n)
+    if p not in (2, 3) or int(m) < 2:
+        raise ValueError(f"need p in (2, 3) and m >= 2, got p={p!r}, m={m!r}")
+    rng = check_random_state(random_state)
+    if law == "gaussian":
+        C = rng.standard_normal((n, m, p))
+    elif law == "disk":
+        V = rng.standard_normal((n, m, p))
+        V /= np.linalg.norm(V, axis=2, keepdims=True)
+        C = V * rng.random((n, m, 1)) ** (1.0 / p)
+    else:
+        raise ValueError(f"law must be 'disk' or 'gaussian', got {law!r}")
+    D = m * p
+    dims = {"none": D, "translations": D - p, "translations+rotations": D - p - p * (p - 1) // 2}
+    return Manifold(np.ascontiguousarray(C.reshape(n, D)), D, None, f"point_clouds({m}x{p}, {law})",
+                    law == "disk", dims)
+
+
+def shifted_signals(n, length, d, *, smooth=4.0, random_state=None):
+    """1-D signals of a d-dimensional family, each cyclically shifted by a random integer.
+
+    A signal is ``sum_l a_l phi_l(t)`` with ``a`` uniform in [-1, 1]^d and
+    fixed smooth, non-periodic-looking profiles ``phi_l`` (Gaussian bumps of
+    width ``length / smooth`` at fixed random positions), then rolled by a
+    uniform shift in ``range(length)``. The family is d-dimensional and the
+    shifts act freely: modulo :class:`repgap.groups.CyclicShift` the task
+    keeps dimension d and the gap curve moves by ``length^(-2/d)``.
+    """
+    n, length, d = _check_n(n), int(length), int(d)
+    rng = check_random_state(random_state)
+    base = np.random.default_rng(12345)  # the family is fixed, the samples are random
+    t = np.arange(length)
+    centres = base.uniform(0, length, d)
+    widths = length / smooth * base.uniform(0.3, 1.0, d)
+    phi = np.exp(-0.5 * ((t[None, :] - centres[:, None]) / widths[:, None]) ** 2)
+    phi *= base.uniform(0.5, 1.5, (d, 1))
+    a = rng.uniform(-1.0, 1.0, (n, d))
+    S = a @ phi
+    shifts = rng.integers(0, length, n)
+    idx = (t[None, :] - shifts[:, None]) % length
+    X = np.take_along_axis(S, idx, axis=1)
+    return Manifold(np.ascontiguousarray(X), d, None, f"shifted_signals({length}, d={d})", False,
+                    {"none": d, "cyclic shifts": d})
+
+
+def molecule_chains(n, m, *, latent_dim=4, bond_angle=110.0, permute=True, random_state=None):
+    """Molecule-like chains of m atoms in R^3 with E(3) x S_m symmetry.
+
+    Bond lengths are 1 and bond angles fixed; the m - 3 torsion angles are
+    smooth functions of ``latent_dim`` latent variables (uniform in
+    [-1, 1]): ``phi_j = pi/3 + sum_l z_l sin(pi l (j + 1) / (m - 2))``. Each
+    chain is then placed in a Haar-random orientation and at a random
+    position, and (``permute=True``) its atoms are listed in a random order.
+    Dimensions: ``latent_dim + 6`` with no group (orientation and position),
+    ``latent_dim`` modulo rigid motions (and permutations).
+    """
+    n, m, L = _check_n(n), int(m), int(latent_dim)
+    if m < 4:
+        raise ValueError(f"a chain needs at least 4 atoms, got m={m}")
+    rng = check_random_state(random_state)
+    z = rng.uniform(-1.0, 1.0, (n, L))
+    j = np.arange(m - 3)
+    basis = np.sin(np.pi * np.arange(1, L + 1)[:, None] * (j[None, :] + 1) / (m - 2))
+    tors = np.pi / 3 + 0.8 * (z @ basis)
+    theta = np.deg2rad(bond_angle)
+    # natural extension reference frame: each new atom from the last three
+    X = np.zeros((n, m, 3))
+    X[:, 1] = [1.0, 0.0, 0.0]
+    X[:, 2] = X[:, 1] + [-np.cos(theta), np.sin(theta), 0.0]
+    for a in range(3, m):
+        b1 = X[:, a - 2] - X[:, a - 3]
+        b2 = X[:, a - 1] - X[:, a - 2]
+        b2 /= np.linalg.norm(b2, axis=1, keepdims=True)
+        nrm = np.cross(b1, b2)
+        nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+        mm = np.cross(nrm, b2)
+        ph = tors[:, a - 3]
+        d2 = np.stack([-np.cos(theta) * np.ones(n), np.sin(theta) * np.cos(ph), np.sin(theta) * np.sin(ph)], 1)
+        X[:, a] = X[:, a - 1] + d2[:, :1] * b2 + d2[:, 1:2] * mm + d2[:, 2:] * nrm
+    X -= X.mean(axis=1, keepdims=True)
+    Rm = _random_rotations(rng, n, 3)
+    X = np.einsum("nij,nkj->nki", Rm, X) + rng.normal(0.0, 2.0, (n, 1, 3))
+    if permute:
+        perm = np.argsort(rng.random((n, m)), axis=1)
+        X = np.take_along_axis(X, perm[:, :, None], axis=1)
+    dims = {"none": L + 6, "rigid motions": L, "rigid motions+permutations": L}
+    return Manifold(np.ascontiguousarray(X.reshape(n, 3 * m)), L + 6, None,
+                    f"molecule_chains({m} atoms, latent {L})", False, dims)

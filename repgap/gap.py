@@ -16,6 +16,7 @@ from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_pair, check_power, check_random_state
 from .neighbors import knn_prefix
+from .groups import check_group
 
 
 def _summary_repr(obj, fields):
@@ -129,7 +130,7 @@ def _power(sqdist, r):
     return sqdist if r == 2.0 else np.sqrt(sqdist) ** r
 
 
-def representation_gap(train, test, *, k=1, r=2, backend=None, n_jobs=None, algorithm="auto",
+def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_jobs=None, algorithm="auto",
                        progress=None):
     """The Representation Gap of ``train`` measured on the held-out ``test`` points.
 
@@ -146,6 +147,9 @@ def representation_gap(train, test, *, k=1, r=2, backend=None, n_jobs=None, algo
         Held-out points drawn independently of ``train``.
     k : int, default=1
     r : float, default=2
+    group : repgap.groups.Group, optional
+        Measure distances modulo a symmetry group (the equivariances of the
+        model): ``min_i min_g ||test_j - g.train_i||^2``.
     backend, n_jobs, algorithm, progress
         As in :func:`repgap.knn`.
 
@@ -167,7 +171,8 @@ def representation_gap(train, test, *, k=1, r=2, backend=None, n_jobs=None, algo
     name = resolve_backend(backend)
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
-                         algorithm=algorithm, progress=progress, desc="representation gap")
+                         algorithm=algorithm, progress=progress, desc="representation gap",
+                         group=check_group(group))
     sqk = sq[0, :, k - 1]
     vals = _power(sqk, r)
     m = Q.shape[0]
@@ -208,7 +213,7 @@ def default_sizes(n, n_sizes=12, smallest=100):
     return s
 
 
-def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None, backend=None,
+def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, random_state=None, backend=None,
               n_jobs=None, algorithm="auto", progress=None):
     """The Representation Gap at several training-set sizes.
 
@@ -227,7 +232,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None
         Increasing sizes <= n; default ~12 log-spaced sizes from min(100, n) to n.
     repeats : int, default=5
         Random orders; each adds one pass.
-    k, r : as in :func:`representation_gap`
+    k, r, group : as in :func:`representation_gap`
     random_state : int, numpy Generator or None
         Seeds the random orders (reproducible for any thread count).
     backend, n_jobs, algorithm, progress : as in :func:`repgap.knn`
@@ -243,6 +248,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
+    group = check_group(group)
     rng = check_random_state(random_state)
     name = resolve_backend(backend)
     threads = resolve_n_jobs(n_jobs)
@@ -254,7 +260,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None
         for rep in range(repeats):
             order = rng.permutation(n)
             sq, _ = knn_prefix(Q, R, k, order, ck, backend=name, n_threads=threads,
-                               algorithm=algorithm, bar=bar)
+                               algorithm=algorithm, bar=bar, group=group)
             dist[rep] = np.sqrt(sq[:, :, k - 1])
             vals[rep] = _power(sq[:, :, k - 1], r)
             n_zero += np.count_nonzero(sq[:, :, 0] == 0, axis=1)

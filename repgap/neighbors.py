@@ -13,6 +13,7 @@ from ._config import get_config
 from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_order, check_pair
+from .groups import Identity, check_group
 
 # Floating-point work per kernel call: about a second on two cores, so that an
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
@@ -26,13 +27,25 @@ def _chunk_rows(n, D, n_threads):
 
 
 def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="auto",
-               progress=None, desc="k-NN", bar=None):
+               progress=None, desc="k-NN", bar=None, group=None):
     """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)) with the chosen kernel.
 
     ``bar`` is an open :class:`~repgap._progress.Progress` counting queries
     (for callers that make several passes); otherwise one is opened here.
+    ``group``: distances modulo a symmetry group (:mod:`repgap.orbit`).
     """
     m, D = Q.shape
+    if group is not None and not isinstance(group, Identity):
+        if algorithm not in ("auto", "brute"):
+            raise ValueError(f"algorithm={algorithm!r} cannot be combined with group=; the k-NN modulo a group "
+                             "chooses its own kernels (use algorithm='auto')")
+        from .orbit import orbit_knn_prefix
+
+        out = orbit_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
+                               progress=False if bar is not None else progress, desc=desc)
+        if bar is not None:
+            bar.update(m)
+        return out
     n_used = int(checkpoints[-1])
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
     if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
@@ -116,7 +129,7 @@ def _rotate(X, center, V):
     return out
 
 
-def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto", progress=None):
+def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algorithm="auto", progress=None):
     """Exact k nearest neighbours of each query in a reference set.
 
     Parameters
@@ -127,6 +140,9 @@ def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto",
     reference : array-like of shape (n, D)
     k : int, default=1
         Number of neighbours; at most ``n``.
+    group : repgap.groups.Group, optional
+        Distances modulo a symmetry group: ``min_g ||q - g.x||`` (exact, by
+        filter and refine; see :mod:`repgap.orbit`).
     backend : {"auto", "numpy", "cython", "torch"}, optional
         Overrides ``repgap.set_config(backend=...)`` and ``REPGAP_BACKEND``.
         An explicit backend that is not available raises an error.
@@ -160,16 +176,17 @@ def knn(queries, reference, k=1, *, backend=None, n_jobs=None, algorithm="auto",
     """
     Q, R = check_pair(queries, reference)
     k = check_k(k, R.shape[0])
+    group = check_group(group)
     name = resolve_backend(backend)
     threads = resolve_n_jobs(n_jobs)
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
-                         progress=progress)
+                         progress=progress, group=group)
     return np.sqrt(sq[0]), idx[0]
 
 
-def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, backend=None, n_jobs=None,
-                    algorithm="auto", progress=None):
+def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=None, backend=None,
+                    n_jobs=None, algorithm="auto", progress=None):
     """k nearest neighbours within each prefix ``reference[order[:n_j]]``, in one pass.
 
     Parameters
@@ -194,5 +211,5 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, backend
         raise ValueError(f"order has {od.size} entries but the largest checkpoint is {ck[-1]}")
     name = resolve_backend(backend)
     sq, idx = knn_prefix(Q, R, k, od, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
-                         algorithm=algorithm, progress=progress)
+                         algorithm=algorithm, progress=progress, group=check_group(group))
     return np.sqrt(sq), idx

@@ -1,0 +1,710 @@
+"""Symmetry groups acting on flattened samples, and orbit distances.
+
+An equivariant model cannot tell ``x`` from ``g.x``: it sees the whole orbit
+of each training point, so the Representation Gap and the intrinsic
+dimension of a task are measured with the orbit distance
+
+    d_G(x, y) = min_{g in G} ||x - g.y||
+
+(Perera et al., arXiv:2605.21692). A cloud of m points in R^p is stored as
+one row of length m * p, point after point: ``row.reshape(m, p)``.
+
+Every group here gives
+
+* ``distance2(x, y)``: the squared orbit distance (rows or batches of rows);
+* ``align(x, y)``: the distance with the minimising element and ``g.y``;
+* ``invariant(X)``: features with the lower-bound property
+  ``||inv(x) - inv(y)|| <= d_G(x, y)``, used to filter candidates before the
+  exact alignment (:func:`repgap.groups.orbit_knn`);
+* ``order`` (finite groups) and ``orbit_dimension`` (continuous groups), the
+  quantities the law needs: a finite group acting freely multiplies n by its
+  order, a continuous one lowers the dimension by its orbit dimension.
+
+Closed forms: translations (centring), rotations of point clouds in 2-D and
+3-D (Kabsch / Procrustes by SVD, with the determinant correction for proper
+rotations; Kabsch 1976, Umeyama 1991), cyclic shifts (FFT cross-correlation),
+permutations of identical particles (linear assignment; Kuhn 1955, as
+implemented in scipy), sign flips and explicit finite groups (enumeration).
+Products of those with a closed form (translations with rotations or with
+permutations) are exact too; rotations with permutations are not: they use
+alternating alignment from several starts and return an *upper bound*, with
+the invariant lower bound beside it (:meth:`Group.bounds`).
+
+Distances that decide results are recomputed as differences in float64 once
+the minimising element is known (THEORY.md, section 6).
+"""
+import itertools
+import math
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "Group", "Identity", "Translation", "Rotation", "CyclicShift", "Permutation", "SignFlip",
+    "FiniteGroup", "Product", "Alignment", "check_group",
+]
+
+
+class Alignment(tuple):
+    """``(distance2, element, aligned)``: the squared orbit distance, the
+    minimising group element (its form depends on the group) and ``g.y``."""
+
+    __slots__ = ()
+
+    def __new__(cls, distance2, element, aligned):
+        return tuple.__new__(cls, (float(distance2), element, aligned))
+
+    distance2 = property(lambda self: self[0])
+    element = property(lambda self: self[1])
+    aligned = property(lambda self: self[2])
+
+    def __repr__(self):
+        return f"Alignment(distance2={self[0]:.6g}, element={self[1]!r})"
+
+
+def _sqnorm(a):
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.dot(a.ravel(), a.ravel()))
+
+
+def _rows(x, y, D):
+    """Broadcast x and y to (n, D) float64 arrays; returns (X, Y, scalar?)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    scalar = x.ndim == 1 and y.ndim == 1
+    X, Y = np.atleast_2d(x), np.atleast_2d(y)
+    if X.ndim != 2 or Y.ndim != 2:
+        raise ValueError(f"expected rows (1-D) or batches of rows (2-D), got shapes {x.shape} and {y.shape}")
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"x and y have different lengths: {X.shape[1]} and {Y.shape[1]}")
+    if D is not None and X.shape[1] != D:
+        raise ValueError(f"this group acts on rows of length {D}, got {X.shape[1]}")
+    if X.shape[0] != Y.shape[0]:
+        if X.shape[0] == 1:
+            X = np.broadcast_to(X, Y.shape)
+        elif Y.shape[0] == 1:
+            Y = np.broadcast_to(Y, X.shape)
+        else:
+            raise ValueError(f"x and y hold different numbers of rows: {X.shape[0]} and {Y.shape[0]}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
+        raise ValueError("x and y must be finite (NaN or inf found)")
+    return X, Y, scalar
+
+
+class Group:
+    """Base class: a group acting on rows of R^D by isometries.
+
+    Subclasses implement ``_align_rows(X, Y) -> (d2, elements, aligned)``
+    for batches of rows, ``_invariant(X)`` and ``apply(element, y)``.
+
+    Attributes
+    ----------
+    order : int or None
+        The number of elements of a finite group (None for continuous groups).
+    orbit_dimension : int
+        The dimension of a generic orbit (0 for finite groups).
+    exact : bool
+        Whether ``distance2`` is the exact minimum (False: an upper bound).
+    dim : int or None
+        The row length the group acts on (None: any).
+    """
+
+    order = None
+    orbit_dimension = 0
+    exact = True
+    dim = None
+    invariant_is_isometry = False  # inv(x) - inv(y) has norm exactly d_G
+
+    # -- public API ---------------------------------------------------------
+    def distance2(self, x, y):
+        """Squared orbit distance ``min_g ||x - g.y||^2``.
+
+        Rows (1-D) give a float; batches (n, D) give an array of n values
+        (row i of x against row i of y; a single row broadcasts).
+        """
+        X, Y, scalar = _rows(x, y, self.dim)
+        d2, _, _ = self._align_rows(X, Y)
+        return float(d2[0]) if scalar else d2
+
+    def align(self, x, y):
+        """The squared orbit distance of two rows, the minimising element and ``g.y``."""
+        X, Y, scalar = _rows(x, y, self.dim)
+        if not scalar:
+            raise ValueError("align takes two rows (1-D arrays); use distance2 for batches")
+        d2, g, gy = self._align_rows(X, Y)
+        return Alignment(d2[0], g[0], gy[0])
+
+    def invariant(self, X):
+        """Invariant features with ``||inv(x) - inv(y)|| <= d_G(x, y)``, shape (n, F)."""
+        X = np.asarray(X, dtype=np.float64)
+        one = X.ndim == 1
+        X = np.atleast_2d(X)
+        if self.dim is not None and X.shape[1] != self.dim:
+            raise ValueError(f"this group acts on rows of length {self.dim}, got {X.shape[1]}")
+        F = self._invariant(X)
+        return F[0] if one else F
+
+    def bounds(self, x, y):
+        """``(lower, upper)`` bounds on the squared orbit distance: the invariant
+        lower bound and ``distance2`` (equal to it for isometric invariants)."""
+        X, Y, scalar = _rows(x, y, self.dim)
+        lo = np.sum((self._invariant(X) - self._invariant(Y)) ** 2, axis=1)
+        up, _, _ = self._align_rows(X, Y)
+        lo = np.minimum(lo, up)
+        return (float(lo[0]), float(up[0])) if scalar else (lo, up)
+
+    def apply(self, element, y):
+        """``g.y`` for an element returned by :meth:`align`."""
+        raise NotImplementedError
+
+    def check_dim(self, D):
+        if self.dim is not None and D != self.dim:
+            raise ValueError(f"{self!r} acts on rows of length {self.dim}, but the data have {D} columns")
+        self._check_dim(D)
+
+    def _check_dim(self, D):
+        pass
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    # the default batched alignment: one row at a time
+    def _align_rows(self, X, Y):
+        out = [self._align_one(x, y) for x, y in zip(X, Y)]
+        d2 = np.array([o[0] for o in out])
+        return d2, [o[1] for o in out], np.array([o[2] for o in out]).reshape(X.shape)
+
+
+def check_group(group):
+    """None, a Group, or an error naming what was passed."""
+    if group is None or isinstance(group, Group):
+        return group
+    raise TypeError(f"group must be a repgap.groups.Group (e.g. Rotation(3)) or None, got {group!r}")
+
+
+# ---------------------------------------------------------------------------
+class Identity(Group):
+    """The trivial group: the Euclidean distance."""
+
+    order = 1
+    invariant_is_isometry = True
+
+    def _align_rows(self, X, Y):
+        return np.sum((X - Y) ** 2, axis=1), [None] * X.shape[0], np.array(Y, copy=True)
+
+    def _invariant(self, X):
+        return X
+
+    def apply(self, element, y):
+        return np.asarray(y, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+def _clouds(X, p):
+    n, D = X.shape
+    if D % p:
+        raise ValueError(f"rows of length {D} are not clouds of points in R^{p} (length must be a multiple of {p})")
+    return X.reshape(n, D // p, p)
+
+
+class Translation(Group):
+    """Translations of a cloud of points in R^p (all points moved together).
+
+    Exact: both clouds are centred on their centroids. The centred
+    coordinates are an isometric invariant. Orbit dimension p.
+    """
+
+    invariant_is_isometry = True
+
+    def __init__(self, p):
+        self.p = int(p)
+        if self.p < 1:
+            raise ValueError(f"p must be a positive integer, got {p!r}")
+        self.orbit_dimension = self.p
+
+    def __repr__(self):
+        return f"Translation({self.p})"
+
+    def _check_dim(self, D):
+        if D % self.p:
+            raise ValueError(f"{self!r}: rows of length {D} are not clouds of points in R^{self.p}")
+
+    def centre(self, X):
+        C = _clouds(np.asarray(X, dtype=np.float64), self.p)
+        return C - C.mean(axis=1, keepdims=True)
+
+    def _align_rows(self, X, Y):
+        Cx, Cy = _clouds(X, self.p), _clouds(Y, self.p)
+        t = Cx.mean(axis=1) - Cy.mean(axis=1)  # the translation applied to y
+        gy = Cy + t[:, None, :]
+        d2 = np.sum((Cx - Cx.mean(axis=1, keepdims=True) - (Cy - Cy.mean(axis=1, keepdims=True))) ** 2, axis=(1, 2))
+        return d2, list(t), gy.reshape(X.shape)
+
+    def _invariant(self, X):
+        return self.centre(X).reshape(X.shape)
+
+    def apply(self, element, y):
+        return (_clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p) + element).reshape(np.shape(y))
+
+
+# ---------------------------------------------------------------------------
+def _kabsch(Cx, Cy, reflections):
+    """Optimal orthogonal R (n, p, p) with R @ y_i closest to x_i, proper unless
+    ``reflections``: SVD of M = sum_i x_i y_i^T (Kabsch 1976; Umeyama 1991)."""
+    M = np.einsum("nij,nik->njk", Cx, Cy)  # sum_i x_i y_i^T, (n, p, p)
+    U, _, Vt = np.linalg.svd(M)
+    if not reflections:
+        det = np.linalg.det(U @ Vt)
+        U = U.copy()
+        U[:, :, -1] *= np.where(det < 0, -1.0, 1.0)[:, None]
+    return U @ Vt
+
+
+def _pair_distances(C):
+    """Distances between the points of each cloud, pairs (i < j) in row-major order."""
+    n, m, _ = C.shape
+    out = np.empty((n, m * (m - 1) // 2))
+    col = 0
+    for i in range(m - 1):
+        diff = C[:, i + 1 :, :] - C[:, i : i + 1, :]
+        out[:, col : col + m - 1 - i] = np.sqrt(np.einsum("njk,njk->nj", diff, diff))
+        col += m - 1 - i
+    return out
+
+
+class Rotation(Group):
+    """Rotations (about the origin) of a cloud of points in R^p, p = 2 or 3.
+
+    Exact by Procrustes / Kabsch: the SVD of the 3 x 3 (2 x 2) correlation
+    matrix, with the determinant correction that keeps proper rotations
+    unless ``reflections=True`` (then the full orthogonal group O(p)).
+    Combine with :class:`Translation` (``Product(Translation(3), Rotation(3))``)
+    for rigid motions. Orbit dimension p (p - 1) / 2.
+
+    The invariant: the distances of the points from the origin and the
+    pairwise distances, scaled so that the lower-bound property holds
+    (``| |x_i| - |y_i| | <= |x_i - R y_i|``, and each point enters
+    ``m - 1`` pairwise distances).
+    """
+
+    def __init__(self, p, reflections=False):
+        self.p = int(p)
+        if self.p not in (2, 3):
+            raise ValueError(f"Rotation supports point clouds in R^2 and R^3, got p={p!r}")
+        self.reflections = bool(reflections)
+        self.orbit_dimension = self.p * (self.p - 1) // 2
+
+    def __repr__(self):
+        return f"Rotation({self.p}, reflections={self.reflections})"
+
+    def _check_dim(self, D):
+        if D % self.p:
+            raise ValueError(f"{self!r}: rows of length {D} are not clouds of points in R^{self.p}")
+
+    def _align_clouds(self, Cx, Cy):
+        R = _kabsch(Cx, Cy, self.reflections)
+        gy = np.einsum("njk,nik->nij", R, Cy)
+        d2 = np.sum((Cx - gy) ** 2, axis=(1, 2))
+        return d2, R, gy
+
+    def _align_rows(self, X, Y):
+        d2, R, gy = self._align_clouds(_clouds(X, self.p), _clouds(Y, self.p))
+        return d2, list(R), gy.reshape(X.shape)
+
+    def _invariant(self, X):
+        return _radial_pair_invariant(_clouds(X, self.p), sort=False).reshape(X.shape[0], -1)
+
+    def apply(self, element, y):
+        C = _clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p)
+        return np.einsum("jk,nik->nij", element, C).reshape(np.shape(y))
+
+
+def _radial_pair_invariant(C, sort):
+    """[|c_i|, pd_ij / sqrt(2 (m - 1))] / sqrt(2): each half is 1-Lipschitz
+    in the orbit distance, so the whole is. Sorted for permutation groups
+    (sorting is 1-Lipschitz in the Euclidean norm)."""
+    m = C.shape[1]
+    r = np.linalg.norm(C, axis=2)
+    parts = [r]
+    if m > 1:
+        pd = _pair_distances(C) / math.sqrt(2.0 * (m - 1))
+        parts.append(pd)
+    if sort:
+        parts = [np.sort(a, axis=1) for a in parts]
+    return np.concatenate(parts, axis=1) / math.sqrt(len(parts))
+
+
+# ---------------------------------------------------------------------------
+class CyclicShift(Group):
+    """Cyclic shifts of 1-D signals (``shape=None``: the whole row) or of 2-D
+    images on the torus (``shape=(h, w)``).
+
+    Exact: the cross-correlation for every shift at once by FFT, then the
+    distances of the best shifts (all those within rounding of the best)
+    recomputed as differences. ``reflections=True`` adds the mirror image:
+    ``t -> -t`` for signals, the horizontal flip ``(i, j) -> (i, -j)`` for
+    images (the dihedral group). The invariant: the magnitudes of the
+    unitary Fourier coefficients (Parseval), symmetrised under the mirror.
+    Order: the number of shifts (times 2 with reflections); orbit dimension 0.
+    """
+
+    def __init__(self, shape=None, reflections=False):
+        if shape is not None:
+            shape = tuple(int(s) for s in shape)
+            if len(shape) != 2 or min(shape) < 1:
+                raise ValueError(f"shape must be None (1-D signals) or (h, w), got {shape!r}")
+            self.dim = shape[0] * shape[1]
+            self.order = self.dim * (2 if reflections else 1)
+        self.shape = shape
+        self.reflections = bool(reflections)
+
+    def __repr__(self):
+        return f"CyclicShift(shape={self.shape}, reflections={self.reflections})"
+
+    def group_order(self, D):
+        """The order of the group acting on rows of length D."""
+        return D * (2 if self.reflections else 1)
+
+    def _grid(self, X):
+        return X.reshape((X.shape[0],) + (self.shape if self.shape else (X.shape[1],)))
+
+    def _mirror(self, S):
+        axis = -1
+        return np.roll(np.flip(S, axis=axis), 1, axis=axis)  # t -> -t (mod w)
+
+    def _corr(self, Sx, Sy):
+        axes = tuple(range(1, Sx.ndim))
+        s = Sx.shape[1:]
+        Fx = np.fft.rfftn(Sx, axes=axes)
+        Fy = np.fft.rfftn(Sy, axes=axes)
+        return np.fft.irfftn(Fx * np.conj(Fy), s=s, axes=axes)  # corr[s] = <x, roll(y, s)>
+
+    def _align_rows(self, X, Y):
+        Sx, Sy = self._grid(X), self._grid(Y)
+        candidates = [(False, Sy)]
+        if self.reflections:
+            candidates.append((True, self._mirror(Sy)))
+        n = X.shape[0]
+        best = np.full(n, np.inf)
+        elems = [None] * n
+        out = np.empty_like(Sx)
+        nx = np.sum(Sx.reshape(n, -1) ** 2, axis=1)
+        axes = tuple(range(1, Sx.ndim))
+        for flip, S in candidates:
+            c = self._corr(Sx, S).reshape(n, -1)
+            ny = np.sum(S.reshape(n, -1) ** 2, axis=1)
+            # every shift within the FFT's rounding of the best is recomputed exactly
+            tol = 1e-9 * (nx + ny) + 1e-300
+            cmax = c.max(axis=1)
+            for i in range(n):
+                for flat in np.flatnonzero(c[i] >= cmax[i] - tol[i]):
+                    shift = np.unravel_index(flat, Sx.shape[1:])
+                    g = np.roll(S[i], shift, axis=tuple(a - 1 for a in axes))
+                    d2 = float(np.sum((Sx[i] - g) ** 2))
+                    if d2 < best[i]:
+                        best[i], elems[i], out[i] = d2, (tuple(int(s) for s in shift), flip), g
+        return best, elems, out.reshape(X.shape)
+
+    def _invariant(self, X):
+        S = self._grid(X)
+        axes = tuple(range(1, S.ndim))
+        N = int(np.prod(S.shape[1:]))
+        F = np.abs(np.fft.rfftn(S, axes=axes))
+        w = S.shape[-1]
+        last = F.shape[-1]
+        c = np.full(last, 2.0)
+        c[0] = 1.0
+        if w % 2 == 0:
+            c[-1] = 1.0
+        weight = np.sqrt(c / N)
+        if self.reflections and S.ndim == 3:
+            # the horizontal mirror maps |F(k1, k2)| to |F(-k1, k2)|: average the two
+            F = 0.5 * (F + np.roll(np.flip(F, axis=1), 1, axis=1))
+        return (F * weight).reshape(X.shape[0], -1)
+
+    def apply(self, element, y):
+        shift, flip = element
+        S = self._grid(np.atleast_2d(np.asarray(y, dtype=np.float64)))[0]
+        if flip:
+            S = self._mirror(S[None])[0]
+        return np.roll(S, shift, axis=tuple(range(S.ndim))).reshape(np.shape(y))
+
+
+# ---------------------------------------------------------------------------
+class Permutation(Group):
+    """Permutations of m identical particles in R^p (rows of length m p).
+
+    Exact by linear assignment on the squared distances between the
+    particles (scipy's ``linear_sum_assignment``). The invariant: the sorted
+    values of each coordinate (sorting is 1-Lipschitz). Order m!.
+    """
+
+    def __init__(self, m, p=1):
+        self.m, self.p = int(m), int(p)
+        if self.m < 1 or self.p < 1:
+            raise ValueError(f"m and p must be positive integers, got m={m!r}, p={p!r}")
+        self.dim = self.m * self.p
+        self.order = math.factorial(self.m)
+
+    def __repr__(self):
+        return f"Permutation({self.m}, {self.p})"
+
+    def _assign(self, Cx, Cy):
+        n = Cx.shape[0]
+        perms = np.empty((n, self.m), dtype=np.int64)
+        for i in range(n):
+            cost = np.sum((Cx[i][:, None, :] - Cy[i][None, :, :]) ** 2, axis=2)
+            r, c = linear_sum_assignment(cost)
+            perms[i, r] = c
+        return perms
+
+    def _align_rows(self, X, Y):
+        Cx, Cy = _clouds(X, self.p), _clouds(Y, self.p)
+        perms = self._assign(Cx, Cy)
+        gy = np.take_along_axis(Cy, perms[:, :, None], axis=1)
+        d2 = np.sum((Cx - gy) ** 2, axis=(1, 2))
+        return d2, list(perms), gy.reshape(X.shape)
+
+    def _invariant(self, X):
+        C = _clouds(X, self.p)
+        return np.sort(C, axis=1).transpose(0, 2, 1).reshape(X.shape[0], -1)
+
+    def apply(self, element, y):
+        C = _clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p)
+        return C[:, np.asarray(element)].reshape(np.shape(y))
+
+
+# ---------------------------------------------------------------------------
+class SignFlip(Group):
+    """``{x -> x, x -> -x}``. The invariant: the absolute values. Order 2."""
+
+    order = 2
+
+    def _align_rows(self, X, Y):
+        dp = np.sum((X - Y) ** 2, axis=1)
+        dm = np.sum((X + Y) ** 2, axis=1)
+        flip = dm < dp
+        return np.where(flip, dm, dp), [(-1 if f else 1) for f in flip], np.where(flip[:, None], -Y, Y)
+
+    def _invariant(self, X):
+        return np.abs(X)
+
+    def apply(self, element, y):
+        return element * np.asarray(y, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+class FiniteGroup(Group):
+    """A finite group given by its elements: orthogonal D x D matrices, or
+    index permutations of the D coordinates (``g.y = y[perm]``).
+
+    Exact by enumeration. The identity must be among the elements; closure
+    is checked. The invariant: ``(P x, ||x - P x||)`` with P the group
+    average (the Reynolds operator, an orthogonal projection that commutes
+    with the action), which is 1-Lipschitz in the orbit distance.
+    """
+
+    def __init__(self, elements):
+        elements = list(elements)
+        if not elements:
+            raise ValueError("FiniteGroup needs at least one element")
+        first = np.asarray(elements[0])
+        if first.ndim == 1:
+            P = np.array([np.asarray(e, dtype=np.int64) for e in elements])
+            D = P.shape[1]
+            if P.ndim != 2 or np.any(np.sort(P, axis=1) != np.arange(D)):
+                raise ValueError("index permutations must each be a permutation of range(D)")
+            mats = None
+            self._perms = P
+            ident = np.any(np.all(P == np.arange(D), axis=1))
+            keys = {tuple(p) for p in P}
+            closed = all(tuple(a[b]) in keys for a in P for b in P)
+        else:
+            mats = np.array([np.asarray(e, dtype=np.float64) for e in elements])
+            if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
+                raise ValueError("matrix elements must all be square D x D")
+            D = mats.shape[1]
+            eye = np.eye(D)
+            if not np.allclose(np.einsum("gij,gkj->gik", mats, mats), eye, atol=1e-10):
+                raise ValueError("matrix elements must be orthogonal (the group must act by isometries)")
+            self._perms = None
+            ident = any(np.allclose(g, eye, atol=1e-12) for g in mats)
+            closed = all(any(np.allclose(a @ b, c, atol=1e-9) for c in mats) for a in mats for b in mats)
+        if not ident:
+            raise ValueError("the identity is not among the elements")
+        if not closed:
+            raise ValueError("the elements are not closed under composition: not a group")
+        self._mats = mats
+        self.dim = D
+        self.order = len(elements)
+        Pm = self._as_matrices().mean(axis=0)
+        self._reynolds = Pm
+
+    def __repr__(self):
+        return f"FiniteGroup(order={self.order}, dim={self.dim})"
+
+    def _as_matrices(self):
+        if self._mats is not None:
+            return self._mats
+        D = self.dim
+        M = np.zeros((self.order, D, D))
+        for g, p in enumerate(self._perms):
+            M[g, np.arange(D), p] = 1.0  # (g.y)[i] = y[p[i]]
+        return M
+
+    def _images(self, Y):
+        if self._perms is not None:
+            return Y[:, self._perms]  # (n, |G|, D)
+        return np.einsum("gij,nj->ngi", self._mats, Y)
+
+    def _align_rows(self, X, Y):
+        imgs = self._images(Y)
+        d2 = np.sum((X[:, None, :] - imgs) ** 2, axis=2)
+        best = np.argmin(d2, axis=1)
+        idx = np.arange(X.shape[0])
+        return d2[idx, best], list(best), imgs[idx, best]
+
+    def _invariant(self, X):
+        PX = X @ self._reynolds.T
+        rest = np.linalg.norm(X - PX, axis=1, keepdims=True)
+        return np.concatenate([PX, rest], axis=1)
+
+    def apply(self, element, y):
+        y = np.asarray(y, dtype=np.float64)
+        if self._perms is not None:
+            return y[..., self._perms[element]]
+        return y @ self._mats[element].T
+
+
+# ---------------------------------------------------------------------------
+class Product(Group):
+    """The product of groups acting on the same rows.
+
+    Closed forms: translations with rotations (rigid motions: centre, then
+    Kabsch) and translations with permutations (centre, then assign) are
+    exact. Rotations with permutations (the E(3) x S_m symmetry of
+    molecules) have none: ``distance2`` then runs alternating alignment
+    (rotation by Kabsch given the matching, matching by assignment given the
+    rotation) from ``n_starts`` starts (the identity matching, and matchings
+    of points sorted by their distance from the centroid along each
+    principal axis) and returns an *upper bound*; :meth:`bounds` reports the
+    invariant lower bound beside it, and ``exact`` is False.
+    """
+
+    def __init__(self, *groups, n_starts=4, max_iter=50):
+        flat = []
+        for g in groups:
+            check_group(g)
+            flat.extend(g.groups if isinstance(g, Product) else [g])
+        flat = [g for g in flat if not isinstance(g, Identity)]
+        if not flat:
+            flat = [Identity()]
+        self.groups = tuple(flat)
+        kinds = {type(g) for g in self.groups}
+        if len(kinds) != len(self.groups):
+            raise ValueError(f"a group appears twice in the product: {self.groups}")
+        self.n_starts = int(n_starts)
+        self.max_iter = int(max_iter)
+        self._T = next((g for g in self.groups if isinstance(g, Translation)), None)
+        self._R = next((g for g in self.groups if isinstance(g, Rotation)), None)
+        self._P = next((g for g in self.groups if isinstance(g, Permutation)), None)
+        others = [g for g in self.groups if not isinstance(g, (Translation, Rotation, Permutation))]
+        if len(self.groups) > 1 and others:
+            raise ValueError(f"no orbit distance is implemented for the product {self.groups}: products "
+                             "combine Translation, Rotation and Permutation")
+        ps = {g.p for g in (self._T, self._R, self._P) if g is not None}
+        if len(ps) > 1:
+            raise ValueError(f"the factors act on points of different dimensions: {sorted(ps)}")
+        self.p = ps.pop() if ps else None
+        self.exact = not (self._R is not None and self._P is not None)
+        self.orbit_dimension = sum(g.orbit_dimension for g in self.groups)
+        orders = [g.order for g in self.groups]
+        self.order = None if self.orbit_dimension else math.prod(o for o in orders if o)
+        dims = {g.dim for g in self.groups if g.dim is not None}
+        self.dim = dims.pop() if dims else None
+        self.invariant_is_isometry = all(g.invariant_is_isometry for g in self.groups)
+
+    def __repr__(self):
+        return "Product(" + ", ".join(map(repr, self.groups)) + ")"
+
+    def _check_dim(self, D):
+        for g in self.groups:
+            g.check_dim(D)
+
+    def _prep(self, X):
+        if self._T is not None:
+            return self._T.centre(X)
+        return _clouds(X, self.p)
+
+    def _align_rows(self, X, Y):
+        if len(self.groups) == 1:
+            return self.groups[0]._align_rows(X, Y)
+        Cx, Cy = self._prep(X), self._prep(Y)
+        shiftx = _clouds(X, self.p).mean(axis=1, keepdims=True) if self._T is not None else 0.0
+        if self._R is not None and self._P is None:
+            d2, R, gy = self._R._align_clouds(Cx, Cy)
+            elems = list(R)
+        elif self._P is not None and self._R is None:
+            perms = self._P._assign(Cx, Cy)
+            gy = np.take_along_axis(Cy, perms[:, :, None], axis=1)
+            d2 = np.sum((Cx - gy) ** 2, axis=(1, 2))
+            elems = list(perms)
+        else:
+            d2, elems, gy = self._alternate(Cx, Cy)
+        return d2, elems, (gy + shiftx).reshape(X.shape)
+
+    def _starts(self, Cx, Cy):
+        """Initial matchings: identity, and points ranked by their
+        projections on the principal axes (signs both ways)."""
+        m = Cx.shape[0]
+        yield np.arange(m)
+        _, _, Vx = np.linalg.svd(Cx, full_matrices=False)
+        _, _, Vy = np.linalg.svd(Cy, full_matrices=False)
+        for axis in range(min(self.p, self.n_starts)):
+            ax = np.argsort(Cx @ Vx[axis])
+            for sign in (1.0, -1.0):
+                ay = np.argsort(sign * (Cy @ Vy[axis]))
+                perm = np.empty(m, dtype=np.int64)
+                perm[ax] = ay
+                yield perm
+
+    def _alternate(self, Cx, Cy):
+        n, m, p = Cx.shape
+        best = np.full(n, np.inf)
+        elems = [None] * n
+        out = np.empty_like(Cx)
+        for i in range(n):
+            x, y = Cx[i], Cy[i]
+            for s, perm in enumerate(self._starts(x, y)):
+                if s >= self.n_starts * 2 + 1:
+                    break
+                prev = np.inf
+                for _ in range(self.max_iter):
+                    R = _kabsch(x[None], y[perm][None], self._R.reflections)[0]
+                    ry = y @ R.T
+                    cost = np.sum((x[:, None, :] - ry[None, :, :]) ** 2, axis=2)
+                    r, c = linear_sum_assignment(cost)
+                    perm = np.empty(m, dtype=np.int64)
+                    perm[r] = c
+                    R = _kabsch(x[None], y[perm][None], self._R.reflections)[0]
+                    gy = y[perm] @ R.T
+                    d2 = float(np.sum((x - gy) ** 2))
+                    if d2 >= prev - 1e-15 * (1 + prev):
+                        break
+                    prev = d2
+                if prev < best[i]:
+                    best[i], elems[i], out[i] = prev, (R, perm), gy
+        return best, elems, out
+
+    def _invariant(self, X):
+        if len(self.groups) == 1:
+            return self.groups[0]._invariant(X)
+        C = self._prep(X)
+        if self._R is not None:
+            return _radial_pair_invariant(C, sort=self._P is not None).reshape(X.shape[0], -1)
+        if self._P is not None:
+            return np.sort(C, axis=1).transpose(0, 2, 1).reshape(X.shape[0], -1)
+        return C.reshape(X.shape[0], -1)
+
+    def apply(self, element, y):
+        raise NotImplementedError("apply is not defined for products; use align(...).aligned")
