@@ -1,0 +1,243 @@
+"""Symmetry groups: exact orbit distances, invariant lower bounds, k-NN modulo a group."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.optimize import minimize
+from scipy.spatial.transform import Rotation as SciRot
+
+import repgap
+from repgap import datasets
+from repgap.groups import (CyclicShift, FiniteGroup, Identity, Permutation, Product, Rotation, SignFlip,
+                           Translation)
+from repgap.orbit import compiled_spec, orbit_knn_prefix, refine
+
+from conftest import AVAILABLE
+
+
+def _rot2(t):
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def brute_rotation(x, y, p, reflections=False, centre=False):
+    """A fine grid over SO(p) (O(p)) plus local refinement: the reference minimum."""
+    C1, C2 = x.reshape(-1, p).copy(), y.reshape(-1, p).copy()
+    if centre:
+        C1 -= C1.mean(0)
+        C2 -= C2.mean(0)
+    flips = [np.eye(p)] + ([np.diag([1.0] * (p - 1) + [-1.0])] if reflections else [])
+    best = np.inf
+    for F in flips:
+        Y = C2 @ F.T
+        if p == 2:
+            f = lambda t: np.sum((C1 - Y @ _rot2(t[0]).T) ** 2)  # noqa: E731
+            grid = np.linspace(0, 2 * np.pi, 721)
+            starts = [[grid[i]] for i in np.argsort([f([t]) for t in grid])[:3]]
+        else:
+            f = lambda v: np.sum((C1 - Y @ SciRot.from_rotvec(v).as_matrix().T) ** 2)  # noqa: E731
+            Rs = SciRot.random(4000, random_state=0)
+            vals = np.einsum("nij,nij->n", C1[None] - np.einsum("rjk,nk->rnj", Rs.as_matrix(), Y), C1[None] - np.einsum("rjk,nk->rnj", Rs.as_matrix(), Y))
+            starts = [Rs[i].as_rotvec() for i in np.argsort(vals)[:4]]
+        for s0 in starts:
+            r = minimize(f, s0, method="BFGS", options={"gtol": 1e-13})
+            best = min(best, r.fun)
+    return best
+
+
+@pytest.mark.parametrize("p,reflections,centre", [(2, False, False), (2, True, False), (3, False, False),
+                                                  (3, True, False), (3, False, True), (2, False, True)])
+def test_rotation_equals_brute_force(p, reflections, centre):
+    rng = np.random.default_rng(p + 2 * reflections + 4 * centre)
+    G = Rotation(p, reflections=reflections)
+    if centre:
+        G = Product(Translation(p), G)
+    for _ in range(4):
+        x, y = rng.standard_normal(5 * p) + 3.0, rng.standard_normal(5 * p)
+        assert G.distance2(x, y) == pytest.approx(brute_rotation(x, y, p, reflections, centre), rel=1e-9)
+
+
+def test_finite_groups_equal_enumeration():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(12), rng.standard_normal(12)
+    enum = lambda imgs: min(np.sum((x - g) ** 2) for g in imgs)  # noqa: E731
+    assert Permutation(4, 3).distance2(x, y) == pytest.approx(
+        enum(y.reshape(4, 3)[list(p)].ravel() for p in itertools.permutations(range(4))), rel=1e-12)
+    assert CyclicShift().distance2(x, y) == pytest.approx(enum(np.roll(y, s) for s in range(12)), rel=1e-12)
+    yr = np.roll(y[::-1], 1)
+    assert CyclicShift(reflections=True).distance2(x, y) == pytest.approx(
+        enum([np.roll(y, s) for s in range(12)] + [np.roll(yr, s) for s in range(12)]), rel=1e-12)
+    Y2 = y.reshape(3, 4)
+    assert CyclicShift(shape=(3, 4)).distance2(x, y) == pytest.approx(
+        enum(np.roll(Y2, (a, b), axis=(0, 1)).ravel() for a in range(3) for b in range(4)), rel=1e-12)
+    M2 = np.roll(Y2[:, ::-1], 1, axis=1)
+    assert CyclicShift(shape=(3, 4), reflections=True).distance2(x, y) == pytest.approx(
+        enum([np.roll(Y2, (a, b), axis=(0, 1)).ravel() for a in range(3) for b in range(4)]
+             + [np.roll(M2, (a, b), axis=(0, 1)).ravel() for a in range(3) for b in range(4)]), rel=1e-12)
+    assert SignFlip().distance2(x, y) == pytest.approx(min(np.sum((x - y) ** 2), np.sum((x + y) ** 2)))
+    # Translation x Permutation: centre, then assign
+    T = Product(Translation(3), Permutation(4, 3))
+    cx, cy = x.reshape(4, 3) - x.reshape(4, 3).mean(0), y.reshape(4, 3) - y.reshape(4, 3).mean(0)
+    assert T.distance2(x, y) == pytest.approx(
+        min(np.sum((cx - cy[list(p)]) ** 2) for p in itertools.permutations(range(4))), rel=1e-12)
+
+
+def test_finite_group_from_elements_and_errors():
+    D = 6
+    shifts = [np.roll(np.arange(D), s) for s in range(D)]
+    G = FiniteGroup(shifts)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(D), rng.standard_normal(D)
+    assert G.order == 6 and G.distance2(x, y) == pytest.approx(min(np.sum((x - y[p]) ** 2) for p in shifts))
+    mats = [np.eye(2), -np.eye(2)]
+    assert FiniteGroup(mats).distance2(x[:2], y[:2]) == pytest.approx(SignFlip().distance2(x[:2], y[:2]))
+    with pytest.raises(ValueError, match="identity"):
+        FiniteGroup([np.roll(np.arange(3), 1), np.roll(np.arange(3), 2)])
+    with pytest.raises(ValueError, match="closed"):
+        FiniteGroup([np.arange(3), np.array([1, 0, 2]), np.array([0, 2, 1])])
+    with pytest.raises(ValueError, match="orthogonal"):
+        FiniteGroup([np.eye(2), 2 * np.eye(2)])
+    with pytest.raises(ValueError, match="R\\^2 and R\\^3"):
+        Rotation(4)
+    with pytest.raises(ValueError, match="no orbit distance"):
+        Product(Rotation(3), SignFlip())
+    with pytest.raises(ValueError, match="multiple of 3"):
+        Rotation(3).distance2(np.zeros(4), np.zeros(4))
+    with pytest.raises(TypeError, match="group must be"):
+        repgap.knn(np.zeros((3, 2)), np.zeros((3, 2)), group="rotation")
+
+
+def test_align_returns_the_minimiser():
+    rng = np.random.default_rng(2)
+    for G, D in [(Rotation(3), 12), (Rotation(2, reflections=True), 8), (Permutation(4, 2), 8),
+                 (CyclicShift(), 10), (SignFlip(), 5), (Translation(2), 8)]:
+        x, y = rng.standard_normal(D), rng.standard_normal(D)
+        a = G.align(x, y)
+        assert a.distance2 == pytest.approx(np.sum((x - a.aligned) ** 2), rel=1e-12)
+        assert a.distance2 == pytest.approx(G.distance2(x, y), rel=1e-12)
+        np.testing.assert_allclose(G.apply(a.element, y), a.aligned, atol=1e-12)
+        assert G.distance2(x, x) == pytest.approx(0, abs=1e-20)
+
+
+GROUPS = [
+    (Identity(), 12), (Translation(3), 12), (Rotation(2), 12), (Rotation(3), 12),
+    (Rotation(3, reflections=True), 12), (CyclicShift(), 12), (CyclicShift(shape=(3, 4), reflections=True), 12),
+    (Permutation(4, 3), 12), (SignFlip(), 12), (Product(Translation(3), Rotation(3)), 12),
+    (Product(Translation(2), Permutation(6, 2)), 12), (FiniteGroup([np.roll(np.arange(12), s) for s in range(12)]), 12),
+]
+
+
+@pytest.mark.parametrize("G,D", GROUPS, ids=lambda g: repr(g) if not isinstance(g, int) else "")
+def test_invariant_lower_bound_on_10000_pairs(G, D):
+    rng = np.random.default_rng(3)
+    # near pairs (perturbed images) and far pairs
+    X = rng.standard_normal((10000, D))
+    Y = rng.standard_normal((10000, D))
+    Y[:5000] = X[:5000] + 0.05 * rng.standard_normal((5000, D))
+    lo, up = G.bounds(X, Y)
+    inv_gap = np.sum((G.invariant(X) - G.invariant(Y)) ** 2, axis=1)
+    assert np.all(inv_gap <= up * (1 + 1e-10) + 1e-12)
+    if G.invariant_is_isometry:
+        np.testing.assert_allclose(inv_gap, up, rtol=1e-9)
+
+
+def test_rotation_times_permutation_bounds_meet_often():
+    # no closed form: an upper bound by alternating alignment, the invariant
+    # lower bound beside it; on rotated and relabelled copies they meet at 0
+    rng = np.random.default_rng(4)
+    G = Product(Translation(3), Rotation(3), Permutation(6, 3))
+    assert not G.exact
+    X = rng.standard_normal((200, 18))
+    R = SciRot.random(200, random_state=1).as_matrix()
+    Y = np.einsum("nij,nkj->nki", R, X.reshape(200, 6, 3))
+    Y = np.take_along_axis(Y, np.argsort(rng.random((200, 6)), axis=1)[:, :, None], axis=1).reshape(200, 18)
+    Yn = Y + 0.02 * rng.standard_normal(Y.shape)
+    lo, up = G.bounds(X, Yn)
+    assert np.all(lo <= up + 1e-12)
+    # the exact value is at most the noise energy; the bound finds it in most cases
+    noise = np.sum((Yn - Y) ** 2, axis=1)
+    assert np.mean(up <= noise * (1 + 1e-9)) > 0.9
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(range(len(GROUPS))), st.floats(1e-3, 1e3))
+def test_lower_bound_property_random_scales(seed, gi, scale):
+    G, D = GROUPS[gi]
+    rng = np.random.default_rng(seed)
+    x, y = scale * rng.standard_normal(D), scale * rng.standard_normal(D)
+    lo, up = G.bounds(x, y)
+    assert np.sum((G.invariant(x) - G.invariant(y)) ** 2) <= up * (1 + 1e-9) + 1e-300
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled backend not available")
+@pytest.mark.parametrize("G,D", GROUPS + [(Product(Translation(2), Rotation(2, reflections=True)), 12),
+                                          (Product(Translation(3), Permutation(4, 3)), 12)],
+                         ids=lambda g: repr(g) if not isinstance(g, int) else "")
+def test_compiled_refinement_matches_numpy(G, D):
+    assert compiled_spec(G, D) is not None
+    rng = np.random.default_rng(5)
+    Q = rng.standard_normal((50, D)).astype(np.float32) + 100.0
+    R = rng.standard_normal((300, D)).astype(np.float32) + 100.0
+    cand = rng.integers(-1, 300, (50, 20))
+    a = refine(Q, R, cand, G, backend="cython", n_threads=2)
+    b = refine(Q, R, cand, G, backend="numpy", n_threads=1)
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    assert np.all(np.isinf(a[cand < 0]))
+
+
+@pytest.mark.parametrize("G", [CyclicShift(), SignFlip(), Permutation(3, 2),
+                               FiniteGroup([np.roll(np.arange(6), s) for s in range(6)])])
+def test_knn_modulo_finite_group_equals_augmented_set(backend, G):
+    rng = np.random.default_rng(6)
+    Rr = rng.standard_normal((400, 6))
+    Q = rng.standard_normal((60, 6))
+    # all images g.x_i explicitly
+    if isinstance(G, CyclicShift):
+        imgs = [np.roll(Rr, s, axis=1) for s in range(6)]
+    elif isinstance(G, SignFlip):
+        imgs = [Rr, -Rr]
+    elif isinstance(G, Permutation):
+        imgs = [Rr.reshape(400, 3, 2)[:, list(p)].reshape(400, 6) for p in itertools.permutations(range(3))]
+    else:
+        imgs = [Rr[:, np.roll(np.arange(6), s)] for s in range(6)]
+    aug = np.concatenate(imgs)
+    d_aug, i_aug = repgap.knn(Q, aug, k=12, backend="numpy")
+    d, i = repgap.knn(Q, Rr, k=3, group=G, backend=backend)
+    # the nearest images, one per training point: first three distinct originals
+    for q in range(60):
+        orig = i_aug[q] % 400
+        _, first = np.unique(orig, return_index=True)
+        keep = np.sort(first)[:3]
+        np.testing.assert_allclose(d[q], d_aug[q, keep], rtol=1e-10)
+        np.testing.assert_array_equal(i[q], orig[keep])
+
+
+def test_knn_modulo_rigid_motions_equals_exhaustive_alignment(backend):
+    M = datasets.molecule_chains(3200, 8, latent_dim=3, permute=False, random_state=0).X
+    R, Q = M[:3000], M[3000:]
+    G = Product(Translation(3), Rotation(3))
+    stats = {}
+    sq, idx = orbit_knn_prefix(Q, R, 2, None, np.array([1000, 3000]), G, backend=backend, n_threads=2,
+                               stats=stats)
+    full = refine(Q, R, np.tile(np.arange(3000), (200, 1)), G, backend="numpy", n_threads=1)
+    for j, c in enumerate([1000, 3000]):
+        o = np.lexsort((np.broadcast_to(np.arange(c), (200, c)), full[:, :c]), axis=1)[:, :2]
+        np.testing.assert_array_equal(idx[j], o)
+        np.testing.assert_allclose(sq[j], np.take_along_axis(full[:, :c], o, 1), rtol=1e-9)
+    assert stats["refined"] < 0.2 * 200 * 4000  # the filter pruned most pairs
+
+
+def test_gap_and_estimators_accept_group():
+    X = datasets.point_clouds(3000, 3, 2, random_state=0).X
+    test = datasets.point_clouds(300, 3, 2, random_state=1).X
+    g0 = repgap.representation_gap(X, test).value
+    gT = repgap.representation_gap(X, test, group=Translation(2)).value
+    gTR = repgap.representation_gap(X, test, group=Product(Translation(2), Rotation(2))).value
+    assert g0 > gT > gTR > 0
+    curve = repgap.gap_curve(X, test, sizes=[300, 3000], repeats=2, group=Translation(2), random_state=0)
+    assert curve.gaps[-1] == pytest.approx(gT, rel=0.2)
+    r = repgap.intrinsic_dimension(X, method="twonn", group=Product(Translation(2), Rotation(2)))
+    assert 2.5 < r.dimension < 4
+    with pytest.raises(ValueError, match="correlation dimension modulo a group"):
+        repgap.intrinsic_dimension(X, method="corr", group=Translation(2))
