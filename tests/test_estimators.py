@@ -153,3 +153,25 @@ def test_benchmark_manifolds():
     # TwoNN on an easy member: the 2-D swiss roll
     est = repgap.intrinsic_dimension(benchmark_manifold("M7_Roll", 4000, random_state=0).X, method="twonn")
     assert abs(est.dimension - 2) < 0.25
+
+
+def test_calibrated_twonn_removes_the_high_dimensional_bias():
+    from repgap.estimators import CalibratedTwoNN, TwoNN, calibrate_twonn, reference_twonn
+
+    X = datasets.benchmark_manifold("M10b_Cubic", 2500, random_state=0).X  # a 17-D cube boundary
+    raw = TwoNN().fit(X).dimension_
+    cal = CalibratedTwoNN().fit(X)
+    assert raw < 15.5                                  # the known underestimate
+    assert abs(cal.dimension_ - 17) / 17 < 0.1
+    assert cal.dimension_ci_[0] < cal.dimension_ < cal.dimension_ci_[1]
+    assert cal.raw_dimension_ == pytest.approx(raw)
+    # the calibration inverts the reference curve at integers and is monotone
+    g5 = reference_twonn(2500, 5)
+    assert calibrate_twonn(g5, 2500) == pytest.approx(5.0)
+    assert calibrate_twonn(0.9 * g5, 2500) < 5 < calibrate_twonn(1.1 * g5, 2500)
+    # the default method of intrinsic_dimension
+    res = repgap.intrinsic_dimension(X)
+    assert res.method == "calibrated" and res.dimension == pytest.approx(cal.dimension_)
+    # low dimension: calibration changes little
+    Y = datasets.benchmark_manifold("M7_Roll", 2500, random_state=0).X
+    assert abs(CalibratedTwoNN().fit(Y).dimension_ - 2) < 0.15

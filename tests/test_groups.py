@@ -241,3 +241,26 @@ def test_gap_and_estimators_accept_group():
     assert 2.5 < r.dimension < 4
     with pytest.raises(ValueError, match="correlation dimension modulo a group"):
         repgap.intrinsic_dimension(X, method="corr", group=Translation(2))
+
+
+def test_dimension_drop_of_planar_point_clouds():
+    # m = 4 points in the plane: 8, 6 (translations), 5 (rigid motions)
+    from repgap.estimators import GapLaw
+
+    data = datasets.point_clouds(22000, 4, 2, random_state=0)
+    for key, G in (("none", None), ("translations", Translation(2)),
+                   ("translations+rotations", Product(Translation(2), Rotation(2)))):
+        est = GapLaw(test_size=2000, group=G, repeats=3, n_boot=0, random_state=0).fit(data.X)
+        assert abs(est.dimension_ - data.task_dims[key]) < 0.5, (key, est.dimension_)
+
+
+def test_free_finite_group_multiplies_n_by_its_order():
+    # x -> -x on the embedded flat torus is the shift by 1/2 in every angle:
+    # free, so the gap modulo the group at n is the plain gap at 2n
+    d = 3
+    tr = datasets.flat_torus(40000, d, random_state=0).X
+    te = datasets.flat_torus(4000, d, random_state=1).X
+    g_mod = repgap.representation_gap(tr[:20000], te, group=SignFlip()).value
+    g = repgap.representation_gap(tr[:20000], te).value
+    assert g_mod / g == pytest.approx(2 ** (-2 / d), rel=0.05)
+    assert g_mod == pytest.approx(repgap.representation_gap(tr, te).value, rel=0.05)
