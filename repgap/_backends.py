@@ -122,6 +122,19 @@ def resolve_backend(backend=None):
     return backend
 
 
+def resolve_backend_for_tensors(backend=None):
+    """As :func:`resolve_backend`, for torch-tensor inputs: ``auto`` means torch."""
+    name = resolve_backend(backend) if backend not in (None, "auto") else None
+    if name is None:
+        from ._config import get_config
+
+        cfg = get_config()["backend"]
+        env = os.environ.get("REPGAP_BACKEND", "").strip()
+        explicit = cfg if cfg not in (None, "auto") else (env if env not in ("", "auto") else None)
+        name = resolve_backend(explicit) if explicit else "torch"
+    return name
+
+
 def kernels(backend):
     """The module that implements ``knn_prefix`` for a resolved backend."""
     if backend == "cython":

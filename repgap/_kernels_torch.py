@@ -1,15 +1,27 @@
-"""The torch backend's kernels (CPU or GPU tensors).
+"""The torch backend's kernels: CPU tensors, or data that already lives on a GPU.
 
-Same signature and results as :func:`repgap._kernels_numpy.knn_prefix`.
-Candidates come from matrix products on centred tiles in the input precision;
-their distances are then recomputed exactly in float64 (difference first),
-so the float32 ``torch.cdist`` trap (THEORY.md, section 6) cannot reach the
-user. torch is imported only when this backend is used. Issue #5 extends this
-path to data that already lives on a GPU.
+Same signature and results as :func:`repgap._kernels_numpy.knn_prefix`. Given
+numpy arrays it returns numpy arrays; given torch tensors it computes on
+their device and returns tensors there, so that data on a GPU never leaves
+it (only the small per-query results are copied by the callers that need
+them on the host).
+
+The candidate search multiplies *centred* tiles in the input precision
+(float32 by default; ``matmul="tf32"`` or ``"bfloat16"`` trade exactness of
+the candidates for speed and are compensated by more spare candidates), keeps
+``k + spare`` candidates per query, and recomputes their distances exactly
+in float64 (difference, then square), so the ``torch.cdist`` trap of
+THEORY.md, section 6, cannot reach the user. Tiles are sized from a memory
+budget (``max_memory``, default a quarter of the free device memory on a
+GPU, 512 MiB on the CPU). torch is imported only when this backend is used.
 """
+import contextlib
+import math
 import warnings
 
 import numpy as np
+
+SPARE = {"float32": 8, "tf32": 32, "bfloat16": 64}
 
 
 def _torch():
@@ -26,66 +38,143 @@ def is_available():
     return True
 
 
-def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
-               tile_queries=None, tile_reference=None, spare=8, leafsize=16, device=None):
+def is_tensor(x):
+    """True for a torch tensor, without importing torch."""
+    return type(x).__module__.startswith("torch") and hasattr(x, "device") and hasattr(x, "dtype")
+
+
+def default_memory(device):
+    """The tile memory budget on ``device`` (bytes)."""
     torch = _torch()
-    if algorithm not in ("brute", "gemm", "fused", "direct"):
-        raise ValueError(f"algorithm {algorithm!r} is not available on the torch backend (use 'brute')")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n_threads)))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free // 4)
+    return 512 << 20
+
+
+@contextlib.contextmanager
+def _matmul_mode(torch, matmul):
+    old = torch.backends.cuda.matmul.allow_tf32
+    old_cpu = torch.get_float32_matmul_precision()
     try:
-        return _brute(torch, dev, queries, reference, k, order, checkpoints, tile_queries,
-                      tile_reference, spare)
+        torch.backends.cuda.matmul.allow_tf32 = matmul == "tf32"
+        torch.set_float32_matmul_precision("high" if matmul == "tf32" else "highest")
+        yield
     finally:
-        torch.set_num_threads(old_threads)
+        torch.backends.cuda.matmul.allow_tf32 = old
+        torch.set_float32_matmul_precision(old_cpu)
 
 
-def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare):
-    m, D = Q.shape
-    J = len(checkpoints)
-    K = k + spare
-    tq = int(tq or 1024)
-    tr = int(tr or 16384)
-    center = torch.from_numpy(np.mean(R, axis=0, dtype=np.float64)).to(dev)
+def _as_tensor(torch, X, device):
+    if is_tensor(X):
+        return X if device is None else X.to(device)
     with warnings.catch_warnings():
         # read-only inputs (memory maps): torch warns, but nothing here writes
         warnings.simplefilter("ignore", UserWarning)
-        Rt = torch.from_numpy(R)
-    dt = Rt.dtype
-    ordt = None if order is None else torch.from_numpy(np.ascontiguousarray(order, dtype=np.int64))
-    out_d = np.empty((J, m, k))
-    out_i = np.empty((J, m, k), dtype=np.int64)
-    with torch.no_grad():
-        for q0 in range(0, m, tq):
-            q1 = min(m, q0 + tq)
-            Qb64 = torch.from_numpy(np.asarray(Q[q0:q1], dtype=np.float64)).to(dev)
-            Qc = (Qb64 - center).to(dt)
-            cd = torch.empty((q1 - q0, 0), dtype=dt, device=dev)
-            ci = torch.empty((q1 - q0, 0), dtype=torch.int64, device=dev)
-            start = 0
-            for j in range(J):
-                while start < int(checkpoints[j]):
-                    end = min(start + tr, int(checkpoints[j]))
-                    ranks = torch.arange(start, end, device=dev)
-                    rows = ranks if ordt is None else ordt[start:end].to(dev)
-                    Rc = (Rt[rows.cpu()].to(dev).to(torch.float64) - center).to(dt)
-                    v = (Rc * Rc).sum(1)[None, :] - 2 * (Qc @ Rc.T)
-                    cd = torch.cat([cd, v], 1)
-                    ci = torch.cat([ci, ranks.expand(v.shape[0], -1)], 1)
-                    if cd.shape[1] > K:
-                        cd, sel = torch.topk(cd, K, dim=1, largest=False, sorted=False)
-                        ci = torch.gather(ci, 1, sel)
-                    start = end
-                rows = ci if ordt is None else ordt.to(dev)[ci]
-                Rsel = Rt[rows.cpu().reshape(-1)].to(dev).to(torch.float64).reshape(rows.shape + (D,))
-                ex = ((Qb64[:, None, :] - Rsel) ** 2).sum(-1)
-                # sort by (distance, index)
-                o1 = torch.argsort(rows, dim=1, stable=True)
-                ex1, r1 = torch.gather(ex, 1, o1), torch.gather(rows, 1, o1)
-                o2 = torch.argsort(ex1, dim=1, stable=True)
-                out_d[j, q0:q1] = torch.gather(ex1, 1, o2)[:, :k].cpu().numpy()
-                out_i[j, q0:q1] = torch.gather(r1, 1, o2)[:, :k].cpu().numpy()
+        t = torch.from_numpy(np.ascontiguousarray(X) if not X.flags.c_contiguous and not X.flags.f_contiguous else X)
+    return t if device is None else t.to(device)
+
+
+def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
+               tile_queries=None, tile_reference=None, spare=None, leafsize=16, device=None,
+               max_memory=None, matmul="float32", progress=None):
+    """k nearest neighbours of each query within each prefix of the reference.
+
+    Returns ``(sqdist, indices)`` of shape ``(J, m, k)``: numpy arrays for
+    numpy inputs, tensors on the inputs' device for tensor inputs.
+    ``progress(done_queries)`` is called after each query tile.
+    """
+    torch = _torch()
+    if algorithm not in ("brute", "gemm", "fused", "direct"):
+        raise ValueError(f"algorithm {algorithm!r} is not available on the torch backend (use 'brute')")
+    if matmul not in SPARE:
+        raise ValueError(f"matmul must be one of {', '.join(map(repr, SPARE))}, got {matmul!r}")
+    tensors = is_tensor(queries)
+    dev = torch.device(device) if device is not None else (queries.device if tensors else torch.device("cpu"))
+    Q = _as_tensor(torch, queries, dev)
+    R = _as_tensor(torch, reference, dev)
+    old_threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, int(n_threads)))
+    try:
+        with torch.no_grad(), _matmul_mode(torch, matmul):
+            out_d, out_i = _brute(torch, dev, Q, R, k, order, checkpoints, tile_queries, tile_reference,
+                                  SPARE[matmul] if spare is None else int(spare), max_memory, matmul, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+    if tensors:
+        return out_d, out_i
+    return out_d.cpu().numpy(), out_i.cpu().numpy()
+
+
+def _tiles(m, n, D, K, itemsize, budget, tq, tr):
+    """Query and reference tile sizes within ``budget`` bytes: the distance
+    tile (tq x tr), its top-k workspace, the gathered candidates in float64
+    (tq x K x D) and the reference tile itself."""
+    if tr is None:
+        tr = int(min(n, max(1024, budget // (8 * max(D, 1) * itemsize) // 1024 * 1024), 1 << 16))
+    if tq is None:
+        per_q = 3 * tr * 4 + 2 * K * D * 8 + 64 * K
+        tq = int(max(1, min(m, (budget - tr * D * itemsize) // max(per_q, 1))))
+    return max(1, int(tq)), max(1, int(tr))
+
+
+def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare, max_memory, matmul, progress):
+    m, D = Q.shape
+    J = len(checkpoints)
+    K = k + spare
+    cdt = torch.bfloat16 if matmul == "bfloat16" else (torch.float64 if R.dtype == torch.float64 else torch.float32)
+    budget = int(max_memory) if max_memory else default_memory(dev)
+    ck = [int(c) for c in checkpoints]
+    tq, tr = _tiles(m, ck[-1], D, K, 4 if cdt != torch.float64 else 8, budget, tq, tr)
+    # centre on the reference mean (float64) before the expansion
+    center = torch.zeros(D, dtype=torch.float64, device=dev)
+    for s in range(0, R.shape[0], 1 << 16):
+        center += R[s : s + (1 << 16)].to(torch.float64).sum(0)
+    center /= R.shape[0]
+    ordt = None if order is None else torch.as_tensor(np.ascontiguousarray(order, dtype=np.int64), device=dev)
+    out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
+    out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
+    inf = float("inf")
+    for q0 in range(0, m, tq):
+        q1 = min(m, q0 + tq)
+        Q64 = Q[q0:q1].to(torch.float64)
+        Qc = (Q64 - center).to(cdt)
+        cd = torch.full((q1 - q0, K), inf, dtype=torch.float32 if cdt != torch.float64 else torch.float64,
+                        device=dev)
+        ci = torch.full((q1 - q0, K), -1, dtype=torch.int64, device=dev)
+        start = 0
+        for j in range(J):
+            while start < ck[j]:
+                end = min(start + tr, ck[j])
+                Rb = R[start:end] if ordt is None else R[ordt[start:end]]
+                Rc = (Rb.to(torch.float64) - center)
+                rn = (Rc * Rc).sum(1).to(cd.dtype)
+                if cdt == cd.dtype:
+                    v = torch.addmm(rn[None, :], Qc, Rc.to(cdt).T, beta=1, alpha=-2)
+                else:  # bfloat16 products, float32 distances
+                    v = rn[None, :] - 2 * (Qc @ Rc.to(cdt).T).to(cd.dtype)
+                kk = min(K, end - start)
+                tv, ti = torch.topk(v, kk, dim=1, largest=False, sorted=False)
+                cd = torch.cat([cd, tv], 1)
+                ci = torch.cat([ci, ti + start], 1)
+                cd, sel = torch.topk(cd, K, dim=1, largest=False, sorted=False)
+                ci = torch.gather(ci, 1, sel)
+                start = end
+            # exact recomputation of the candidates, then (distance, index) order
+            valid = ci >= 0
+            ranks = ci.clamp_min(0)
+            rows = ranks if ordt is None else ordt[ranks]
+            diff = Q64[:, None, :] - R[rows.reshape(-1)].to(torch.float64).reshape(rows.shape + (D,))
+            ex = torch.where(valid, (diff * diff).sum(-1), torch.full_like(rows, inf, dtype=torch.float64))
+            rows = torch.where(valid, rows, torch.full_like(rows, -1))
+            o1 = torch.argsort(rows, dim=1, stable=True)
+            ex1, r1 = torch.gather(ex, 1, o1), torch.gather(rows, 1, o1)
+            o2 = torch.argsort(ex1, dim=1, stable=True)
+            out_d[j, q0:q1] = torch.gather(ex1, 1, o2)[:, :k]
+            out_i[j, q0:q1] = torch.gather(r1, 1, o2)[:, :k]
+        if progress is not None:
+            progress(q1)
     return out_d, out_i
 
 
@@ -142,3 +231,51 @@ def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None, device=No
     finally:
         torch.set_num_threads(old_threads)
     return counts[1 : nb + 1].cpu().numpy()
+
+
+def tensor_info(X):
+    """(n, D, dtype name, device string) of a tensor, for messages."""
+    return tuple(X.shape), str(X.dtype).replace("torch.", ""), str(X.device)
+
+
+def check_tensor(X, name):
+    """Validate a 2-D floating tensor without copying it off its device."""
+    torch = _torch()
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D tensor of shape (n_samples, n_features), got shape {tuple(X.shape)}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(X.shape)})")
+    if not X.is_floating_point():
+        X = X.to(torch.float64)
+    elif X.dtype in (torch.float16, torch.bfloat16):
+        X = X.to(torch.float32)
+    step = max(1, (1 << 24) // X.shape[1])
+    bad = 0
+    first = None
+    for s in range(0, X.shape[0], step):
+        ok = torch.isfinite(X[s : s + step]).all(dim=1)
+        nb = int((~ok).sum())
+        if nb:
+            bad += nb
+            if first is None:
+                first = s + int(torch.nonzero(~ok)[0])
+    if bad:
+        raise ValueError(f"{name} contains NaN or infinite values in {bad} row(s) of {X.shape[0]}; "
+                         f"the first is row {first}. Remove or impute them first.")
+    return X
+
+
+def check_tensor_pair(Q, R, qname="queries", rname="reference"):
+    torch = _torch()
+    if not is_tensor(R):
+        R = torch.as_tensor(np.asarray(R), device=Q.device)
+    if not is_tensor(Q):
+        Q = torch.as_tensor(np.asarray(Q), device=R.device)
+    if Q.device != R.device:
+        raise ValueError(f"{qname} is on {Q.device} but {rname} is on {R.device}; put them on one device")
+    Q, R = check_tensor(Q, qname), check_tensor(R, rname)
+    if Q.shape[1] != R.shape[1]:
+        raise ValueError(f"{qname} has {Q.shape[1]} features but {rname} has {R.shape[1]}; they must match")
+    if Q.dtype != R.dtype:
+        Q, R = Q.to(torch.float64), R.to(torch.float64)
+    return Q, R

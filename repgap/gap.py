@@ -11,11 +11,11 @@ import dataclasses
 
 import numpy as np
 
-from ._backends import resolve_backend
 from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_pair, check_power, check_random_state
-from .neighbors import knn_prefix
+from .neighbors import check_inputs, knn_prefix
+from ._kernels_torch import is_tensor
 from .groups import check_group
 
 
@@ -125,6 +125,11 @@ class GapCurve:
         return d
 
 
+def _host(a):
+    """A numpy array from a result that may be a tensor on a device."""
+    return a.detach().cpu().numpy() if is_tensor(a) else a
+
+
 def _power(sqdist, r):
     # r = 2 straight from the exact squared distances (no sqrt round trip)
     return sqdist if r == 2.0 else np.sqrt(sqdist) ** r
@@ -165,14 +170,17 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
     >>> 0.5 < res.value * 5000 * np.pi / 1.0 < 1.5   # ~ Gamma(2) / (n V_2) for d = 2
     True
     """
-    Q, R = check_pair(test, train, "test", "train")
+    Q, R, name = check_inputs(test, train, backend, "test", "train")
     k = check_k(k, R.shape[0], what="the training set")
     r = check_power(r)
-    name = resolve_backend(backend)
+    group = check_group(group)
+    if group is not None and is_tensor(Q):
+        Q, R = check_pair(Q, R, "test", "train")  # the filter-and-refine runs on the host
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
                          algorithm=algorithm, progress=progress, desc="representation gap",
-                         group=check_group(group))
+                         group=group)
+    sq, idx = _host(sq), _host(idx)  # per-query results: small
     sqk = sq[0, :, k - 1]
     vals = _power(sqk, r)
     m = Q.shape[0]
@@ -241,7 +249,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     -------
     GapCurve
     """
-    Q, R = check_pair(test, train, "test", "train")
+    Q, R, name = check_inputs(test, train, backend, "test", "train")
     n, m = R.shape[0], Q.shape[0]
     k = check_k(k, n, what="the training set")
     r = check_power(r)
@@ -249,8 +257,9 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
     group = check_group(group)
+    if group is not None and is_tensor(Q):
+        Q, R = check_pair(Q, R, "test", "train")  # the filter-and-refine runs on the host
     rng = check_random_state(random_state)
-    name = resolve_backend(backend)
     threads = resolve_n_jobs(n_jobs)
     J = len(ck)
     dist = np.empty((repeats, J, m))
@@ -261,6 +270,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
             order = rng.permutation(n)
             sq, _ = knn_prefix(Q, R, k, order, ck, backend=name, n_threads=threads,
                                algorithm=algorithm, bar=bar, group=group)
+            sq = _host(sq)
             dist[rep] = np.sqrt(sq[:, :, k - 1])
             vals[rep] = _power(sq[:, :, k - 1], r)
             n_zero += np.count_nonzero(sq[:, :, 0] == 0, axis=1)

@@ -14,6 +14,7 @@ from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_order, check_pair
 from .groups import Identity, check_group
+from ._kernels_torch import is_tensor
 
 # Floating-point work per kernel call: about a second on two cores, so that an
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
@@ -60,6 +61,16 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     own = bar is None
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
+        if backend == "torch" and is_tensor(Q):
+            # data on a device: one call, tiles sized from the memory budget
+            seen = [0]
+
+            def report_t(done):
+                if done > seen[0]:
+                    bar.update(done - seen[0])
+                    seen[0] = done
+
+            return mod.knn_prefix(Q, R, k, order, checkpoints, progress=report_t, **kw)
         if backend == "cython":
             # One call: the kernel reports progress and honours Ctrl-C between
             # its tiles, from the calling thread.
@@ -129,6 +140,25 @@ def _rotate(X, center, V):
     return out
 
 
+def check_inputs(queries, reference, backend, qname="queries", rname="reference"):
+    """(Q, R, backend name): tensors stay tensors on the torch backend (which
+    ``auto`` picks for them); everything else becomes validated numpy."""
+    tensors = is_tensor(queries) or is_tensor(reference)
+    if tensors:
+        from ._backends import resolve_backend_for_tensors
+
+        name = resolve_backend_for_tensors(backend)
+        if name == "torch":
+            from ._kernels_torch import check_tensor_pair
+
+            Q, R = check_tensor_pair(queries, reference, qname, rname)
+            return Q, R, name
+    else:
+        name = resolve_backend(backend)
+    Q, R = check_pair(queries, reference, qname, rname)
+    return Q, R, name
+
+
 def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algorithm="auto", progress=None):
     """Exact k nearest neighbours of each query in a reference set.
 
@@ -156,6 +186,9 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     progress : bool, optional
         Progress bar (needs tqdm); by default only on a terminal.
 
+    Torch tensors (on any device) are searched where they are, on the torch
+    backend (``auto`` picks it for them), and the results are tensors there.
+
     Returns
     -------
     distances : ndarray of shape (m, k), float64
@@ -174,14 +207,18 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     >>> bool((i[:, 0] == np.arange(10)).all() and (d[:, 0] == 0).all())
     True
     """
-    Q, R = check_pair(queries, reference)
+    Q, R, name = check_inputs(queries, reference, backend)
     k = check_k(k, R.shape[0])
     group = check_group(group)
-    name = resolve_backend(backend)
     threads = resolve_n_jobs(n_jobs)
     ck = np.array([R.shape[0]], dtype=np.int64)
+    if group is not None and is_tensor(Q):
+        # the filter-and-refine runs on the host (numpy invariants)
+        Q, R = check_pair(Q, R)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
                          progress=progress, group=group)
+    if is_tensor(sq):
+        return sq[0].sqrt(), idx[0]
     return np.sqrt(sq[0]), idx[0]
 
 
