@@ -26,7 +26,7 @@ from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_gap
 from .neighbors import knn, knn_checkpoints
-from . import datasets, estimators, groups, law, pointprocess
+from . import datasets, diffusion, estimators, groups, law, pointprocess
 from .estimators import IDResult, id_vs_scale, intrinsic_dimension
 from .law import LawFit, fit_law, predicted_gap
 
