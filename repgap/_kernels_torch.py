@@ -108,74 +108,127 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
 
 
 def _tiles(m, n, D, K, itemsize, budget, tq, tr):
-    """Query and reference tile sizes within ``budget`` bytes: the distance
-    tile (tq x tr), its top-k workspace, the gathered candidates in float64
-    (tq x K x D) and the reference tile itself."""
+    """Query and reference tile sizes within ``budget`` bytes: the score tile
+    (tq x tr) and its block maxima, the reference tile, and the gathered
+    candidates in float64 (tq x K x D) at the checkpoints."""
     if tr is None:
-        tr = int(min(n, max(1024, budget // (8 * max(D, 1) * itemsize) // 1024 * 1024), 1 << 16))
+        tr = int(min(n, 1 << 16))
     if tq is None:
-        per_q = 3 * tr * 4 + 2 * K * D * 8 + 64 * K
-        tq = int(max(1, min(m, (budget - tr * D * itemsize) // max(per_q, 1))))
+        per_q = 2 * tr * 4 + 2 * K * D * 8 + 64 * K
+        tq = int(max(1, min(m, (budget - 3 * tr * (D + 1) * 8) // max(per_q, 1))))
     return max(1, int(tq)), max(1, int(tr))
 
 
+_BLOCK = 32  # columns per block in the two-stage top-k
+
+
+def _topk_largest(torch, w, K):
+    """Top-K (values, column indices) of each row of w, unsorted.
+
+    Two stages: the maxima of blocks of 32 columns, the K best blocks, then
+    the K best of their 32 K entries. Exact: an entry among the K largest
+    lies in a block whose maximum is among the K largest block maxima.
+    """
+    tq, tr = w.shape
+    if tr <= 4 * _BLOCK * K:
+        return torch.topk(w, min(K, tr), dim=1, largest=True, sorted=False)
+    nb = tr // _BLOCK
+    head = w[:, : nb * _BLOCK].reshape(tq, nb, _BLOCK)
+    bmax = head.amax(dim=2)
+    _, bi = torch.topk(bmax, K, dim=1, largest=True, sorted=False)  # (tq, K) block numbers
+    cols = (bi[:, :, None] * _BLOCK + torch.arange(_BLOCK, device=w.device)).reshape(tq, K * _BLOCK)
+    vals = torch.gather(w, 1, cols)
+    if nb * _BLOCK < tr:  # the ragged end: always a candidate
+        vals = torch.cat([vals, w[:, nb * _BLOCK :]], 1)
+        tail = torch.arange(nb * _BLOCK, tr, device=w.device).expand(tq, -1)
+        cols = torch.cat([cols, tail], 1)
+    v, j = torch.topk(vals, K, dim=1, largest=True, sorted=False)
+    return v, torch.gather(cols, 1, j)
+
+
 def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare, max_memory, matmul, progress):
+    """Scores ``w = q.r - |r|^2 / 2`` (larger is nearer) on centred data by one
+    matrix product per tile pair (the norm rides along as an extra column),
+    K = k + spare best kept per query; at each checkpoint the K candidates
+    are recomputed exactly in float64 and the k best kept by (distance, index)."""
     m, D = Q.shape
     J = len(checkpoints)
     K = k + spare
-    cdt = torch.bfloat16 if matmul == "bfloat16" else (torch.float64 if R.dtype == torch.float64 else torch.float32)
+    f64 = R.dtype == torch.float64
+    cdt = torch.bfloat16 if matmul == "bfloat16" else (torch.float64 if f64 else torch.float32)
+    sdt = torch.float64 if f64 else torch.float32  # score dtype
     budget = int(max_memory) if max_memory else default_memory(dev)
     ck = [int(c) for c in checkpoints]
-    tq, tr = _tiles(m, ck[-1], D, K, 4 if cdt != torch.float64 else 8, budget, tq, tr)
+    tq, tr = _tiles(m, ck[-1], D, K, 4 if not f64 else 8, budget, tq, tr)
     # centre on the reference mean (float64) before the expansion
     center = torch.zeros(D, dtype=torch.float64, device=dev)
     for s in range(0, R.shape[0], 1 << 16):
         center += R[s : s + (1 << 16)].to(torch.float64).sum(0)
     center /= R.shape[0]
     ordt = None if order is None else torch.as_tensor(np.ascontiguousarray(order, dtype=np.int64), device=dev)
+    augment = cdt != torch.bfloat16  # bfloat16 cannot carry the norms: a separate subtraction
+    # the norm column, padded to a multiple of 16 columns (aligned GEMM)
+    Da = -(-(D + 1) // 16) * 16 if augment else D
+    Qc = torch.zeros((m, Da), dtype=cdt, device=dev)
+    for s in range(0, m, 1 << 16):
+        Qc[s : s + (1 << 16), :D] = (Q[s : s + (1 << 16)].to(torch.float64) - center).to(cdt)
+    if augment:
+        Qc[:, D] = -1
     out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
     out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
-    inf = float("inf")
-    for q0 in range(0, m, tq):
-        q1 = min(m, q0 + tq)
-        Q64 = Q[q0:q1].to(torch.float64)
-        Qc = (Q64 - center).to(cdt)
-        cd = torch.full((q1 - q0, K), inf, dtype=torch.float32 if cdt != torch.float64 else torch.float64,
-                        device=dev)
-        ci = torch.full((q1 - q0, K), -1, dtype=torch.int64, device=dev)
-        start = 0
-        for j in range(J):
-            while start < ck[j]:
-                end = min(start + tr, ck[j])
-                Rb = R[start:end] if ordt is None else R[ordt[start:end]]
-                Rc = (Rb.to(torch.float64) - center)
-                rn = (Rc * Rc).sum(1).to(cd.dtype)
-                if cdt == cd.dtype:
-                    v = torch.addmm(rn[None, :], Qc, Rc.to(cdt).T, beta=1, alpha=-2)
-                else:  # bfloat16 products, float32 distances
-                    v = rn[None, :] - 2 * (Qc @ Rc.to(cdt).T).to(cd.dtype)
-                kk = min(K, end - start)
-                tv, ti = torch.topk(v, kk, dim=1, largest=False, sorted=False)
-                cd = torch.cat([cd, tv], 1)
-                ci = torch.cat([ci, ti + start], 1)
-                cd, sel = torch.topk(cd, K, dim=1, largest=False, sorted=False)
-                ci = torch.gather(ci, 1, sel)
-                start = end
-            # exact recomputation of the candidates, then (distance, index) order
-            valid = ci >= 0
-            ranks = ci.clamp_min(0)
-            rows = ranks if ordt is None else ordt[ranks]
-            diff = Q64[:, None, :] - R[rows.reshape(-1)].to(torch.float64).reshape(rows.shape + (D,))
-            ex = torch.where(valid, (diff * diff).sum(-1), torch.full_like(rows, inf, dtype=torch.float64))
-            rows = torch.where(valid, rows, torch.full_like(rows, -1))
-            o1 = torch.argsort(rows, dim=1, stable=True)
-            ex1, r1 = torch.gather(ex, 1, o1), torch.gather(rows, 1, o1)
-            o2 = torch.argsort(ex1, dim=1, stable=True)
-            out_d[j, q0:q1] = torch.gather(ex1, 1, o2)[:, :k]
-            out_i[j, q0:q1] = torch.gather(r1, 1, o2)[:, :k]
+    cw = torch.full((m, K), -math.inf, dtype=sdt, device=dev)  # candidate scores
+    ci = torch.full((m, K), -1, dtype=torch.int64, device=dev)  # candidate ranks
+    start, j = 0, 0
+    while j < J:
+        end = min(start + tr, ck[j])
+        rows = slice(start, end) if ordt is None else ordt[start:end]
+        Rc = R[rows].to(torch.float64) - center
+        half_rn = 0.5 * (Rc * Rc).sum(1)
+        if augment:
+            Ra = torch.zeros((Rc.shape[0], Da), dtype=cdt, device=dev)
+            Ra[:, :D] = Rc
+            Ra[:, D] = half_rn
+        else:
+            Ra, hr = Rc.to(cdt), half_rn.to(sdt)
+        for q0 in range(0, m, tq):
+            q1 = min(m, q0 + tq)
+            w = Qc[q0:q1] @ Ra.T
+            if not augment:
+                w = w.to(sdt) - hr[None, :]
+            v, c = _topk_largest(torch, w, min(K, end - start))
+            del w
+            allv = torch.cat([cw[q0:q1], v.to(sdt)], 1)
+            alli = torch.cat([ci[q0:q1], c + start], 1)
+            bv, sel = torch.topk(allv, K, dim=1, largest=True, sorted=False)
+            cw[q0:q1], ci[q0:q1] = bv, torch.gather(alli, 1, sel)
+        start = end
+        while j < J and end == ck[j]:
+            _finalize(torch, Q, R, ordt, ci, k, out_d[j], out_i[j], tq)
+            j += 1
         if progress is not None:
-            progress(q1)
+            progress(int(m * start / ck[-1]))
     return out_d, out_i
+
+
+def _finalize(torch, Q, R, ordt, ci, k, out_d, out_i, tq):
+    """Exact float64 distances of the candidates, (distance, index) order, k best."""
+    D = Q.shape[1]
+    inf = float("inf")
+    for q0 in range(0, Q.shape[0], tq):
+        c = ci[q0 : q0 + tq]
+        valid = c >= 0
+        ranks = c.clamp_min(0)
+        rows = ranks if ordt is None else ordt[ranks]
+        diff = Q[q0 : q0 + tq].to(torch.float64)[:, None, :] - R[rows.reshape(-1)].to(torch.float64).reshape(
+            rows.shape + (D,))
+        ex = torch.where(valid, (diff * diff).sum(-1), torch.full(rows.shape, inf, dtype=torch.float64,
+                                                                  device=rows.device))
+        rows = torch.where(valid, rows, torch.full_like(rows, -1))
+        o1 = torch.argsort(rows, dim=1, stable=True)
+        ex1, r1 = torch.gather(ex, 1, o1), torch.gather(rows, 1, o1)
+        o2 = torch.argsort(ex1, dim=1, stable=True)
+        out_d[q0 : q0 + tq] = torch.gather(ex1, 1, o2)[:, :k]
+        out_i[q0 : q0 + tq] = torch.gather(r1, 1, o2)[:, :k]
 
 
 def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None, device=None):

@@ -1,0 +1,139 @@
+"""The torch backend on tensors (CPU here; CUDA tests are marked gpu and skip without a device)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import repgap
+from repgap import datasets, diffusion
+from conftest import AVAILABLE, REQUIRED, reference_knn
+
+if "torch" not in AVAILABLE:
+    if "torch" in REQUIRED:
+        pytest.fail("torch is required here (REPGAP_REQUIRE_BACKENDS) but not installed", pytrace=False)
+    pytest.skip("torch is not installed", allow_module_level=True)
+
+import torch  # noqa: E402
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _dev(name):
+    if name == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device(name)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request):
+    return _dev(request.param)
+
+
+def test_importing_repgap_does_not_import_torch():
+    code = "import sys, repgap, repgap.diffusion, repgap.groups; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("matmul", ["float32", "tf32", "bfloat16"])
+def test_tensors_stay_tensors_and_match_the_reference(device, matmul):
+    rng = np.random.default_rng(0)
+    R = (rng.random((6000, 64)) + 1e3).astype(np.float32)
+    Q = (rng.random((500, 64)) + 1e3).astype(np.float32)
+    rd, ri = reference_knn(Q, R, 3)
+    Rt, Qt = torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device)
+    from repgap._kernels_torch import knn_prefix
+
+    sq, idx = knn_prefix(Qt, Rt, 3, None, np.array([6000]), matmul=matmul)
+    assert sq.device.type == device.type and idx.device.type == device.type
+    np.testing.assert_allclose(np.sqrt(sq[0].cpu().numpy()), rd, rtol=1e-6)
+    d, i = repgap.knn(Qt, Rt, k=3)
+    assert isinstance(d, torch.Tensor) and d.device.type == device.type
+    np.testing.assert_allclose(d.cpu().numpy(), rd, rtol=1e-6)
+    assert np.mean(i.cpu().numpy() == ri) > 0.999
+
+
+def test_cdist_trap_does_not_reach_the_user():
+    # float32 data offset by 1e3: torch.cdist (the expansion, uncentred) is off
+    # by percents on nearest-neighbour distances; repgap is exact
+    rng = np.random.default_rng(1)
+    R = (rng.random((20000, 8)) + 1e3).astype(np.float32)
+    Q = (rng.random((1000, 8)) + 1e3).astype(np.float32)
+    rd, _ = reference_knn(Q, R, 1)
+    cd = torch.cdist(torch.from_numpy(Q), torch.from_numpy(R)).min(dim=1).values.numpy().astype(np.float64)
+    assert np.median(np.abs(cd - rd[:, 0]) / rd[:, 0]) > 0.01
+    d, _ = repgap.knn(torch.from_numpy(Q), torch.from_numpy(R), k=1)
+    np.testing.assert_allclose(d.numpy(), rd, rtol=1e-6)
+
+
+def test_gap_functions_on_tensors_equal_numpy(device):
+    rng = np.random.default_rng(2)
+    R = (rng.random((8000, 5)) + 10).astype(np.float32)
+    Q = (rng.random((800, 5)) + 10).astype(np.float32)
+    a = repgap.representation_gap(R, Q, backend="numpy")
+    b = repgap.representation_gap(torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device))
+    assert b.value == pytest.approx(a.value, rel=1e-9)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    c1 = repgap.gap_curve(R, Q, random_state=3, backend="numpy")
+    c2 = repgap.gap_curve(torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device), random_state=3)
+    np.testing.assert_allclose(c2.gaps, c1.gaps, rtol=1e-9)
+
+
+def test_memory_budget_tiles_do_not_change_results(device):
+    rng = np.random.default_rng(4)
+    R = torch.from_numpy(rng.random((3000, 32)).astype(np.float32)).to(device)
+    Q = torch.from_numpy(rng.random((700, 32)).astype(np.float32)).to(device)
+    from repgap._kernels_torch import knn_prefix
+
+    ck = np.array([1000, 3000])
+    order = rng.permutation(3000)
+    a = knn_prefix(Q, R, 4, order, ck)
+    b = knn_prefix(Q, R, 4, order, ck, max_memory=200_000)  # tiny tiles
+    c = knn_prefix(Q, R, 4, order, ck, tile_queries=33, tile_reference=257)
+    for x in (b, c):
+        torch.testing.assert_close(x[0], a[0], rtol=0, atol=0)
+        assert torch.equal(x[1], a[1])
+
+
+def test_tensor_input_errors():
+    bad = torch.zeros((10, 3))
+    bad[4, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite values in 1 row"):
+        repgap.knn(bad, torch.zeros((10, 3)))
+    with pytest.raises(ValueError, match="features"):
+        repgap.knn(torch.zeros((5, 3)), torch.zeros((10, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        repgap.knn(torch.zeros(5), torch.zeros((10, 4)))
+    from repgap._kernels_torch import knn_prefix
+
+    with pytest.raises(ValueError, match="matmul"):
+        knn_prefix(torch.zeros((5, 3)), torch.zeros((10, 3)), 1, None, [10], matmul="fp8")
+    # an explicit numpy backend on tensors: computed on the host, numpy out
+    d, _ = repgap.knn(torch.zeros((5, 3)), torch.ones((10, 3)), backend="numpy")
+    assert isinstance(d, np.ndarray)
+
+
+def test_denoiser_on_tensors_matches_numpy(device):
+    rng = np.random.default_rng(5)
+    T = rng.standard_normal((900, 6))
+    Y = rng.standard_normal((40, 6))
+    for group in (None, repgap.groups.SignFlip(), repgap.groups.CyclicShift()):
+        a = diffusion.empirical_denoiser(T, Y, [0.05, 0.5, 5.0], group=group, max_memory=50_000)
+        b = diffusion.empirical_denoiser(torch.from_numpy(T).to(device), torch.from_numpy(Y).to(device),
+                                         [0.05, 0.5, 5.0], group=group, max_memory=50_000)
+        np.testing.assert_allclose(b.cpu().numpy(), a, rtol=1e-9, atol=1e-12)
+
+
+def test_memorization_meter_on_device(device):
+    tr = datasets.flat_torus(5000, 4, random_state=0).X
+    rng = np.random.default_rng(6)
+    copies = tr[rng.integers(0, 5000, 400)] + 1e-4 * rng.standard_normal((400, tr.shape[1]))
+    meter = diffusion.MemorizationMeter(torch.from_numpy(tr).to(device),
+                                        test=torch.from_numpy(datasets.flat_torus(400, 4, random_state=1).X).to(device))
+    for s in range(0, 400, 100):
+        meter.update(torch.from_numpy(copies[s : s + 100]).to(device))
+    rep = meter.compute()
+    ref = diffusion.memorization(copies, tr, test=datasets.flat_torus(400, 4, random_state=1).X)
+    assert rep.fraction_memorized == ref.fraction_memorized > 0.95
+    np.testing.assert_allclose(rep.distances, ref.distances, rtol=1e-9)
+    assert rep.p_value < 1e-6
