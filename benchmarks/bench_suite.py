@@ -46,11 +46,13 @@ with the libraries' default threading; they are indicative only.
 import argparse
 import contextlib
 import csv
+import hashlib
 import inspect
 import io
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -61,11 +63,13 @@ import repgap
 from repgap import datasets
 from repgap.estimators import METHODS as REPGAP_CLASSES
 
+# the six of the original comparison, then any other method repgap offers (e.g. "calibrated")
 REPGAP_METHODS = ["twonn", "mle", "gride", "corr", "gap", "weibull"]
+REPGAP_METHODS += [m for m in REPGAP_CLASSES if m not in REPGAP_METHODS]
 SKDIM_METHODS = ["lPCA", "MLE", "TwoNN", "MOM", "TLE", "CorrInt", "DANCo", "ESS", "FisherS",
                  "MiND_ML", "MADA", "KNN", "GRIDE"]
 DADAPY_METHODS = ["2NN", "gride_n1"]
-FIELDS = ["n", "seed", "manifold", "d", "D", "package", "method", "estimate", "rel_error",
+FIELDS = ["n", "seed", "manifold", "d", "D", "x_sha1", "package", "method", "estimate", "rel_error",
           "time_s", "status", "error"]
 
 
@@ -182,9 +186,11 @@ def run_n(n, seeds, methods, args):
             print(f"== n={n} seed={seed}: suite drawn in {time.perf_counter() - t0:.1f} s", flush=True)
             for name, man in suite.items():
                 X = np.ascontiguousarray(man.X, dtype=np.float64)
+                xh = hashlib.sha1(X.tobytes()).hexdigest()[:12]  # to check that runs saw the same samples
                 line = []
                 for pkg, m, fn in methods:
-                    row = dict(n=n, seed=seed, manifold=name, d=man.d, D=X.shape[1], package=pkg, method=m)
+                    row = dict(n=n, seed=seed, manifold=name, d=man.d, D=X.shape[1], x_sha1=xh, package=pkg,
+                               method=m)
                     if (pkg, m) in dropped:
                         row.update(estimate=np.nan, rel_error=np.nan, time_s=np.nan, status="skipped",
                                    error=dropped[(pkg, m)])
@@ -279,6 +285,46 @@ def summarize(n, rows, dropped):
     return "\n".join(out)
 
 
+def _git_state():
+    """The commit of the repgap checkout, and whether repgap/ or csrc/ differ from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(repgap.__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "repgap", "csrc"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"git {head}" + (" + uncommitted changes in repgap/ or csrc/" if dirty else " (clean)")
+
+
+def merge(paths, summary_path):
+    import pandas as pd
+
+    frames = []
+    for i, p in enumerate(paths):
+        f = pd.read_csv(p, keep_default_na=False, na_values=["nan", "NaN", ""])
+        f["_file"] = i
+        frames.append(f)
+    df = pd.concat(frames, ignore_index=True)
+    key = ["n", "seed", "manifold", "package", "method"]
+    if "x_sha1" in df:  # the same samples in every file?
+        h = df.dropna(subset=["x_sha1"]).groupby(["n", "seed", "manifold"])["x_sha1"].nunique()
+        if (h > 1).any():
+            print(f"WARNING: different samples for {list(h[h > 1].index)}", file=sys.stderr)
+    df = df.sort_values("_file").drop_duplicates(key, keep="last").sort_index()
+    df["error"] = df["error"].fillna("").astype(str)
+    out = [f"# ID benchmark suite, merged from {', '.join(paths)}\n"]
+    for n, g in df.groupby("n", sort=True):
+        rows = g.drop(columns=["_file"]).to_dict("records")
+        dropped = {(r["package"], r["method"]): r["error"] for r in rows if r["status"] == "skipped"}
+        out.append(summarize(int(n), rows, dropped))
+    md = "\n".join(out)
+    print(md)
+    with open(summary_path, "w") as fh:
+        fh.write(md)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[2500, 10000])
@@ -292,8 +338,14 @@ def main():
     ap.add_argument("--only", nargs="*", default=None, metavar="PKG:METHOD",
                     help="run only these methods")
     ap.add_argument("--summary", default=None, help="markdown file (default OUT/summary.md; appended per n)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="CSV",
+                    help="run nothing: summarize these results files together (a row of a later file "
+                         "replaces the same (n, seed, manifold, package, method) of an earlier one) "
+                         "into --summary")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.merge:
+        return merge(args.merge, args.summary or os.path.join(args.out, "summary_merged.md"))
     methods = all_methods()
     if args.only:
         want = {s.lower() for s in args.only}
@@ -303,7 +355,7 @@ def main():
     header = (f"# ID benchmark suite: repgap {repgap.__version__}, scikit-dimension "
               f"{_version('scikit-dimension')}, dadapy {_version('dadapy')}\n\n"
               f"Command: `{' '.join(sys.argv)}`; {os.cpu_count()} CPUs; times are approximate "
-              "(shared machine).\n")
+              f"(shared machine). repgap source: {_git_state()}.\n")
     for n in args.n:
         t = time.perf_counter()
         rows, dropped = run_n(n, args.seeds, methods, args)
