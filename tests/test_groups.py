@@ -264,3 +264,28 @@ def test_free_finite_group_multiplies_n_by_its_order():
     g = repgap.representation_gap(tr[:20000], te).value
     assert g_mod / g == pytest.approx(2 ** (-2 / d), rel=0.05)
     assert g_mod == pytest.approx(repgap.representation_gap(tr, te).value, rel=0.05)
+
+
+def test_symmetric_datasets():
+    s = datasets.shifted_signals(300, 24, 3, random_state=0)
+    assert s.X.shape == (300, 24) and s.d == 3 and s.task_dims["cyclic shifts"] == 3
+    # a signal and any roll of it are one orbit; the invariant ignores the shift
+    G = CyclicShift()
+    rolled = np.roll(s.X[:20], 7, axis=1)
+    np.testing.assert_allclose(G.distance2(s.X[:20], rolled), 0.0, atol=1e-18)
+    np.testing.assert_allclose(G.invariant(rolled), G.invariant(s.X[:20]), atol=1e-12)
+    # the signals are not all one orbit: a 3-D family
+    assert np.median(G.distance2(s.X[:20], s.X[20:40])) > 1e-3
+    c = datasets.point_clouds(100, 5, 3, law="gaussian", random_state=1)
+    assert c.X.shape == (100, 15) and c.task_dims["translations+rotations"] == 15 - 3 - 3
+    mol = datasets.molecule_chains(50, 10, latent_dim=3, random_state=2)
+    C = mol.X.reshape(50, 10, 3)
+    assert mol.task_dims["rigid motions"] == 3 and mol.d == 9
+    # bond lengths are 1 in the chain order (atoms are listed permuted)
+    unperm = datasets.molecule_chains(50, 10, latent_dim=3, permute=False, random_state=2).X.reshape(50, 10, 3)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(unperm, axis=1), axis=2), 1.0, rtol=1e-12)
+    # permuted and unpermuted are the same clouds modulo permutations
+    G = Product(Translation(3), Permutation(10, 3))
+    assert np.max(G.distance2(mol.X, unperm.reshape(50, 30))) < 1e-20
+    with pytest.raises(ValueError, match="at least 4 atoms"):
+        datasets.molecule_chains(5, 3)
