@@ -40,6 +40,14 @@ recorded (estimate NaN, the message in ``error``).
     python benchmarks/bench_suite.py --n 2500 --seeds 0 1 2
     python benchmarks/bench_suite.py --n 10000 --seeds 0 --exclude skdim:DANCo@10000
 
+Each row also carries ``x_sha1`` (a hash of the sample) so that results of
+separate runs can be checked to come from the same samples;
+``--merge A.csv B.csv ...`` runs nothing and summarizes several results files
+together (e.g. peers from one run, repgap rows re-run after a change to
+repgap), a later file's row replacing the same (n, seed, manifold, package,
+method) of an earlier one. The summary header records the git commit of the
+repgap checkout and whether repgap/ or csrc/ had uncommitted changes.
+
 Timings are wall-clock times of single calls on whatever machine runs this,
 with the libraries' default threading; they are indicative only.
 """
