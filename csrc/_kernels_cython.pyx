@@ -90,8 +90,9 @@ cdef extern from "repgap_kdtree.hpp" namespace "repgap" nogil:
         KDTree() except +
         int J
         void build(const T* R, Py_ssize_t rs0, Py_ssize_t rs1, int D,
-                   const int64_t* order, const int64_t* ck, int J, int leaf) except +
+                   const int64_t* order, const int64_t* ck, int J, int leaf, int box_dims) except +
         void query(const double* q, double* bd, int64_t* bi, int k)
+        int locate(const double* q)
 
 
 def openmp_info():
@@ -185,7 +186,7 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
 
 def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
             const int64_t[::1] ckpt, int k, int n_threads, int leafsize,
-            double[:, :, ::1] out_d, int64_t[:, :, ::1] out_i, progress=None):
+            double[:, :, ::1] out_d, int64_t[:, :, ::1] out_i, progress=None, int box_dims=0):
     cdef KDTree[floating] tree
     cdef Py_ssize_t itemsize = sizeof(floating)
     cdef int D = Q.shape[1]
@@ -204,17 +205,37 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
     cdef const floating* Qb = _base(Q)
     cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
     tree.build(_base(R), R.strides[0] // itemsize, R.strides[1] // itemsize, D,
-               &order[0] if order is not None else NULL, &ckpt[0], J, leafsize)
+               &order[0] if order is not None else NULL, &ckpt[0], J, leafsize, box_dims)
+    # Visit the queries leaf by leaf (spatially coherent): consecutive
+    # searches then share tree nodes and points in cache. The results do
+    # not depend on the visiting order.
+    leaf_np = np.empty(m, dtype=np.int64)
+    cdef int64_t[::1] leaf = leaf_np
+    cdef int64_t ii
+    with nogil, parallel(num_threads=n_threads):
+        q = <double*>malloc(D * sizeof(double))
+        if q == NULL:
+            failp[0] = 1
+        for i in prange(m, schedule="static", chunksize=4096):
+            if q != NULL:
+                for d in range(D):
+                    q[d] = <double>Qb[i * qs0 + d * qs1]
+                leaf[i] = tree.locate(q)
+        free(q)
+    if failed:
+        raise MemoryError("repgap: could not allocate the per-thread query buffers")
+    cdef int64_t[::1] qord = np.argsort(leaf_np, kind="stable")
     with nogil, parallel(num_threads=n_threads):
         q = <double*>malloc(D * sizeof(double))
         bd = <double*>malloc(J * k * sizeof(double))
         bi = <int64_t*>malloc(J * k * sizeof(int64_t))
         if q == NULL or bd == NULL or bi == NULL:
             failp[0] = 1
-        for i in prange(m, schedule="static", chunksize=256):
-            if threadid() == 0 and i % 4096 == 0 and stopp[0] == 0:
+        for ii in prange(m, schedule="static", chunksize=256):
+            i = qord[ii]
+            if threadid() == 0 and ii % 4096 == 0 and stopp[0] == 0:
                 with gil:
-                    if _poll(progress, i * n_threads, raised):
+                    if _poll(progress, ii * n_threads, raised):
                         stopp[0] = 1
             if q != NULL and bd != NULL and bi != NULL and stopp[0] == 0:
                 for d in range(D):
@@ -238,7 +259,7 @@ _METHODS = {"direct": 0, "gemm": 1, "fused": 2}
 
 def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1,
                str algorithm="fused", tile_queries=None, tile_reference=None,
-               int spare=8, int leafsize=32, progress=None):
+               int spare=8, int leafsize=32, progress=None, int box_dims=0):
     """k nearest neighbours of every query within every prefix of the reference.
 
     Same signature and result as :func:`repgap._kernels_numpy.knn_prefix`:
@@ -254,7 +275,7 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     ck = np.ascontiguousarray(checkpoints, dtype=np.int64)
     od = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
     if algorithm == "kd_tree":
-        _kdtree(queries, reference, od, ck, k, n_threads, leafsize, out_d, out_i, progress)
+        _kdtree(queries, reference, od, ck, k, n_threads, leafsize, out_d, out_i, progress, box_dims)
         return out_d, out_i
     if algorithm not in _METHODS:
         raise ValueError(f"unknown algorithm {algorithm!r} for the cython backend")

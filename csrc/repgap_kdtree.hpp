@@ -11,7 +11,10 @@
 // first one it does not improve (the lists only tighten with j).
 //
 // With one checkpoint this is an ordinary k-d tree (median splits on the
-// widest dimension, bounding boxes, nearest child first). Coordinates stay in
+// widest dimension, bounding boxes, nearest child first). Boxes and splits may
+// use only the first B coordinates (data rotated to principal axes, whose
+// other coordinates carry almost nothing): the box distance over a subset of
+// coordinates is still a lower bound, and leaves compute full distances. Coordinates stay in
 // the input precision; distances are accumulated in float64 from differences,
 // so they are exact to rounding and need no recomputation.
 #pragma once
@@ -26,6 +29,7 @@ namespace repgap {
 template <typename T>
 struct KDTree {
     int D = 0;
+    int B = 0;            // coordinates that carry boxes and splits (the first B; B <= D)
     int leafsize = 16;
     std::int64_t n = 0;
     int J = 0;
@@ -51,17 +55,17 @@ struct KDTree {
         lo_.push_back(lo); hi_.push_back(hi);
         left_.push_back(-1); right_.push_back(-1); jmin_.push_back(0); dim_.push_back(-1);
         split_.push_back(0.0);
-        bmin_.resize(bmin_.size() + D); bmax_.resize(bmax_.size() + D);
-        double* bmn = &bmin_[(std::size_t)id * D];
-        double* bmx = &bmax_[(std::size_t)id * D];
-        for (int d = 0; d < D; ++d) {
+        bmin_.resize(bmin_.size() + B); bmax_.resize(bmax_.size() + B);
+        double* bmn = &bmin_[(std::size_t)id * B];
+        double* bmx = &bmax_[(std::size_t)id * B];
+        for (int d = 0; d < B; ++d) {
             bmn[d] = std::numeric_limits<double>::infinity();
             bmx[d] = -std::numeric_limits<double>::infinity();
         }
         std::int64_t rmin = std::numeric_limits<std::int64_t>::max();
         for (std::int64_t t = lo; t < hi; ++t) {
             const T* x = &src[(std::size_t)idx[t] * D];
-            for (int d = 0; d < D; ++d) {
+            for (int d = 0; d < B; ++d) {
                 double v = (double)x[d];
                 if (v < bmn[d]) bmn[d] = v;
                 if (v > bmx[d]) bmx[d] = v;
@@ -71,7 +75,7 @@ struct KDTree {
         jmin_[id] = first_ckpt(rmin);
         if (hi - lo <= leafsize) return id;
         int best = 0; double spread = -1;
-        for (int d = 0; d < D; ++d)
+        for (int d = 0; d < B; ++d)
             if (bmx[d] - bmn[d] > spread) { spread = bmx[d] - bmn[d]; best = d; }
         if (spread <= 0) return id;  // all points equal: keep as a leaf
         std::int64_t mid = lo + (hi - lo) / 2;
@@ -90,8 +94,9 @@ struct KDTree {
     // R: reference (strides in elements); order[rank] = row (or NULL for identity);
     // the tree holds ranks 0 .. ckpt[J-1]-1.
     void build(const T* R, std::ptrdiff_t rs0, std::ptrdiff_t rs1, int D_,
-               const std::int64_t* order, const std::int64_t* ck, int J_, int leaf) {
+               const std::int64_t* order, const std::int64_t* ck, int J_, int leaf, int box_dims = 0) {
         D = D_; J = J_; leafsize = leaf;
+        B = (box_dims > 0 && box_dims < D_) ? box_dims : D_;
         ckpt.assign(ck, ck + J_);
         n = ckpt[J - 1];
         std::vector<T> src((std::size_t)n * D);   // by rank
@@ -138,10 +143,10 @@ struct KDTree {
     void search(State& s, int node) const {
         const int k = s.k;
         // Lower bound from the bounding box.
-        const double* bmn = &bmin_[(std::size_t)node * D];
-        const double* bmx = &bmax_[(std::size_t)node * D];
-        double lb = 0;
-        for (int d = 0; d < D; ++d) {
+        const double* bmn = &bmin_[(std::size_t)node * B];
+        const double* bmx = &bmax_[(std::size_t)node * B];
+        double lb = 0;  // over the first B coordinates: still a lower bound
+        for (int d = 0; d < B; ++d) {
             double q = s.q[d], t = 0;
             if (q < bmn[d]) t = bmn[d] - q;
             else if (q > bmx[d]) t = q - bmx[d];
@@ -153,9 +158,18 @@ struct KDTree {
             for (std::int64_t t = lo_[node]; t < hi_[node]; ++t) {
                 const T* x = &pts[(std::size_t)t * D];
                 double dist = 0;
-                for (int d = 0; d < D; ++d) {
+                for (int d = 0; d < B; ++d) {
                     double u = s.q[d] - (double)x[d];
                     dist += u * u;
+                }
+                // the other coordinates only add: skip the point when the
+                // first B already exceed its loosest relevant bound
+                if (B < D) {
+                    if (dist > s.bd[(std::size_t)jpt[t] * k + k - 1]) continue;
+                    for (int d = B; d < D; ++d) {
+                        double u = s.q[d] - (double)x[d];
+                        dist += u * u;
+                    }
                 }
                 const std::int64_t oi = orig[t];
                 for (int j = jpt[t]; j < J; ++j) {
@@ -169,6 +183,15 @@ struct KDTree {
         const int dm = dim_[node];
         if (s.q[dm] < split_[node]) { search(s, left_[node]); search(s, right_[node]); }
         else { search(s, right_[node]); search(s, left_[node]); }
+    }
+
+    // The leaf a point falls in (nodes are numbered depth first, so leaf
+    // numbers order space coherently): queries taken in this order reuse the
+    // cache between consecutive searches.
+    int locate(const double* q) const {
+        int node = 0;
+        while (left_[node] >= 0) node = (q[dim_[node]] < split_[node]) ? left_[node] : right_[node];
+        return node;
     }
 
     // Query one row; writes out_d[j*m_stride + ...] as (J, k) blocks with the

@@ -166,9 +166,9 @@ def use_rotated_kd_tree(n_features, n_reference, k):
 
 
 def low_rank_rotation(R):
-    """``(center, V)`` with V the principal axes (rows, by decreasing
-    variance) of an evenly spaced sample of R when at most KD_TREE_MAX_DIM
-    of them carry the data, else None."""
+    """``(center, V, r)`` with V the principal axes (rows, by decreasing
+    variance) of an evenly spaced sample of R and r the number of them that
+    carry the data, when r <= KD_TREE_MAX_DIM, else None."""
     import numpy as np
 
     step = max(1, R.shape[0] // _RANK_SAMPLE)
@@ -183,9 +183,10 @@ def low_rank_rotation(R):
     eps = np.finfo(R.dtype).eps if R.dtype.kind == "f" else 0.0
     floor = max(_RANK_RTOL * sv[0] if sv.size else 0.0,
                 16 * eps * float(np.max(np.abs(center))) * np.sqrt(S.shape[0]))
-    if sv.size == 0 or sv[0] == 0 or np.sum(sv > floor) > KD_TREE_MAX_DIM:
+    r = int(np.sum(sv > floor))
+    if sv.size == 0 or sv[0] == 0 or r > KD_TREE_MAX_DIM:
         return None
-    return center, np.ascontiguousarray(V.T)
+    return center, np.ascontiguousarray(V.T), max(r, 1)
 
 
 def choose_algorithm(algorithm, backend, dtype, n_features, n_reference, k):

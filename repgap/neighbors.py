@@ -109,17 +109,30 @@ def _rotated_kd_tree(Q, R, k, order, checkpoints, basis, *, backend, n_threads, 
     re-ranked by their exact float64 distances on the original rows, so the
     result is that of every other path (THEORY.md, section 6).
     """
-    from ._kernels_numpy import exact_sqdist, sort_by_distance_then_index
+    from ._kernels_numpy import sort_by_distance_then_index
 
-    center, V = basis
+    center, V, rank = basis
     # rotated distances differ from the exact ones by float64 rounding only:
     # a few spare candidates cover near-ties at the k-th distance
     spare = 4
     kk = min(k + spare, int(checkpoints[0]))
     Rr = _rotate(R, center, V)
     Qr = Rr if Q is R else _rotate(Q, center, V)
-    _, cand = knn_prefix(Qr, Rr, kk, order, checkpoints, backend=backend, n_threads=n_threads,
-                         algorithm="kd_tree", progress=progress, desc=desc, bar=bar)
+    if backend == "cython":
+        # boxes and splits on the coordinates that carry the data (still
+        # exact: a box distance over fewer coordinates is a lower bound)
+        own = bar is None
+        bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
+        try:
+            _, cand = kernels("cython").knn_prefix(Qr, Rr, kk, order, checkpoints, n_threads=n_threads,
+                                                   algorithm="kd_tree", box_dims=rank)
+            bar.update(Q.shape[0])
+        finally:
+            if own:
+                bar.close()
+    else:
+        _, cand = knn_prefix(Qr, Rr, kk, order, checkpoints, backend=backend, n_threads=n_threads,
+                             algorithm="kd_tree", progress=progress, desc=desc, bar=bar)
     J, m = cand.shape[0], Q.shape[0]
     out_d = np.empty((J, m, k))
     out_i = np.empty((J, m, k), dtype=np.int64)
@@ -127,10 +140,31 @@ def _rotated_kd_tree(Q, R, k, order, checkpoints, basis, *, backend, n_threads, 
     for j in range(J):
         for s in range(0, m, step):
             rows = cand[j, s : s + step]
-            d, i = sort_by_distance_then_index(exact_sqdist(Q, R, np.arange(s, s + rows.shape[0]), rows), rows)
-            out_d[j, s : s + step] = d[:, :k]
-            out_i[j, s : s + step] = i[:, :k]
+            ex = _exact_rerank_sqdist(Q, R, s, rows, backend, n_threads)
+            # the candidates come sorted by their rotated distances, which
+            # differ from the exact ones by rounding: re-sort only the rows
+            # whose order changed
+            bad = np.any((ex[:, 1:] < ex[:, :-1]) | ((ex[:, 1:] == ex[:, :-1]) & (rows[:, 1:] < rows[:, :-1])),
+                         axis=1)
+            if bad.any():
+                rows = rows.copy()
+                d2, i2 = sort_by_distance_then_index(ex[bad], rows[bad])
+                ex[bad], rows[bad] = d2, i2
+            out_d[j, s : s + step] = ex[:, :k]
+            out_i[j, s : s + step] = rows[:, :k]
     return out_d, out_i
+
+
+def _exact_rerank_sqdist(Q, R, q0, rows, backend, n_threads):
+    """Float64 squared distances (differences first) of queries q0.. to the
+    candidate rows: the compiled kernel where available."""
+    if backend == "cython":
+        from .orbit import refine
+
+        return refine(Q[q0 : q0 + rows.shape[0]], R, rows, Identity(), backend="cython", n_threads=n_threads)
+    from ._kernels_numpy import exact_sqdist
+
+    return exact_sqdist(Q, R, np.arange(q0, q0 + rows.shape[0]), rows)
 
 
 def _rotate(X, center, V):
