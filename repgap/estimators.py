@@ -527,13 +527,19 @@ class CorrelationDimension(_Estimator):
     thousands of pairs. The interval is a bootstrap over the points
     (resampled subsets). ``scales_``/``local_dimensions_`` give the local
     slopes, to see whether there is a plateau.
+
+    With ``group``, distances are orbit distances: every pair of a random
+    subset of ``max_points_group`` points is aligned (exact for the groups
+    with a closed form; compiled), and the same fit is made on them.
     """
 
-    def __init__(self, c_range=(1e-3, 3e-2), n_bins=60, max_points=20000, confidence=0.95,
+    def __init__(self, c_range=(1e-3, 3e-2), n_bins=60, max_points=20000, max_points_group=2000,
+                 confidence=0.95,
                  n_boot=20, random_state=None, group=None, backend=None, n_jobs=None):
         self.c_range = c_range
         self.n_bins = n_bins
         self.max_points = max_points
+        self.max_points_group = max_points_group
         self.confidence = confidence
         self.n_boot = n_boot
         self.random_state = random_state
@@ -564,9 +570,7 @@ class CorrelationDimension(_Estimator):
 
     def fit(self, X, y=None):
         if self.group is not None:
-            raise ValueError("the correlation dimension modulo a group is not implemented (it needs every pair "
-                             "distance modulo the group); use method 'calibrated', 'gap', 'twonn', 'mle', "
-                             "'gride' or 'weibull' with group=")
+            return self._fit_group(X)
         q = _check_confidence(self.confidence)
         lo, hi = self.c_range
         if not 0 < lo < hi < 1:
@@ -598,6 +602,62 @@ class CorrelationDimension(_Estimator):
         self.fit_range_ = (float(r[inside].min()), float(r[inside].max())) if inside.any() else (np.nan, np.nan)
         self.n_samples_ = n
         return self
+
+    def _fit_group(self, X):
+        q = _check_confidence(self.confidence)
+        lo, hi = self.c_range
+        X = check_array(X, "X")
+        rng = check_random_state(self.random_state)
+        n = X.shape[0]
+        m = min(n, int(self.max_points_group))
+        sub = X if m == n else X[np.sort(rng.choice(n, m, replace=False))]
+        dist = np.sqrt(_pairwise_orbit_sqdist(sub, self.group, self.backend, self.n_jobs))
+        iu = np.triu_indices(m, 1)
+        pd = dist[iu]
+        pos = pd[pd > 0]
+        if pos.size == 0:
+            raise ValueError("all points are on one orbit: no correlation dimension")
+        edges = np.geomspace(pos.min() * 0.5, pos.max() * 1.01, self.n_bins)
+
+        def integral(D, k):
+            return np.searchsorted(np.sort(D), edges, side="left") / (k * (k - 1) / 2)
+
+        C = integral(pd, m)
+        self.dimension_ = self._slope(edges, C, lo, hi)
+        boots = []
+        for _ in range(int(self.n_boot)):
+            idx = np.unique(rng.integers(0, m, m))
+            Db = dist[np.ix_(idx, idx)][np.triu_indices(idx.size, 1)]
+            boots.append(self._slope(edges, integral(Db, idx.size), lo, hi))
+        self.dimension_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q])) if boots else (np.nan, np.nan)
+        good = C > 0
+        lr, lc = np.log(edges[good]), np.log(C[good])
+        self.scales_ = np.exp(0.5 * (lr[1:] + lr[:-1]))
+        self.local_dimensions_ = np.diff(lc) / np.diff(lr)
+        inside = (C >= lo) & (C <= hi)
+        self.fit_range_ = (float(edges[inside].min()), float(edges[inside].max())) if inside.any() else (np.nan, np.nan)
+        self.n_samples_ = n
+        return self
+
+
+def _pairwise_orbit_sqdist(X, group, backend, n_jobs):
+    """All squared orbit distances within X (n x n, symmetric, zero diagonal)."""
+    from ._backends import resolve_backend
+    from ._threads import resolve_n_jobs
+    from .orbit import refine
+
+    group.check_dim(X.shape[1])
+    n = X.shape[0]
+    name = resolve_backend(backend)
+    out = np.zeros((n, n))
+    step = max(1, (1 << 20) // max(n, 1))
+    for s in range(0, n, step):
+        rows = np.arange(s, min(n, s + step))
+        cand = np.broadcast_to(np.arange(n), (rows.size, n)).copy()
+        cand[cand <= rows[:, None]] = -1  # each pair once: j > i
+        d2 = refine(X[rows], X, cand, group, backend=name, n_threads=resolve_n_jobs(n_jobs))
+        out[rows] = np.where(cand >= 0, d2, 0.0)
+    return out + out.T
 
 
 def _split(X, test_size, random_state):

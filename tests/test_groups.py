@@ -239,8 +239,10 @@ def test_gap_and_estimators_accept_group():
     assert curve.gaps[-1] == pytest.approx(gT, rel=0.2)
     r = repgap.intrinsic_dimension(X, method="twonn", group=Product(Translation(2), Rotation(2)))
     assert 2.5 < r.dimension < 4
-    with pytest.raises(ValueError, match="correlation dimension modulo a group"):
-        repgap.intrinsic_dimension(X, method="corr", group=Translation(2))
+    # the correlation dimension modulo translations: 6 - 2 = 4 for 3 planar points
+    c0 = repgap.intrinsic_dimension(X, method="corr", random_state=0).dimension
+    cT = repgap.intrinsic_dimension(X, method="corr", group=Translation(2), random_state=0).dimension
+    assert cT < c0 - 1.0 and abs(cT - 4) < 0.8
 
 
 def test_dimension_drop_of_planar_point_clouds():
