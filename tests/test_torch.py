@@ -35,6 +35,13 @@ def test_importing_repgap_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.fixture(autouse=True)
+def _auto_backend(monkeypatch):
+    # these tests are about what "auto" does with tensors: ignore a
+    # REPGAP_BACKEND set for the whole run (CI's numpy pass)
+    monkeypatch.delenv("REPGAP_BACKEND", raising=False)
+
+
 @pytest.mark.parametrize("matmul", ["float32", "tf32", "bfloat16"])
 def test_tensors_stay_tensors_and_match_the_reference(device, matmul):
     rng = np.random.default_rng(0)
