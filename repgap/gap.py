@@ -174,8 +174,6 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
     k = check_k(k, R.shape[0], what="the training set")
     r = check_power(r)
     group = check_group(group)
-    if group is not None and is_tensor(Q):
-        Q, R = check_pair(Q, R, "test", "train")  # the filter-and-refine runs on the host
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
                          algorithm=algorithm, progress=progress, desc="representation gap",
@@ -257,8 +255,6 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
     group = check_group(group)
-    if group is not None and is_tensor(Q):
-        Q, R = check_pair(Q, R, "test", "train")  # the filter-and-refine runs on the host
     rng = check_random_state(random_state)
     threads = resolve_n_jobs(n_jobs)
     J = len(ck)

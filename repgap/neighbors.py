@@ -246,9 +246,6 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     group = check_group(group)
     threads = resolve_n_jobs(n_jobs)
     ck = np.array([R.shape[0]], dtype=np.int64)
-    if group is not None and is_tensor(Q):
-        # the filter-and-refine runs on the host (numpy invariants)
-        Q, R = check_pair(Q, R)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
                          progress=progress, group=group)
     if is_tensor(sq):

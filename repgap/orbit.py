@@ -119,7 +119,13 @@ def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, 
     (``"refined"``) and of filter rounds (``"rounds"``).
     """
     from .neighbors import knn_prefix
+    from ._kernels_torch import is_tensor
 
+    if is_tensor(Q):
+        # tensors stay on their device (repgap._orbit_torch)
+        from ._orbit_torch import orbit_knn_prefix as on_device
+
+        return on_device(Q, R, k, order, checkpoints, group, n_threads=n_threads, stats=stats)
     group.check_dim(Q.shape[1])
     m = Q.shape[0]
     J = len(checkpoints)

@@ -144,3 +144,26 @@ def test_memorization_meter_on_device(device):
     assert rep.fraction_memorized == ref.fraction_memorized > 0.95
     np.testing.assert_allclose(rep.distances, ref.distances, rtol=1e-9)
     assert rep.p_value < 1e-6
+
+
+@pytest.mark.parametrize("gname", ["T", "TR", "R3refl", "sign", "cyc", "cyc2d", "perm", "finite"])
+def test_knn_modulo_groups_on_tensors(device, gname):
+    from repgap.groups import (CyclicShift, FiniteGroup, Permutation, Product, Rotation, SignFlip,
+                               Translation)
+
+    G = {"T": Translation(3), "TR": Product(Translation(3), Rotation(3)), "R3refl": Rotation(3, reflections=True),
+         "sign": SignFlip(), "cyc": CyclicShift(), "cyc2d": CyclicShift(shape=(4, 6), reflections=True),
+         "perm": Permutation(8, 3),
+         "finite": FiniteGroup([np.roll(np.arange(24), s) for s in range(0, 24, 3)])}[gname]
+    M = datasets.molecule_chains(2150, 8, latent_dim=3, permute=False, random_state=0).X
+    R, Q = M[:2000], M[2000:]
+    d0, i0 = repgap.knn(Q, R, k=2, group=G, backend="numpy")
+    d1, i1 = repgap.knn(torch.from_numpy(Q).to(device), torch.from_numpy(R).to(device), k=2, group=G)
+    assert isinstance(d1, torch.Tensor) and d1.device.type == device.type
+    np.testing.assert_array_equal(i1.cpu().numpy(), i0)
+    np.testing.assert_allclose(d1.cpu().numpy(), d0, rtol=1e-10)
+    if gname == "TR":
+        c0 = repgap.gap_curve(R, Q, sizes=[500, 2000], repeats=2, group=G, random_state=0, backend="numpy")
+        c1 = repgap.gap_curve(torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device), sizes=[500, 2000],
+                              repeats=2, group=G, random_state=0)
+        np.testing.assert_allclose(c1.gaps, c0.gaps, rtol=1e-10)
