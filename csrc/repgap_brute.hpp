@@ -119,26 +119,30 @@ inline void cand_insert(T* cd, std::int64_t* ci, int K, T v, std::int64_t idx) {
     cd[p] = v; ci[p] = idx;
 }
 
+// Squared distance of two strided rows in float64, difference first. Four
+// partial sums for instruction-level parallelism; the order of the additions
+// is fixed, so the result does not depend on tiles or threads.
 template <typename T>
-inline double exact_sqdist(const BruteProblem<T>& p, std::int64_t qrow, std::int64_t rrow) {
-    const T* q = p.Q + qrow * p.qs0;
-    const T* r = p.R + rrow * p.rs0;
-    // Four partial sums for instruction-level parallelism; the order of the
-    // additions is fixed, so the result does not depend on tiles or threads.
+inline double sqdist_strided(const T* q, std::ptrdiff_t qs1, const T* r, std::ptrdiff_t rs1, int D) {
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int d = 0;
-    for (; d + 4 <= p.D; d += 4) {
-        double t0 = (double)q[(d + 0) * p.qs1] - (double)r[(d + 0) * p.rs1];
-        double t1 = (double)q[(d + 1) * p.qs1] - (double)r[(d + 1) * p.rs1];
-        double t2 = (double)q[(d + 2) * p.qs1] - (double)r[(d + 2) * p.rs1];
-        double t3 = (double)q[(d + 3) * p.qs1] - (double)r[(d + 3) * p.rs1];
+    for (; d + 4 <= D; d += 4) {
+        double t0 = (double)q[(d + 0) * qs1] - (double)r[(d + 0) * rs1];
+        double t1 = (double)q[(d + 1) * qs1] - (double)r[(d + 1) * rs1];
+        double t2 = (double)q[(d + 2) * qs1] - (double)r[(d + 2) * rs1];
+        double t3 = (double)q[(d + 3) * qs1] - (double)r[(d + 3) * rs1];
         s0 += t0 * t0; s1 += t1 * t1; s2 += t2 * t2; s3 += t3 * t3;
     }
-    for (; d < p.D; ++d) {
-        double t = (double)q[d * p.qs1] - (double)r[d * p.rs1];
+    for (; d < D; ++d) {
+        double t = (double)q[d * qs1] - (double)r[d * rs1];
         s0 += t * t;
     }
     return (s0 + s1) + (s2 + s3);
+}
+
+template <typename T>
+inline double exact_sqdist(const BruteProblem<T>& p, std::int64_t qrow, std::int64_t rrow) {
+    return sqdist_strided(p.Q + qrow * p.qs0, p.qs1, p.R + rrow * p.rs0, p.rs1, p.D);
 }
 
 template <typename T>

@@ -168,22 +168,7 @@ inline void pack_block(const T* X, std::ptrdiff_t s0, std::ptrdiff_t s1, std::in
 
 template <typename T>
 inline double exact_pair(const PairProblem<T>& p, std::int64_t i, std::int64_t j) {
-    const T* x = p.X + i * p.xs0;
-    const T* y = p.Y + j * p.ys0;
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int d = 0;
-    for (; d + 4 <= p.D; d += 4) {
-        double t0 = (double)x[(d + 0) * p.xs1] - (double)y[(d + 0) * p.ys1];
-        double t1 = (double)x[(d + 1) * p.xs1] - (double)y[(d + 1) * p.ys1];
-        double t2 = (double)x[(d + 2) * p.xs1] - (double)y[(d + 2) * p.ys1];
-        double t3 = (double)x[(d + 3) * p.xs1] - (double)y[(d + 3) * p.ys1];
-        s0 += t0 * t0; s1 += t1 * t1; s2 += t2 * t2; s3 += t3 * t3;
-    }
-    for (; d < p.D; ++d) {
-        double t = (double)x[d * p.xs1] - (double)y[d * p.ys1];
-        s0 += t * t;
-    }
-    return (s0 + s1) + (s2 + s3);
+    return sqdist_strided(p.X + i * p.xs0, p.xs1, p.Y + j * p.ys0, p.ys1, p.D);
 }
 
 // Cells: non-negative float32 patterns >> CELL_SHIFT (sign, 8 exponent and

@@ -42,3 +42,17 @@ class Progress:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def monotone_reporter(bar, total):
+    """A ``progress(done)`` callback for the kernels: advances ``bar`` to
+    ``min(done, total)``, never backwards (some kernels report estimates)."""
+    seen = [0]
+
+    def report(done):
+        done = min(int(done), total)
+        if done > seen[0]:
+            bar.update(done - seen[0])
+            seen[0] = done
+
+    return report

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._backends import choose_algorithm, kernels, low_rank_rotation, resolve_backend, use_rotated_kd_tree
 from ._config import get_config
-from ._progress import Progress
+from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_order, check_pair
 from .groups import Identity, check_group
@@ -63,26 +63,12 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     try:
         if backend == "torch" and is_tensor(Q):
             # data on a device: one call, tiles sized from the memory budget
-            seen = [0]
-
-            def report_t(done):
-                if done > seen[0]:
-                    bar.update(done - seen[0])
-                    seen[0] = done
-
-            return mod.knn_prefix(Q, R, k, order, checkpoints, progress=report_t, **kw)
+            return mod.knn_prefix(Q, R, k, order, checkpoints, progress=monotone_reporter(bar, m), **kw)
         if backend == "cython":
             # One call: the kernel reports progress and honours Ctrl-C between
-            # its tiles, from the calling thread.
-            seen = [0]
-
-            def report(done):
-                # the k-d tree reports an estimate: keep the bar monotone, <= m
-                done = min(int(done), m)
-                if done > seen[0]:
-                    bar.update(done - seen[0])
-                    seen[0] = done
-
+            # its tiles, from the calling thread (the k-d tree reports an
+            # estimate: the bar is kept monotone)
+            report = monotone_reporter(bar, m)
             out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
             report(m)
             return out

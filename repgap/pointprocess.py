@@ -15,7 +15,7 @@ kernels with the same private signature.
 import numpy as np
 
 from ._backends import kernels, resolve_backend
-from ._progress import Progress
+from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
 from .neighbors import knn
 from ._validation import check_array, check_pair
@@ -62,15 +62,8 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
     n, m = X.shape[0], (X.shape[0] if Y is None else Y.shape[0])
     total = n * (n - 1) // 2 if Y is None else n * m
     with Progress(total, "pair distances", progress) as bar:
-        seen = [0]
-
-        def report(done):
-            done = min(int(done), total)
-            if done > seen[0]:
-                bar.update(done - seen[0])
-                seen[0] = done
-
-        return kernels(name).pair_counts(X, Y, edges, n_threads=resolve_n_jobs(n_jobs), progress=report)
+        return kernels(name).pair_counts(X, Y, edges, n_threads=resolve_n_jobs(n_jobs),
+                                         progress=monotone_reporter(bar, total))
 
 
 def correlation_integral(X, r, **kw):
