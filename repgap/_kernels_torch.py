@@ -298,11 +298,6 @@ def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None, device=No
     return counts[1 : nb + 1].cpu().numpy()
 
 
-def tensor_info(X):
-    """(n, D, dtype name, device string) of a tensor, for messages."""
-    return tuple(X.shape), str(X.dtype).replace("torch.", ""), str(X.device)
-
-
 def check_tensor(X, name):
     """Validate a 2-D floating tensor without copying it off its device."""
     torch = _torch()

@@ -25,6 +25,7 @@ import numpy as np
 from ._kernels_torch import is_tensor
 from ._validation import check_array, check_pair, check_random_state
 from .groups import CyclicShift, FiniteGroup, Identity, Permutation, SignFlip, check_group
+from .gap import _host
 from .neighbors import knn
 
 __all__ = ["empirical_denoiser", "denoising_gap", "DenoisingGap", "memorization", "MemorizationReport",
@@ -349,10 +350,6 @@ def _ratios(d):
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(d1 == 0, 0.0, d1 / d2)
     return r
-
-
-def _host(a):
-    return a.detach().cpu().numpy() if is_tensor(a) else np.asarray(a)
 
 
 def _report(d, idx, threshold, test_d=None):

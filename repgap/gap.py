@@ -13,7 +13,7 @@ import numpy as np
 
 from ._progress import Progress
 from ._threads import resolve_n_jobs
-from ._validation import check_checkpoints, check_k, check_pair, check_power, check_random_state
+from ._validation import check_checkpoints, check_k, check_power, check_random_state
 from .neighbors import check_inputs, knn_prefix
 from ._kernels_torch import is_tensor
 from .groups import check_group

@@ -33,7 +33,6 @@ the invariant lower bound beside it (:meth:`Group.bounds`).
 Distances that decide results are recomputed as differences in float64 once
 the minimising element is known (THEORY.md, section 6).
 """
-import itertools
 import math
 
 import numpy as np
@@ -60,11 +59,6 @@ class Alignment(tuple):
 
     def __repr__(self):
         return f"Alignment(distance2={self[0]:.6g}, element={self[1]!r})"
-
-
-def _sqnorm(a):
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.dot(a.ravel(), a.ravel()))
 
 
 def _rows(x, y, D):

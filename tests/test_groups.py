@@ -1,6 +1,5 @@
 """Symmetry groups: exact orbit distances, invariant lower bounds, k-NN modulo a group."""
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -281,7 +280,6 @@ def test_symmetric_datasets():
     c = datasets.point_clouds(100, 5, 3, law="gaussian", random_state=1)
     assert c.X.shape == (100, 15) and c.task_dims["translations+rotations"] == 15 - 3 - 3
     mol = datasets.molecule_chains(50, 10, latent_dim=3, random_state=2)
-    C = mol.X.reshape(50, 10, 3)
     assert mol.task_dims["rigid motions"] == 3 and mol.d == 9
     # bond lengths are 1 in the chain order (atoms are listed permuted)
     unperm = datasets.molecule_chains(50, 10, latent_dim=3, permute=False, random_state=2).X.reshape(50, 10, 3)
