@@ -39,4 +39,6 @@ def main(d=5, n_train=100_000, n_test=5_000, seed=0):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(n_train=10_000, n_test=1_000) if "--quick" in sys.argv[1:] else main()

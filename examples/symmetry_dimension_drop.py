@@ -28,8 +28,11 @@ from repgap.groups import Permutation, Product, Rotation, Translation
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="training clouds")
+    ap.add_argument("--quick", action="store_true", help="a smoke test: 2000 clouds")
     args = ap.parse_args()
-    n, m_test = args.n, max(2000, args.n // 10)
+    if args.quick:
+        args.n = 2000
+    n, m_test = args.n, max(2000 if not args.quick else 400, args.n // 10)
     data = datasets.point_clouds(n + m_test, 4, 2, law="disk", random_state=0)
     X = data.X
     print(f"{n} training + {m_test} held-out clouds of 4 points in the plane (D = {X.shape[1]})\n")
@@ -40,7 +43,7 @@ def main():
                data.task_dims["translations+rotations"])]
     for name, G, expected in groups:
         t = time.perf_counter()
-        est = GapLaw(test_size=m_test, group=G, random_state=0, n_boot=100).fit(X)
+        est = GapLaw(test_size=m_test, group=G, random_state=0, n_boot=20 if args.quick else 100).fit(X)
         lo, hi = est.dimension_ci_
         print(f"{name:<34} {expected:>8d} {est.dimension_:>10.2f} [{lo:>6.2f}, {hi:>6.2f}] "
               f"{time.perf_counter() - t:>6.1f}s", flush=True)

@@ -19,6 +19,11 @@ intrinsic_dimension, id_vs_scale, estimators
     GapLaw, TwoNN, MLE, GRIDE, CorrelationDimension, WeibullShape.
 datasets, pointprocess
     Samplers with known dimension; pair counts, G, F and J functions.
+analyze
+    The main job (what ``repgap analyze`` runs): gap curve, law, estimators.
+groups, diffusion, io, plot
+    Symmetry groups; the empirical denoiser and memorisation; reading data
+    files; figures (matplotlib, optional).
 """
 from ._version import __version__
 from ._backends import BackendUnavailableError, available_backends
@@ -29,14 +34,17 @@ from .neighbors import knn, knn_checkpoints
 from . import datasets, diffusion, estimators, groups, law, pointprocess
 from .estimators import IDResult, id_vs_scale, intrinsic_dimension
 from .law import LawFit, fit_law, predicted_gap
+from .analysis import Analysis, analyze
 
 __all__ = [
     "__version__",
+    "Analysis",
     "BackendUnavailableError",
     "GapCurve",
     "GapResult",
     "IDResult",
     "LawFit",
+    "analyze",
     "available_backends",
     "datasets",
     "estimators",

@@ -177,15 +177,41 @@ class LawFit:
     ci_method: str
     r: float = 2.0
     correction_powers: tuple = ()
+    bootstrap_params: np.ndarray = None
+
+    def _powers(self):
+        return self.correction_powers or tuple(range(1, len(self.correction or ()) + 1))
+
+    def _evaluate(self, n, constant, exponent, correction, offset):
+        u = n ** (-exponent / self.r)  # n^(-1/d)
+        poly = sum(c * u**k for c, k in zip(correction or (), self._powers()))
+        return offset + constant * n ** (-exponent) * (1.0 + poly)
 
     def predict(self, n):
         """The fitted law at size(s) n."""
         n = np.asarray(n, dtype=float)
-        u = n ** (-self.exponent / self.r)  # n^(-1/d)
-        powers = self.correction_powers or tuple(range(1, len(self.correction or ()) + 1))
-        poly = sum(c * u**k for c, k in zip(self.correction or (), powers))
-        out = self.offset + self.constant * n ** (-self.exponent) * (1.0 + poly)
+        out = self._evaluate(n, self.constant, self.exponent, self.correction, self.offset)
         return float(out) if out.ndim == 0 else out
+
+    def predict_band(self, n, confidence=None):
+        """Pointwise confidence band ``(lower, upper)`` of the fitted law at size(s) n.
+
+        The quantiles, at each n, of the laws refitted on the bootstrap
+        replicates (test points and repeats resampled; see :func:`fit_law`).
+        None when the fit has no bootstrap (plain arrays of sizes and values).
+        """
+        if self.bootstrap_params is None or len(self.bootstrap_params) == 0:
+            return None
+        confidence = self.confidence if confidence is None else confidence
+        n = np.atleast_1d(np.asarray(n, dtype=float))
+        npow = len(self.correction or ())
+        preds = []
+        for p in self.bootstrap_params:
+            off = p[-1] if len(p) > 2 + npow else 0.0
+            preds.append(self._evaluate(n, math.exp(p[0]), p[1], tuple(p[2:2 + npow]), off))
+        q = (1 - confidence) / 2
+        lo, hi = np.quantile(np.array(preds), [q, 1 - q], axis=0)
+        return lo, hi
 
     def n_for_gap(self, target):
         """Training-set size at which the fitted law reaches ``target``."""
@@ -194,11 +220,23 @@ class LawFit:
         n0 = (self.constant / (target - self.offset)) ** (1.0 / self.exponent)
         if not self.correction:
             return float(n0)
-        f = lambda logn: math.log(self.predict(math.exp(logn)) - self.offset) - math.log(target - self.offset)  # noqa: E731
-        lo, hi = math.log(n0) - 20, math.log(n0) + 20
-        if f(lo) * f(hi) > 0:
-            return float(n0)
-        return float(math.exp(optimize.brentq(f, lo, hi)))
+        # The finite-size factor can turn negative far below the fitted sizes,
+        # so search on a grid of log n from below the smallest fitted size
+        # up, and take the last crossing of the target (the law decreases
+        # for large n), refined by bisection.
+        smallest = float(np.min(self.sizes)) if self.sizes is not None and len(self.sizes) else n0
+        grid = np.linspace(math.log(min(smallest, n0)) - 2.0, math.log(max(smallest, n0)) + 25.0, 800)
+        with np.errstate(all="ignore"):
+            g = self.predict(np.exp(grid)) - target
+        ok = np.isfinite(g)
+        above = ok & (g > 0)
+        cross = np.nonzero(above[:-1] & ok[1:] & (g[1:] <= 0))[0]
+        if cross.size == 0:
+            raise ValueError(f"the fitted law does not reach the target {target:g} (its finite-size term "
+                             f"keeps it above); the pure power law would need n = {n0:.4g}")
+        i = cross[-1]
+        f = lambda logn: float(self.predict(math.exp(logn))) - target  # noqa: E731
+        return float(math.exp(optimize.brentq(f, grid[i], grid[i + 1])))
 
     def __repr__(self):
         lo, hi = self.dimension_ci
@@ -280,7 +318,7 @@ def _fit_once(logn, logy, w, r, correction, offset, x0=None):
 
 
 def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None, min_size=None,
-            confidence=0.95, n_boot=200, random_state=None):
+            confidence=0.95, n_boot=200, random_state=None, progress=None):
     """Fit ``L(n) = L_inf + C n^(-alpha) (1 + a n^(-alpha/r) + ...)`` and read off d = r / alpha.
 
     Parameters
@@ -318,6 +356,9 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         are resampled (not the points of the curve), and the fit is redone.
         Plain arrays get the asymptotic least-squares interval instead.
     random_state : int, Generator or None
+    progress : bool, optional
+        A progress bar over the bootstrap replicates (default: when tqdm is
+        installed and stderr is a terminal; see :func:`repgap.set_config`).
 
     Returns
     -------
@@ -372,21 +413,28 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     alpha = p[1]
     alpha_samples = None
     logC_samples = None
+    boot_params = None
     if curve is not None and n_boot:
         rng = check_random_state(random_state)
         vals = curve.distances ** curve.r
         R_, J_, m = vals.shape
-        alphas, logCs = [], []
-        for _ in range(int(n_boot)):
-            ri = rng.integers(0, R_, R_)
-            ti = rng.integers(0, m, m)
-            g = vals[ri][:, :, ti].mean(axis=(0, 2))
-            if np.any(g[keep] <= 0):
-                continue
-            pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, powers, offset, x0=p)
-            alphas.append(pb[1])
-            logCs.append(pb[0])
+        from ._progress import Progress
+
+        alphas, logCs, params = [], [], []
+        with Progress(int(n_boot), "law bootstrap", progress) as bar:
+            for _ in range(int(n_boot)):
+                bar.update()
+                ri = rng.integers(0, R_, R_)
+                ti = rng.integers(0, m, m)
+                g = vals[ri][:, :, ti].mean(axis=(0, 2))
+                if np.any(g[keep] <= 0):
+                    continue
+                pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, powers, offset, x0=p)
+                alphas.append(pb[1])
+                logCs.append(pb[0])
+                params.append(np.asarray(pb, dtype=float))
         alpha_samples, logC_samples = np.array(alphas), np.array(logCs)
+        boot_params = np.array(params) if params else None
     q = (1 - confidence) / 2
     if alpha_samples is not None and alpha_samples.size >= 20:
         a_lo, a_hi = np.quantile(alpha_samples, [q, 1 - q])
@@ -416,4 +464,5 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         confidence=float(confidence),
         ci_method=method,
         r=float(r),
+        bootstrap_params=boot_params,
     )

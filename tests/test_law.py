@@ -119,3 +119,22 @@ def test_fit_law_curvature_and_auto_corrections():
     assert both.correction_powers == (1, 2)
     with pytest.raises(ValueError, match="correction must be"):
         repgap.fit_law(n, g, correction="quadratic")
+
+
+def test_predict_band_and_n_for_gap_inverts_the_corrected_law():
+    import dataclasses
+
+    X = repgap.datasets.flat_torus(6000, 4, random_state=3).X
+    curve = repgap.gap_curve(X[:5000], X[5000:], repeats=2, random_state=0)
+    fit = repgap.fit_law(curve, correction="curvature", n_boot=50, random_state=0)
+    lo, hi = fit.predict_band(curve.sizes)
+    pred = fit.predict(curve.sizes)
+    assert np.all(lo <= pred * (1 + 1e-9)) and np.all(pred <= hi * (1 + 1e-9)) and np.all(lo < hi)
+    # a strongly negative finite-size term: the factor is negative far below the
+    # fitted sizes, which must not break the inversion
+    neg = dataclasses.replace(fit, correction=(-1.5,))
+    for target in (curve.gaps[-1] / 3, curve.gaps[-1]):
+        n = neg.n_for_gap(target)
+        assert neg.predict(n) == pytest.approx(target, rel=1e-8)
+    plain = repgap.fit_law(curve.sizes, curve.gaps)
+    assert plain.predict_band(curve.sizes) is None

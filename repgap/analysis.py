@@ -1,0 +1,357 @@
+"""The main job: from a data set to its gap curve, law, dimension and sample needs.
+
+:func:`analyze` is what ``repgap analyze`` runs, as a library call: the gap
+curve over nested training sets (Perera et al., arXiv:2605.21692), the law
+``RG_n ~ C n^(-2/d)`` fitted with its finite-size term and an interval, the
+point-process estimators of the intrinsic dimension beside it (computed
+from one shared k-nearest-neighbour search), the dimension as a function of
+scale, the training-set size predicted for a target gap, and the duplicates
+found. Every step is timed, so the cost of the command around the library
+calls can be measured (``benchmarks/bench_cli.py``).
+"""
+import dataclasses
+import math
+import time
+
+import numpy as np
+
+from ._validation import check_random_state
+from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
+                         _levina_bickel_inverses, _split)
+from .gap import _host
+
+#: The point-process estimators that ``analyze`` runs by default, beside the gap law.
+DEFAULT_ESTIMATORS = ("calibrated", "twonn", "mle", "gride", "corr")
+_KNOWN = ("calibrated", "twonn", "mle", "gride", "corr")
+_LABELS = {
+    "gap": "gap law (Perera et al.)",
+    "calibrated": "TwoNN, ball-calibrated",
+    "twonn": "TwoNN (Facco et al.)",
+    "mle": "MLE (Levina-Bickel)",
+    "gride": "GRIDE (Denti et al.)",
+    "corr": "correlation dim. (G-P)",
+}
+
+
+class _Clock:
+    def __init__(self):
+        self.times = {}
+
+    def __call__(self, name, f, *a, **kw):
+        t = time.perf_counter()
+        try:
+            return f(*a, **kw)
+        finally:
+            self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t
+
+
+@dataclasses.dataclass(repr=False)
+class Analysis:
+    """The result of :func:`analyze`.
+
+    Attributes
+    ----------
+    n_train, n_test, n_features : int
+    curve : GapCurve
+        The gap curve (sizes, gaps, per-repeat gaps, standard errors).
+    law : LawFit
+        The fitted law (curvature finite-size term), with ``law_alternative``
+        the fit under the boundary term; ``dimension_ci`` spans both.
+    dimension, dimension_ci : float, (float, float)
+        The gap-law estimate of the intrinsic dimension and its interval.
+    estimators : dict
+        name -> ``{"dimension", "ci", "label", "seconds"}`` for the
+        point-process estimators (and ``"gap"``).
+    scale : dict
+        name -> ``(scales, dimensions)``: the dimension as a function of scale.
+    target_gap : float
+        The gap asked for (default: half the gap at the full training set).
+    n_for_target : float
+        Training-set size at which the fitted law reaches ``target_gap``;
+        ``n_for_target_range`` under the two finite-size models.
+    duplicates : dict
+        ``train`` (training points that repeat another, within the
+        tolerance), ``test_in_train`` (held-out points at distance 0 from the
+        training set), ``tolerance``.
+    test_nn_distances, train_nn_distances : ndarray
+        Nearest-neighbour distances: held-out points to the full training
+        set, and training points to the other training points.
+    known_dimension, known_volume : optional
+        When the data set's answer is known (``repgap demo``): then
+        ``predicted_gaps`` holds the asymptotic law at the curve's sizes.
+    timings : dict
+        Seconds spent in each library call.
+    group : str or None
+    """
+
+    n_train: int
+    n_test: int
+    n_features: int
+    curve: object
+    law: object
+    law_alternative: object
+    dimension: float
+    dimension_ci: tuple
+    estimators: dict
+    scale: dict
+    target_gap: float
+    n_for_target: float
+    n_for_target_range: tuple
+    duplicates: dict
+    test_nn_distances: np.ndarray
+    train_nn_distances: np.ndarray
+    timings: dict
+    random_state: object = None
+    group: object = None
+    known_dimension: object = None
+    known_volume: object = None
+    predicted_gaps: object = None
+
+    def __repr__(self):
+        lo, hi = self.dimension_ci
+        return (f"Analysis(n_train={self.n_train}, n_test={self.n_test}, D={self.n_features}, "
+                f"dimension={self.dimension:.3f} [{lo:.3f}, {hi:.3f}], n_for_target={self.n_for_target:.4g})")
+
+    def to_dict(self):
+        """A JSON-ready dict (the ``report.json`` of ``repgap analyze``)."""
+        c, f = self.curve, self.law
+        law = lambda L: None if L is None else {  # noqa: E731
+            "dimension": L.dimension, "dimension_ci": list(L.dimension_ci), "exponent": L.exponent,
+            "exponent_ci": list(L.exponent_ci), "constant": L.constant, "constant_ci": list(L.constant_ci),
+            "correction": list(L.correction) if L.correction else None,
+            "correction_powers": list(L.correction_powers), "ci_method": L.ci_method,
+            "confidence": L.confidence, "fitted_sizes": L.sizes.tolist(),
+            "log_residuals": L.residuals.tolist()}
+        out = {
+            "data": {"n_train": self.n_train, "n_test": self.n_test, "n_features": self.n_features,
+                     "group": self.group, "random_state": self.random_state},
+            "gap_curve": {"sizes": c.sizes.tolist(), "gaps": c.gaps.tolist(), "stderr": c.stderr.tolist(),
+                          "gaps_per_repeat": c.gaps_per_repeat.tolist(), "repeats": c.repeats,
+                          "n_zero": c.n_zero.tolist(), "k": c.k, "r": c.r},
+            "law": law(f),
+            "law_boundary_term": law(self.law_alternative),
+            "dimension": self.dimension,
+            "dimension_ci": list(self.dimension_ci),
+            "estimators": {k: {**v, "ci": list(v["ci"])} for k, v in self.estimators.items()},
+            "dimension_vs_scale": {k: {"scales": np.asarray(s).tolist(), "dimensions": np.asarray(d).tolist()}
+                                   for k, (s, d) in self.scale.items()},
+            "target": {"gap": self.target_gap, "n_train": self.n_for_target,
+                       "n_train_range": list(self.n_for_target_range)},
+            "duplicates": self.duplicates,
+            "nearest_neighbour_distances": {
+                "test_to_train": _quantiles(self.test_nn_distances),
+                "train_to_train": _quantiles(self.train_nn_distances)},
+            "timings_s": self.timings,
+        }
+        if self.known_dimension is not None:
+            out["known"] = {"dimension": self.known_dimension, "volume": self.known_volume,
+                            "predicted_gaps": None if self.predicted_gaps is None else
+                            np.asarray(self.predicted_gaps).tolist()}
+        return _jsonable(out)
+
+    def summary(self):
+        """The report as a readable text table."""
+        c, f = self.curve, self.law
+        lines = [f"data: {self.n_train} training points, {self.n_test} held-out, {self.n_features} features"
+                 + (f", modulo {self.group}" if self.group else "")]
+        lines.append("")
+        lines.append(f"gap curve ({c.repeats} random orders; mean squared distance to the nearest training point)")
+        lines.append(f"  {'n_train':>9}  {'gap':>11}  {'stderr':>9}  {'law':>11}")
+        pred = f.predict(c.sizes)
+        for n, g, s, p in zip(c.sizes, c.gaps, c.stderr, pred):
+            lines.append(f"  {int(n):>9}  {g:>11.5g}  {s:>9.2g}  {p:>11.5g}")
+        lines.append("")
+        lo, hi = self.dimension_ci
+        lines.append(f"law RG_n = C n^(-2/d) (1 + b n^(-2/d)):  d = {self.dimension:.3f}  [{lo:.3f}, {hi:.3f}]"
+                     f"  ({int(round(100 * f.confidence))}% interval, both finite-size models)")
+        lines.append(f"  exponent 2/d = {f.exponent:.4f} [{f.exponent_ci[0]:.4f}, {f.exponent_ci[1]:.4f}],"
+                     f" constant C = {f.constant:.4g}")
+        lines.append(f"  target gap {self.target_gap:.4g}: reached at n = {_fmt_n(self.n_for_target)}"
+                     f" (range {_fmt_n(self.n_for_target_range[0])} - {_fmt_n(self.n_for_target_range[1])})")
+        lines.append("")
+        lines.append(f"intrinsic dimension{'':14}{'estimate':>9}  {'interval':>19}  {'time':>7}")
+        for k, v in self.estimators.items():
+            ci = v["ci"]
+            lines.append(f"  {v['label']:<30} {v['dimension']:>8.3f}  [{ci[0]:>7.3f}, {ci[1]:>7.3f}]"
+                         f"  {v['seconds']:>6.2f}s")
+        if self.known_dimension is not None:
+            err = (self.dimension - self.known_dimension) / self.known_dimension
+            lines.append(f"  {'true dimension':<30} {self.known_dimension:>8}   (gap law off by {100 * err:+.1f}%)")
+        lines.append("")
+        dup = self.duplicates
+        lines.append(f"duplicates: {dup['train']} training points repeat another; {dup['test_in_train']} held-out"
+                     f" points coincide with a training point (tolerance {dup['tolerance']:.3g})")
+        return "\n".join(lines)
+
+
+def _fmt_n(n):
+    if not np.isfinite(n):
+        return "inf"
+    return f"{n:,.0f}" if n < 1e7 else f"{n:.3g}"
+
+
+def _quantiles(x):
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return {}
+    q = np.quantile(x, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
+    return dict(zip(["min", "q05", "q25", "median", "q75", "q95", "max"], q.tolist()))
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return v if math.isfinite(v) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def _check_methods(methods):
+    methods = tuple(DEFAULT_ESTIMATORS if methods is None else methods)
+    bad = [m for m in methods if m not in _KNOWN]
+    if bad:
+        raise ValueError(f"unknown estimator(s) {', '.join(map(repr, bad))}; choose from {', '.join(_KNOWN)}")
+    return methods
+
+
+def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, target_gap=None, test_size=0.1,
+            confidence=0.95, n_boot=200, random_state=0, backend=None, n_jobs=None, known_dimension=None,
+            known_volume=None, progress=None):
+    """Run the main job on a data set.
+
+    Parameters
+    ----------
+    X : array (n, D)
+        The data; when ``test`` is None a random ``test_size`` part of it is
+        held out.
+    test : array (m, D), optional
+        Held-out points (the queries of the gap).
+    group : repgap.groups.Group, optional
+        Measure everything modulo this symmetry group.
+    sizes : sequence of int, optional
+        Training sizes of the curve; default 12 log-spaced sizes from n/30 to
+        n (as :class:`repgap.estimators.GapLaw`).
+    repeats : int, default=5
+        Random orders of the training set.
+    methods : sequence of str, optional
+        Point-process estimators run beside the gap law, from
+        ``"calibrated", "twonn", "mle", "gride", "corr"`` (default all).
+    target_gap : float, optional
+        The gap for which to predict the training-set size (default: half
+        the gap measured at the full training set).
+    test_size : float or int, default=0.1
+    confidence, n_boot : interval level and bootstrap replicates.
+    random_state : int, Generator or None, default=0
+    backend, n_jobs : as in :func:`repgap.knn`.
+    known_dimension, known_volume : optional
+        The true answer, for data with a known one: the report then shows
+        the error and the asymptotic prediction :func:`repgap.predicted_gap`.
+    progress : bool, optional
+
+    Returns
+    -------
+    Analysis
+    """
+    from ._config import config_context
+    from .law import predicted_gap
+
+    methods = _check_methods(methods)
+    rng = check_random_state(random_state)
+    clock = _Clock()
+    with config_context(progress=progress) if progress is not None else _null():
+        if test is None:
+            train, test = clock("split", _split, np.asarray(X), test_size, rng)
+        else:
+            train = X
+        gl = GapLaw(sizes=sizes, repeats=repeats, confidence=confidence, n_boot=n_boot, duplicates="keep",
+                    random_state=rng, group=group, backend=backend, n_jobs=n_jobs)
+        clock("gap law", gl.fit, train, test=test)
+        curve, law, alt = gl.curve_, gl.law_, gl.law_alternative_
+        train = np.asarray(train)
+        common = dict(group=group, backend=backend, n_jobs=n_jobs)
+        # one k-NN search of the training set serves TwoNN, MLE and GRIDE
+        ks = {"twonn": 2, "mle": MLE().k2, "gride": 2 * GRIDE().max_n1, "calibrated": 2}
+        k = max([ks[m] for m in methods if m in ks] + [1])
+        st = clock("neighbours", NeighbourStats, train, k, duplicates="keep", **common)
+        est = {"gap": {"dimension": gl.dimension_, "ci": gl.dimension_ci_, "label": _LABELS["gap"],
+                       "seconds": clock.times["gap law"]}}
+        scale = {}
+        fitted = {}
+        for m in methods:
+            t0 = time.perf_counter()
+            if m == "calibrated":
+                e = clock(m, CalibratedTwoNN(duplicates="keep", random_state=rng, confidence=confidence,
+                                             **common).fit, train)
+            elif m == "twonn":
+                e = clock(m, TwoNN(duplicates="keep", confidence=confidence, **common).fit, st)
+            elif m == "mle":
+                e = clock(m, MLE(duplicates="keep", confidence=confidence, **common).fit, st)
+            elif m == "gride":
+                e = clock(m, GRIDE(duplicates="keep", confidence=confidence, **common).fit, st)
+            else:
+                e = clock(m, CorrelationDimension(random_state=rng, confidence=confidence, **common).fit, train)
+            fitted[m] = e
+            secs = time.perf_counter() - t0 + (clock.times["neighbours"] if m in ("twonn", "mle", "gride") else 0)
+            est[m] = {"dimension": float(e.dimension_), "ci": tuple(float(c) for c in e.dimension_ci_),
+                      "label": _LABELS[m], "seconds": secs}
+        t0 = time.perf_counter()
+        # dimension vs scale, from what was fitted (no new neighbour search)
+        ln, lg = np.log(curve.sizes), np.log(curve.gaps)
+        scale["gap"] = (np.sqrt(np.exp(0.5 * (lg[1:] + lg[:-1]))), -2.0 / (np.diff(lg) / np.diff(ln)))
+        R = st.distances[st.valid]
+        if R.shape[1] >= 3 and R.shape[0]:
+            scale["mle"] = (np.median(R[:, 1:], axis=0), 1.0 / _levina_bickel_inverses(R).mean(axis=0))
+        if "gride" in fitted:
+            scale["gride"] = (fitted["gride"].scales_, fitted["gride"].dimensions_)
+        if "corr" in fitted:
+            # below the fitted range the correlation integral counts few pairs
+            # and its local slope is noise
+            c = fitted["corr"]
+            s_, d_ = np.asarray(c.scales_), np.asarray(c.local_dimensions_)
+            lo_r = c.fit_range_[0] / 4 if np.isfinite(c.fit_range_[0]) else 0.0
+            scale["corr"] = (s_[s_ >= lo_r], d_[s_ >= lo_r])
+        full = curve.gaps[-1]
+        target = 0.5 * full if target_gap is None else float(target_gap)
+        if not target > 0:
+            raise ValueError(f"target_gap must be positive, got {target_gap!r}")
+        n_t = _n_for(law, target)
+        rng_n = sorted([n_t] + ([_n_for(alt, target)] if alt is not None else [n_t]))
+        clock.times["report"] = time.perf_counter() - t0
+    tol = st.tol
+    test_nn = curve.distances[0, -1]
+    duplicates = {"train": int(st.n_duplicates), "test_in_train": int(np.count_nonzero(test_nn <= tol)),
+                  "tolerance": float(tol)}
+    pred = None
+    if known_dimension is not None and group is None:
+        pred = predicted_gap(curve.sizes, known_dimension, volume=1.0 if known_volume is None else known_volume)
+    return Analysis(
+        n_train=int(train.shape[0]), n_test=int(np.shape(test)[0]), n_features=int(train.shape[1]),
+        curve=curve, law=law, law_alternative=alt, dimension=float(gl.dimension_),
+        dimension_ci=tuple(float(c) for c in gl.dimension_ci_), estimators=est, scale=scale,
+        target_gap=float(target), n_for_target=float(n_t), n_for_target_range=(float(rng_n[0]), float(rng_n[-1])),
+        duplicates=duplicates, test_nn_distances=_host(test_nn), train_nn_distances=st.distances[:, 0].copy(),
+        timings=dict(clock.times), random_state=random_state if isinstance(random_state, (int, type(None))) else None,
+        group=None if group is None else repr(group), known_dimension=known_dimension, known_volume=known_volume,
+        predicted_gaps=pred)
+
+
+def _n_for(law, target):
+    try:
+        return float(law.n_for_gap(target))
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return float("nan")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
