@@ -26,7 +26,7 @@ groups, diffusion, io, plot
     files; figures (matplotlib, optional).
 """
 from ._version import __version__
-from ._backends import BackendUnavailableError, available_backends
+from ._backends import BackendUnavailableError, PurePythonWarning, _load_cython, available_backends
 from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_gap
@@ -36,10 +36,15 @@ from .estimators import IDResult, id_vs_scale, intrinsic_dimension
 from .law import LawFit, fit_law, predicted_gap
 from .analysis import Analysis, analyze
 
+# Import the compiled kernels now, so that an installation without them says
+# so once, at import (PurePythonWarning), rather than at the first computation.
+_load_cython()
+
 __all__ = [
     "__version__",
     "Analysis",
     "BackendUnavailableError",
+    "PurePythonWarning",
     "GapCurve",
     "GapResult",
     "IDResult",

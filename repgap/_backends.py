@@ -25,6 +25,7 @@ Choice of algorithm (``algorithm="auto"``), from the measurements in
 """
 import importlib
 import os
+import warnings
 
 BACKENDS = ("numpy", "cython", "torch")
 ALGORITHMS = ("auto", "kd_tree", "brute", "direct", "fused", "gemm")
@@ -37,6 +38,10 @@ _cython_error = None
 
 class BackendUnavailableError(RuntimeError):
     """An explicitly requested backend cannot be used here."""
+
+
+class PurePythonWarning(UserWarning):
+    """The compiled extension is missing: repgap runs on its pure-Python (numpy) backend."""
 
 
 def force_pure_python():
@@ -57,6 +62,10 @@ def _load_cython():
                     f"the compiled extension repgap._kernels_cython is not installed ({exc}); "
                     "reinstall with a C++ compiler (pip install --force-reinstall --no-binary repgap repgap)"
                 )
+                # once per process (the result is cached); not when pure Python was asked for
+                warnings.warn(f"repgap runs on its pure-Python backend (numpy): {_cython_error}. "
+                              "Set REPGAP_PURE_PYTHON=1 to choose this and silence the warning.",
+                              PurePythonWarning, stacklevel=3)
     return _cython_module
 
 

@@ -1,4 +1,5 @@
 import io
+import textwrap
 import os
 
 import numpy as np
@@ -94,3 +95,35 @@ def test_pure_python_switch(monkeypatch):
     monkeypatch.setattr(_backends, "_cython_error", None)
     assert _backends.resolve_backend("auto") == "numpy"
     assert "disabled by REPGAP_PURE_PYTHON" in _backends.backend_status()["cython"][1]
+
+
+def test_missing_extension_warns_once_at_import(tmp_path):
+    """An installation whose extension is missing imports, warns once, and works on numpy."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import sys, warnings
+        class Block:  # make the compiled extension impossible to import
+            def find_spec(self, name, path=None, target=None):
+                if name == "repgap._kernels_cython":
+                    raise ImportError("simulated: no compiled extension")
+        sys.meta_path.insert(0, Block())
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            import numpy as np, repgap
+            repgap.available_backends(); repgap.show_config(file=open("/dev/null", "w"))
+            d, i = repgap.knn(np.eye(3), np.eye(3), k=1)
+        mine = [x for x in w if issubclass(x.category, repgap.PurePythonWarning)]
+        assert len(mine) == 1, [str(x.message) for x in w]
+        assert "pure-Python backend" in str(mine[0].message)
+        assert "cython" not in repgap.available_backends() and d.max() == 0
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "REPGAP_PURE_PYTHON": "0"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    # asked for: no warning
+    r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", "import repgap"], capture_output=True,
+                       text=True, env={**os.environ, "REPGAP_PURE_PYTHON": "1"})
+    assert r.returncode == 0, r.stderr
