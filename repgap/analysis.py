@@ -174,6 +174,10 @@ class Analysis:
             ci = v["ci"]
             lines.append(f"  {v['label']:<30} {v['dimension']:>8.3f}  [{ci[0]:>7.3f}, {ci[1]:>7.3f}]"
                          f"  {v['seconds']:>6.2f}s")
+        shared = [v["label"].split(" (")[0] for k, v in self.estimators.items() if k in ("twonn", "mle", "gride")]
+        if len(shared) > 1 and "neighbours" in self.timings:
+            lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "
+                         "counted in each time)")
         if self.known_dimension is not None:
             err = (self.dimension - self.known_dimension) / self.known_dimension
             lines.append(f"  {'true dimension':<30} {self.known_dimension:>8}   (gap law off by {100 * err:+.1f}%)")
