@@ -36,6 +36,7 @@ from .gap import gap_curve
 from .law import fit_law
 from .neighbors import knn
 from ._validation import check_array, check_random_state
+from ._blocks import check_data
 
 _DUPLICATE_POLICIES = ("raise", "drop", "keep")
 
@@ -72,7 +73,7 @@ class NeighbourStats:
     def __init__(self, X, k, *, duplicates="raise", duplicate_tol=1e-10, group=None, backend=None, n_jobs=None):
         if duplicates not in _DUPLICATE_POLICIES:
             raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}")
-        X = check_array(X, "X")
+        X = check_data(X, "X")  # dask arrays stay dask: knn runs block by block
         if X.shape[0] < k + 2:
             raise ValueError(f"need at least {k + 2} points for {k} neighbours, got {X.shape[0]}")
         self.tol = duplicate_tol * _data_scale(X)
@@ -237,7 +238,7 @@ class TwoNN(_Estimator):
 
     def _fit_calibrated(self, X):
         if not isinstance(X, NeighbourStats):
-            X = check_array(X, "X")
+            X = check_data(X, "X")
             if X.shape[0] > self.calibration_size:
                 rng = check_random_state(self.random_state)
                 X = X[np.sort(rng.choice(X.shape[0], int(self.calibration_size), replace=False))]
@@ -732,7 +733,7 @@ class GapLaw(_Estimator):
     def fit(self, X, y=None, *, test=None):
         from .gap import default_sizes
 
-        X = check_array(X, "X")
+        X = check_data(X, "X")
         rng = check_random_state(self.random_state)
         if test is None:
             train, test = _split(X, self.test_size, rng)

@@ -17,6 +17,7 @@ from ._validation import check_checkpoints, check_k, check_power, check_random_s
 from .neighbors import check_inputs, knn_prefix
 from ._kernels_torch import is_tensor
 from .groups import check_group
+from . import _blocks
 
 
 def _summary_repr(obj, fields):
@@ -136,7 +137,7 @@ def _power(sqdist, r):
 
 
 def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_jobs=None, algorithm="auto",
-                       progress=None):
+                       progress=None, block_size=None, max_memory=None):
     """The Representation Gap of ``train`` measured on the held-out ``test`` points.
 
     ``RG = mean_j min_i ||test_j - train_i||^2`` (k = 1, r = 2): the mean squared
@@ -157,6 +158,10 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
         model): ``min_i min_g ||test_j - g.train_i||^2``.
     backend, n_jobs, algorithm, progress
         As in :func:`repgap.knn`.
+    block_size, max_memory
+        As in :func:`repgap.knn`: ``train`` may be a ``dask.array``, an
+        ``np.memmap`` or the path of a ``.npy`` file, searched block by block
+        with the in-memory result (``docs/dask.md``).
 
     Returns
     -------
@@ -170,6 +175,11 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
     >>> 0.5 < res.value * 5000 * np.pi / 1.0 < 1.5   # ~ Gamma(2) / (n V_2) for d = 2
     True
     """
+    mode = _blocks.route(test, train, block_size, max_memory)
+    if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
+        kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
+        return _blocks.representation_gap(mode, train, test, k=k, r=r, group=group, backend=backend,
+                                          n_jobs=n_jobs, algorithm=algorithm, progress=progress, **kw)
     Q, R, name = check_inputs(test, train, backend, "test", "train")
     k = check_k(k, R.shape[0], what="the training set")
     r = check_power(r)
@@ -220,7 +230,7 @@ def default_sizes(n, n_sizes=12, smallest=100):
 
 
 def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, random_state=None, backend=None,
-              n_jobs=None, algorithm="auto", progress=None):
+              n_jobs=None, algorithm="auto", progress=None, block_size=None, max_memory=None):
     """The Representation Gap at several training-set sizes.
 
     Each repeat draws one random order of the training set and measures the
@@ -242,11 +252,19 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     random_state : int, numpy Generator or None
         Seeds the random orders (reproducible for any thread count).
     backend, n_jobs, algorithm, progress : as in :func:`repgap.knn`
+    block_size, max_memory : as in :func:`representation_gap` (dask arrays,
+        memory maps, ``.npy`` paths: every repeat in one pass over the blocks)
 
     Returns
     -------
     GapCurve
     """
+    mode = _blocks.route(test, train, block_size, max_memory)
+    if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
+        kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
+        return _blocks.gap_curve(mode, train, test, sizes=sizes, repeats=repeats, k=k, r=r, group=group,
+                                 random_state=random_state, backend=backend, n_jobs=n_jobs, algorithm=algorithm,
+                                 progress=progress, **kw)
     Q, R, name = check_inputs(test, train, backend, "test", "train")
     n, m = R.shape[0], Q.shape[0]
     k = check_k(k, n, what="the training set")

@@ -15,6 +15,7 @@ from ._threads import resolve_n_jobs
 from ._validation import check_checkpoints, check_k, check_order, check_pair
 from .groups import Identity, check_group
 from ._kernels_torch import is_tensor
+from . import _blocks
 
 # Floating-point work per kernel call: about a second on two cores, so that an
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
@@ -179,7 +180,8 @@ def check_inputs(queries, reference, backend, qname="queries", rname="reference"
     return Q, R, name
 
 
-def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algorithm="auto", progress=None):
+def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algorithm="auto", progress=None,
+        block_size=None, max_memory=None):
     """Exact k nearest neighbours of each query in a reference set.
 
     Parameters
@@ -205,9 +207,17 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
         otherwise (see :mod:`repgap._backends` for the thresholds).
     progress : bool, optional
         Progress bar (needs tqdm); by default only on a terminal.
+    block_size, max_memory : int, optional
+        Stream the reference in blocks of ``block_size`` rows (or of about
+        ``max_memory / 3`` bytes); the default for memory maps and ``.npy``
+        paths is about 64 MiB per block. The result does not depend on it.
 
     Torch tensors (on any device) are searched where they are, on the torch
     backend (``auto`` picks it for them), and the results are tensors there.
+    ``dask.array`` inputs (chunked along samples) run block by block on the
+    active dask scheduler, and a ``reference`` that is an ``np.memmap`` or
+    the path of a ``.npy`` file is streamed from disk in blocks; both give
+    the in-memory result bit for bit (``docs/dask.md``).
 
     Returns
     -------
@@ -227,6 +237,11 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     >>> bool((i[:, 0] == np.arange(10)).all() and (d[:, 0] == 0).all())
     True
     """
+    mode = _blocks.route(queries, reference, block_size, max_memory)
+    if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
+        kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
+        return _blocks.knn(mode, queries, reference, k, group=group, backend=backend, n_jobs=n_jobs,
+                           algorithm=algorithm, progress=progress, **kw)
     Q, R, name = check_inputs(queries, reference, backend)
     k = check_k(k, R.shape[0])
     group = check_group(group)
@@ -240,7 +255,7 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
 
 
 def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=None, backend=None,
-                    n_jobs=None, algorithm="auto", progress=None):
+                    n_jobs=None, algorithm="auto", progress=None, block_size=None, max_memory=None):
     """k nearest neighbours within each prefix ``reference[order[:n_j]]``, in one pass.
 
     Parameters
@@ -255,7 +270,14 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=N
     distances : ndarray of shape (J, m, k), float64
     indices : ndarray of shape (J, m, k), int64
         Rows of ``reference`` (not positions in ``order``).
+
+    Dask arrays, memory maps and ``.npy`` paths: as in :func:`knn`.
     """
+    mode = _blocks.route(queries, reference, block_size, max_memory)
+    if mode is not None:
+        kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
+        return _blocks.knn_checkpoints(mode, queries, reference, checkpoints, k, order=order, group=group,
+                                       backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, **kw)
     Q, R = check_pair(queries, reference)
     n = R.shape[0]
     k = check_k(k, n)
