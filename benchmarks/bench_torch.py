@@ -2,7 +2,8 @@
 
 ``cpu``: ``repgap.knn`` (k = 1) with the torch backend against the cython
 backend on the same float32 data (n = 1e5 reference, 1e4 queries, D = 64,
-128, 256), medians of the repeats.
+128, 256 or ``--dims``), medians of the repeats, the two backends
+interleaved (so that load from other processes hits both alike).
 
 ``gpu`` (needs CUDA): ``repgap.representation_gap`` with 1e6 training and 1e5
 query items in 512-D (float32, on the device), against the device's
@@ -11,7 +12,7 @@ and TF32), and against a chunked ``torch.cdist`` + ``min`` (inexact: it
 uses the uncentred expansion); the exactness of both is checked against a
 float64 recomputation on a sample of queries.
 
-    python benchmarks/bench_torch.py cpu [--repeats 3]
+    python benchmarks/bench_torch.py cpu [--repeats 3] [--dims 64,128,256]
     python benchmarks/bench_torch.py gpu [--n 1000000 --m 100000 --dim 512]
 """
 import argparse
@@ -42,12 +43,17 @@ def run_cpu(args):
     rng = np.random.default_rng(0)
     print(f"repgap {repgap.__version__}, torch {torch.__version__}; CPU, k = 1, float32")
     print(f"{'D':>5} {'cython (s)':>11} {'torch (s)':>10} {'torch/cython':>13}")
-    for D in (64, 128, 256):
+    for D in (int(d) for d in args.dims.split(",")):
         R = rng.standard_normal((100_000, D)).astype(np.float32)
         Q = rng.standard_normal((10_000, D)).astype(np.float32)
-        tc, (dc, ic) = median_time(lambda: repgap.knn(Q, R, backend="cython", progress=False), args.repeats)
-        tt, (dt, it) = median_time(lambda: repgap.knn(Q, R, backend="torch", progress=False), args.repeats)
+        tc, tt = [], []
+        for _ in range(args.repeats):  # interleaved
+            t, (dc, ic) = median_time(lambda: repgap.knn(Q, R, backend="cython", progress=False), 1)
+            tc.append(t)
+            t, (dt, it) = median_time(lambda: repgap.knn(Q, R, backend="torch", progress=False), 1)
+            tt.append(t)
         assert np.array_equal(ic, it), "torch and cython disagree"
+        tc, tt = float(np.median(tc)), float(np.median(tt))
         print(f"{D:>5} {tc:>11.3f} {tt:>10.3f} {tt / tc:>13.2f}", flush=True)
 
 
@@ -129,6 +135,7 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--m", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--dims", default="64,128,256", help="cpu: comma-separated dimensions")
     ap.add_argument("--json")
     ap.add_argument("--device", default="cuda")
     args = ap.parse_args()

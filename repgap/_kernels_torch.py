@@ -11,12 +11,16 @@ The candidate search multiplies *centred* tiles in the input precision
 the candidates for speed and are compensated by more spare candidates), keeps
 ``k + spare`` candidates per query, and recomputes their distances exactly
 in float64 (difference, then square), so the ``torch.cdist`` trap of
-THEORY.md, section 6, cannot reach the user. Tiles are sized from a memory
-budget (``max_memory``, default a quarter of the free device memory on a
-GPU, 512 MiB on the CPU). torch is imported only when this backend is used.
+THEORY.md, section 6, cannot reach the user. On a GPU, tiles are sized from
+a memory budget (``max_memory``, default a quarter of the free device
+memory); on the CPU (float32 and float64 with ``matmul`` "float32" or
+"tf32", which the CPU computes as float32) a separate path keeps small
+cache-sized tiles within the budget (512 MiB by default), see
+:func:`_brute_cpu`. torch is imported only when this backend is used.
 """
 import contextlib
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -97,9 +101,14 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
     if dev.type == "cpu":
         torch.set_num_threads(max(1, int(n_threads)))
     try:
+        sp = SPARE[matmul] if spare is None else int(spare)
         with torch.no_grad(), _matmul_mode(torch, matmul):
-            out_d, out_i = _brute(torch, dev, Q, R, k, order, checkpoints, tile_queries, tile_reference,
-                                  SPARE[matmul] if spare is None else int(spare), max_memory, matmul, progress)
+            if dev.type == "cpu" and matmul != "bfloat16" and Q.dtype in (torch.float32, torch.float64):
+                out_d, out_i = _brute_cpu(torch, Q, R, k, order, checkpoints, tile_queries, tile_reference, sp,
+                                          max_memory, max(1, int(n_threads)), progress)
+            else:
+                out_d, out_i = _brute(torch, dev, Q, R, k, order, checkpoints, tile_queries, tile_reference,
+                                      sp, max_memory, matmul, progress)
     finally:
         torch.set_num_threads(old_threads)
     if tensors:
@@ -220,6 +229,278 @@ def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare, max_memory, m
         if progress is not None:
             progress(int(m * start / ck[-1]))
     return out_d, out_i
+
+
+# CPU tiles: reference rows x queries of one score tile (4 MiB in float32,
+# in the cache between the product that writes it and the maxima that read
+# it; the reference-major product of 256 queries ran fastest here,
+# benchmarks/README.md)
+_CPU_TQ = 256
+_CPU_TR = 4096
+# pending entries per query (on average) that trigger a merge into the
+# candidates
+_MERGE_AT = 4
+# rows of the score tile per sub-block (block maxima from sub-block maxima)
+_SUB = 16
+_NSUB = _BLOCK // _SUB
+
+
+def _brute_cpu(torch, Q, R, k, order, checkpoints, tq, tr, spare, max_memory, n_threads, progress):
+    """The CPU search: the same K candidates per query as :func:`_brute`
+    (the K largest float32 scores, ties aside), then the same exact float64
+    recomputation (:func:`_finalize_cpu`, the numpy backend's own).
+
+    Scores ``w = r.q - |r|^2 / 2`` by numpy's BLAS (on zero-copy views) into
+    a preallocated score tile of a few MiB (``_CPU_TR`` reference rows by
+    ``_CPU_TQ`` queries; the norm rides along as one extra column, no
+    padding); maxima of sub-blocks of ``_SUB`` and blocks of ``_BLOCK``
+    reference rows (torch's vectorised ``amax``); only the blocks, then
+    sub-blocks, whose maximum beats a query's current K-th best score are
+    read again, and their entries above it are merged into the K candidates
+    (:func:`_scan_tile`), then recomputed as the numpy backend does
+    (:func:`_finalize_cpu`). Query tiles run on ``n_threads`` Python threads,
+    each with one-threaded BLAS and torch calls (both release the GIL), so
+    that each core works on its own tile in its own cache; every query tile
+    sees the reference tiles in the same order, so the candidates depend on
+    neither the thread count nor the query tiling.
+
+    Centring: queries and reference are shifted by the reference mean
+    (summed in float64) rounded to the input precision, both alike; the
+    norms are summed in float64 from the shifted rows.
+    """
+    m, D = Q.shape
+    J = len(checkpoints)
+    K = k + spare
+    f64 = R.dtype == torch.float64
+    ndt = np.float64 if f64 else np.float32
+    isz = 8 if f64 else 4
+    Qn, Rn = Q.detach().numpy(), R.detach().numpy()
+    ck = [int(c) for c in checkpoints]
+    budget = int(max_memory) if max_memory else default_memory(torch.device("cpu"))
+    Da = D + 1
+    if tr is None:
+        # at least 2 K blocks per tile: the K-th largest block maximum exists
+        tr = max(_CPU_TR, 2 * K * _BLOCK)
+    tr = max(1, min(int(tr), ck[-1]))
+    if tq is None:
+        # tiles within a quarter of the budget for the workers' score tiles
+        tq = max(1, min(_CPU_TQ, budget // 4 // max(1, n_threads * tr * isz)))
+        # as many query tiles as a multiple of the threads (balanced
+        # workers), of near-equal multiples of 16 queries (the block maxima
+        # reduce rows of 16 queries and more); queries padded with zero rows
+        mp = -(-m // 16) * 16
+        nt = -(-(-(-m // tq)) // n_threads) * n_threads
+        cuts = (np.arange(nt + 1) * (mp // 16) // nt) * 16
+        tiles = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        tq = max(b - a for a, b in tiles)
+    else:
+        tq = max(1, int(tq))
+        mp = m
+        tiles = [(q0, min(m, q0 + tq)) for q0 in range(0, m, tq)]
+    # reference rows prepared at once (centred, with the norm column)
+    rc = max(tr, (budget // 2 // (Da * isz)) // tr * tr)
+    order_np = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    out_d = torch.empty((J, m, k), dtype=torch.float64)
+    out_i = torch.empty((J, m, k), dtype=torch.int64)
+    cw = np.full((mp, K), -np.inf, dtype=ndt)  # candidate scores
+    ci = np.full((mp, K), -1, dtype=np.int64)  # candidate ranks
+    thr = np.full(mp, -np.inf, dtype=ndt)  # K-th best score per query
+    pool = None
+    old_threads = torch.get_num_threads()
+    limit = _blas_limit(n_threads if n_threads == 1 or len(tiles) == 1 else 1)
+    limit.__enter__()
+    try:
+        if n_threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(n_threads)
+            torch.set_num_threads(1)
+
+        def pmap(f, items):
+            return list(pool.map(f, items) if pool is not None else map(f, items))
+
+        # centre on the reference mean (float64: fixed chunks, fixed order)
+        step = 1 << 15
+        center = sum(pmap(lambda s: Rn[s : s + step].sum(0, dtype=np.float64), range(0, Rn.shape[0], step)))
+        center = center / Rn.shape[0]
+        cn = center.astype(ndt)  # queries and reference shifted alike
+        Qc = np.zeros((mp, Da), dtype=ndt)
+        Qc[:, D] = -1
+
+        def prep_q(s):
+            np.subtract(Qn[s : s + step], cn, out=Qc[s : min(m, s + step), :D])
+
+        pmap(prep_q, range(0, m, step))
+        bufs = {}
+
+        def scan(t, Ra, start):
+            q0, q1 = t
+            buf = bufs.get(threading.get_ident())
+            if buf is None:
+                buf = bufs[threading.get_ident()] = np.empty(tq * tr, dtype=ndt)
+            _scan_tile(torch, Qc[q0:q1], Ra, start, buf, cw[q0:q1], ci[q0:q1], thr[q0:q1], K, tr)
+            return q1 - q0
+
+        start, j = 0, 0
+        while j < J:
+            end = min(start + rc, ck[j])
+            Ra = np.empty((end - start, Da), dtype=ndt)
+
+            def prep_r(s, Ra=Ra, start=start, end=end):
+                e = min(end, s + 8192)
+                x = Ra[s - start : e - start, :D]
+                np.subtract(Rn[s:e] if order_np is None else Rn[order_np[s:e]], cn, out=x)
+                y = x.astype(np.float64)
+                Ra[s - start : e - start, D] = 0.5 * np.einsum("ij,ij->i", y, y)
+
+            pmap(prep_r, range(start, end, 8192))
+            done = 0
+            it = (pool.map(lambda t: scan(t, Ra, start), tiles) if pool is not None
+                  else (scan(t, Ra, start) for t in tiles))
+            for nq in it:
+                done += nq
+                if progress is not None:
+                    progress(int(m * (start + (end - start) * done / mp) / ck[-1]))
+            del Ra
+            start = end
+            while j < J and end == ck[j]:
+                od, oi = out_d[j].numpy(), out_i[j].numpy()
+                pmap(lambda t: _finalize_cpu(Qn, Rn, order_np, ci, t[0], min(t[1], m), k, od, oi), tiles)
+                j += 1
+    finally:
+        if pool is not None:
+            # on Ctrl-C (raised in this thread between tiles) the queued tiles
+            # are dropped; only the ones running finish
+            pool.shutdown(wait=True, cancel_futures=True)
+        limit.__exit__(None, None, None)
+        torch.set_num_threads(old_threads)
+    return out_d, out_i
+
+
+def _finalize_cpu(Qn, Rn, order, ci, q0, q1, k, out_d, out_i):
+    """:func:`_finalize` for the queries ``q0:q1`` on the host, by the numpy
+    backend's own recomputation (float64 differences, then squares; ties by
+    row), so that the distances equal the numpy backend's bit for bit."""
+    if q0 >= q1:
+        return
+    from ._kernels_numpy import exact_sqdist, sort_by_distance_then_index
+
+    c = ci[q0:q1]
+    valid = c >= 0
+    rows = np.maximum(c, 0) if order is None else order[np.maximum(c, 0)]
+    ex = exact_sqdist(Qn, Rn, np.arange(q0, q1), rows)
+    ex[~valid] = np.inf
+    d, i = sort_by_distance_then_index(ex, np.where(valid, rows, -1))
+    out_d[q0:q1] = d[:, :k]
+    out_i[q0:q1] = i[:, :k]
+
+
+@contextlib.contextmanager
+def _blas_limit(n):
+    """Hold the BLAS libraries (numpy's) to ``n`` threads."""
+    from ._threads import _get_controller
+
+    try:
+        ctl = _get_controller()
+    except ImportError:  # threadpoolctl missing: nothing to limit with
+        yield
+        return
+    with ctl.limit(limits=n, user_api="blas"):
+        yield
+
+
+def _scan_tile(torch, Qt, Ra, start, buf, cw, ci, thr, K, tr):
+    """One query tile against the prepared reference rows ``Ra`` (ranks from
+    ``start``): the K best scores per query kept in ``cw``/``ci``, and their
+    minimum in ``thr`` (numpy arrays, updated in place).
+
+    The score tile is reference-major (``Ra_tile @ Qt.T``, one column per
+    query: the faster product shape here), and its block maxima are maxima
+    of ``_BLOCK`` contiguous rows (torch's vectorised ``amax``). Only the
+    blocks whose maximum beats a query's ``thr`` are read again (numpy
+    indexing: these arrays are small, and numpy's per-call cost is lower);
+    the entries that beat it are collected over several reference tiles and
+    merged once there are about as many as queries (``thr`` only rises at a
+    merge: a stale one lets a few more entries through, never fewer).
+    """
+    rows = Qt.shape[0]
+    n = Ra.shape[0]
+    QT = Qt.T
+    pend, npend = [], 0
+    for r0 in range(0, n, tr):
+        r1 = min(n, r0 + tr)
+        nr = r1 - r0
+        off = start + r0
+        w = buf[: nr * rows].reshape(nr, rows)
+        np.matmul(Ra[r0:r1], QT, out=w)
+        nb = nr // _BLOCK
+        if nb < K:  # a short tile: the top K of each column
+            kk = min(K, nr)
+            wt = np.ascontiguousarray(w.T)
+            c = np.argpartition(wt, nr - kk, axis=1)[:, nr - kk :]
+            pend.append((np.repeat(np.arange(rows), kk), np.take_along_axis(wt, c, 1).reshape(-1),
+                         c.reshape(-1) + off))
+            _merge(pend, cw, ci, thr, K)
+            pend, npend = [], 0
+            continue
+        ws = w[: nb * _BLOCK].reshape(nb * _NSUB, _SUB, rows)
+        smax = torch.from_numpy(ws).amax(1)  # (nb * _NSUB, rows): sub-block maxima
+        bmax = smax.view(nb, _NSUB, rows).amax(1).numpy()  # (nb, rows): block maxima
+        smax = smax.numpy().reshape(nb, _NSUB, rows)
+        t = thr
+        pr, pb = np.nonzero((bmax > t).T)  # by query
+        if pb.size > rows * K:
+            # many hits (the first tile: thr = -inf): the K-th largest block
+            # maximum bounds the K-th largest entry from below, so that at
+            # most K blocks per query (ties aside) are read again
+            kth = np.partition(bmax, nb - K, axis=0)[nb - K]
+            t = np.maximum(thr, np.nextafter(kth, -np.inf))
+            pr, pb = np.nonzero((bmax > t).T)
+        if pb.size:
+            si, sj = np.nonzero(smax[pb, :, pr] > t[pr][:, None])  # the hit blocks' sub-blocks
+            sb, sr = pb[si] * _NSUB + sj, pr[si]
+            vals = ws[sb, :, sr]  # (sub-block hits, _SUB)
+            ei, ej = np.nonzero(vals > t[sr][:, None])
+            pend.append((sr[ei], vals[ei, ej], sb[ei] * _SUB + ej + off))
+            npend += ei.size
+        if nb * _BLOCK < nr:  # the ragged end
+            er, ej = np.nonzero((w[nb * _BLOCK :] > t).T)
+            if er.size:
+                pend.append((er, w[nb * _BLOCK + ej, er], nb * _BLOCK + ej + off))
+                npend += er.size
+        # merge after a bounded tile too (then every query has a finite thr)
+        if npend >= _MERGE_AT * rows or (pend and (r1 == n or t is not thr)):
+            _merge(pend, cw, ci, thr, K)
+            pend, npend = [], 0
+
+
+def _merge(pend, cw, ci, thr, K):
+    """Merge new entries (a list of (rows, scores, ranks), each sorted by
+    row) into the K best per row: each affected row's K candidates and its
+    new entries side by side in one padded row, and the K largest of that."""
+    if len(pend) > 1:
+        er, ev, ec = (np.concatenate(x) for x in zip(*pend))
+        o = np.argsort(er, kind="stable")
+        er, ev, ec = er[o], ev[o], ec[o]
+    else:
+        er, ev, ec = pend[0]
+    first = np.flatnonzero(np.r_[True, er[1:] != er[:-1]])
+    aff = er[first]
+    cnt = np.diff(np.r_[first, er.size])
+    A, C = aff.size, int(cnt.max())
+    inv = np.repeat(np.arange(A), cnt)
+    pos = np.arange(K, K + er.size) - np.repeat(first, cnt)
+    V = np.full((A, K + C), -np.inf, dtype=cw.dtype)
+    I = np.full((A, K + C), -1, dtype=np.int64)
+    V[:, :K] = cw[aff]
+    I[:, :K] = ci[aff]
+    V[inv, pos] = ev
+    I[inv, pos] = ec
+    sel = np.argpartition(V, C, axis=1)[:, C:]
+    bv = np.take_along_axis(V, sel, 1)
+    cw[aff] = bv
+    ci[aff] = np.take_along_axis(I, sel, 1)
+    thr[aff] = bv.min(1)
 
 
 def _finalize(torch, Q, R, ordt, ci, k, out_d, out_i, tq):

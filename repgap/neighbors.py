@@ -62,9 +62,14 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     own = bar is None
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
-        if backend == "torch" and is_tensor(Q):
-            # data on a device: one call, tiles sized from the memory budget
-            return mod.knn_prefix(Q, R, k, order, checkpoints, progress=monotone_reporter(bar, m), **kw)
+        if backend == "torch":
+            # One call, tiles sized from the memory budget (data on a device,
+            # or host arrays, whose reference is prepared once rather than
+            # per query chunk); progress and Ctrl-C between tiles
+            report = monotone_reporter(bar, m)
+            out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
+            report(m)
+            return out
         if backend == "cython":
             # One call: the kernel reports progress and honours Ctrl-C between
             # its tiles, from the calling thread (the k-d tree reports an

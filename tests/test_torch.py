@@ -7,7 +7,7 @@ import pytest
 
 import repgap
 from repgap import datasets, diffusion
-from conftest import AVAILABLE, REQUIRED, reference_knn
+from conftest import AVAILABLE, REQUIRED, assert_knn_equal, reference_knn
 
 if "torch" not in AVAILABLE:
     if "torch" in REQUIRED:
@@ -167,3 +167,59 @@ def test_knn_modulo_groups_on_tensors(device, gname):
         c1 = repgap.gap_curve(torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device), sizes=[500, 2000],
                               repeats=2, group=G, random_state=0)
         np.testing.assert_allclose(c1.gaps, c0.gaps, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpu_path_exact_for_any_tiles_and_threads(dtype):
+    # the CPU search (numpy BLAS tiles, block and sub-block maxima, pending
+    # merges): exact against the reference, and the same candidates for any
+    # query/reference tiling (short tiles below K blocks, ragged ends,
+    # queries not a multiple of 16) and any thread count
+    from repgap._kernels_torch import knn_prefix
+
+    rng = np.random.default_rng(7)
+    R = (rng.random((9000, 24)) + 1e3).astype(dtype)
+    R[4000:4010] = R[10:20]  # exact duplicates: ties by index
+    Q = (rng.random((517, 24)) + 1e3).astype(dtype)
+    Q[:5] = R[[3, 4000, 7, 8999, 12]]
+    order = rng.permutation(9000)
+    ck = np.array([700, 5000, 9000])
+    ref = [reference_knn(Q, R[order[:c]], 5) for c in ck]
+    base = None
+    for tq, tr, nt in [(None, None, 1), (None, None, 2), (16, 1030, 2), (33, 257, 3), (512, 8192, 2), (7, 100, 1)]:
+        sq, idx = knn_prefix(Q, R, 5, order, ck, n_threads=nt, tile_queries=tq, tile_reference=tr)
+        for j, (rd, ri) in enumerate(ref):
+            # ties (the duplicates) by reference row, not by rank in the order
+            assert_knn_equal(np.sqrt(sq[j]), idx[j], rd, order[: ck[j]][ri])
+        if base is None:
+            base = (sq, idx)
+        np.testing.assert_array_equal(sq, base[0])
+        np.testing.assert_array_equal(idx, base[1])
+
+
+def test_cpu_path_k_beyond_the_first_tiles():
+    # k + spare larger than a reference prefix, and than the blocks of a tile
+    from repgap._kernels_torch import knn_prefix
+
+    rng = np.random.default_rng(8)
+    R = rng.standard_normal((300, 6)).astype(np.float32)
+    Q = rng.standard_normal((40, 6)).astype(np.float32)
+    ck = np.array([3, 20, 300])
+    sq, idx = knn_prefix(Q, R, 3, None, ck, n_threads=2, tile_reference=128)
+    for j, c in enumerate(ck):
+        rd, ri = reference_knn(Q, R[:c], 3)
+        np.testing.assert_allclose(np.sqrt(sq[j]), rd, rtol=1e-12)
+        np.testing.assert_array_equal(idx[j], ri)
+    sq2, idx2 = knn_prefix(Q, R, 3, None, ck, n_threads=1)
+    np.testing.assert_array_equal(sq2, sq)
+    np.testing.assert_array_equal(idx2, idx)
+
+
+def test_cpu_path_restores_thread_settings():
+    from repgap._kernels_torch import knn_prefix
+
+    before = torch.get_num_threads()
+    rng = np.random.default_rng(9)
+    R = rng.standard_normal((5000, 16)).astype(np.float32)
+    knn_prefix(R[:600], R, 1, None, np.array([5000]), n_threads=2)
+    assert torch.get_num_threads() == before
