@@ -258,7 +258,7 @@ def test_parse_group():
 
 def test_python_dash_m(tmp_path):
     r = subprocess.run([sys.executable, "-m", "repgap", "analyze", str(tmp_path / "missing.npy")],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
     # (a pure-Python installation adds its one PurePythonWarning line above)
     assert r.stderr.strip().splitlines()[-1] == f"repgap: error: {tmp_path / 'missing.npy'}: no such file"
@@ -272,10 +272,14 @@ def test_ctrl_c_stops_a_running_analysis_cleanly(tmp_path):
 
     p = tmp_path / "big.npy"
     np.save(p, np.random.default_rng(0).random((60000, 24), dtype=np.float32))
+    # cwd: the installed repgap, not a source tree that `-m` would put first on sys.path
     proc = subprocess.Popen([sys.executable, "-m", "repgap", "analyze", str(p), "--out", str(tmp_path / "o"),
-                             "--repeats", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until the analysis has started, then interrupt it
+                             "--repeats", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    # wait until the analysis has started (a pure-Python installation warns first), then interrupt it
     line = proc.stderr.readline()
+    while line and not line.startswith("analysing"):
+        line = proc.stderr.readline()
     assert line.startswith("analysing"), line
     time.sleep(1.0)
     t = time.perf_counter()

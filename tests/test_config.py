@@ -120,10 +120,10 @@ def test_missing_extension_warns_once_at_import(tmp_path):
         assert "cython" not in repgap.available_backends() and d.max() == 0
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "REPGAP_PURE_PYTHON": "0"})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     # asked for: no warning
     r = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", "import repgap"], capture_output=True,
-                       text=True, env={**os.environ, "REPGAP_PURE_PYTHON": "1"})
+                       text=True, cwd=tmp_path, env={**os.environ, "REPGAP_PURE_PYTHON": "1"})
     assert r.returncode == 0, r.stderr

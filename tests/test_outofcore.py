@@ -13,7 +13,6 @@ import repgap
 
 AVAILABLE = repgap.available_backends()
 # the subprocess imports the same repgap as this process (checkout or installed)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(repgap.__file__)))
 
 
 def _data(n=4000, m=150, D=16, dtype=np.float32, seed=0, offset=0.0):
@@ -150,11 +149,12 @@ def test_peak_memory_bounded(tmp_path):
     del X
     script = tmp_path / "rss.py"
     script.write_text(_RSS_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the installed repgap (cwd away from a source tree); PYTHONPATH, if set, is inherited
+    env = dict(os.environ)
     out = {}
     for mode in ("path", "mmap", "load"):
         p = subprocess.run([sys.executable, str(script), mode, str(path), "16384"], capture_output=True, text=True,
-                           env=env, timeout=300)
+                           env=env, timeout=300, cwd=tmp_path)
         assert p.returncode == 0, p.stderr
         out[mode] = json.loads(p.stdout.strip().splitlines()[-1])
     # the file is 100 MiB; blocks of 16384 rows are 8 MiB (two read buffers)

@@ -30,9 +30,9 @@ def device(request):
     return _dev(request.param)
 
 
-def test_importing_repgap_does_not_import_torch():
+def test_importing_repgap_does_not_import_torch(tmp_path):
     code = "import sys, repgap, repgap.diffusion, repgap.groups; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 @pytest.fixture(autouse=True)
