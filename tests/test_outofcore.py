@@ -12,7 +12,7 @@ import pytest
 import repgap
 
 AVAILABLE = repgap.available_backends()
-# the subprocess imports the same repgap as this process (checkout or installed)
+# the subprocess imports repgap as a user would: the installed one, or PYTHONPATH
 
 
 def _data(n=4000, m=150, D=16, dtype=np.float32, seed=0, offset=0.0):
