@@ -455,6 +455,24 @@ def open_source(train, name):
     return ArraySource(np.asarray(X), name)
 
 
+def prefix_ranks(orders, checkpoints, n, k):
+    """For prefixes of random orders: the checked checkpoints, the largest one
+    (the rows used), each row's rank in each order (``n_used`` for rows past
+    it) and the orders for the plan; for a plain search ``(None, n, None, [None])``."""
+    if orders is None:
+        return None, n, None, [None]
+    ck = check_checkpoints(checkpoints, n, k)
+    n_used = int(ck[-1])
+    orders = [check_order(o, n) for o in orders]
+    for o in orders:
+        if o.size < n_used:
+            raise ValueError(f"order has {o.size} entries but the largest checkpoint is {n_used}")
+    ranks_all = np.full((len(orders), n), n_used, dtype=np.int64)
+    for p, o in enumerate(orders):
+        ranks_all[p, o[:n_used]] = np.arange(n_used)
+    return ck, n_used, ranks_all, orders
+
+
 def block_rows(shape, dtype, block_size, max_memory):
     """Rows per block from ``block_size`` (rows) or ``max_memory`` (bytes of
     reference per block, about a third of the streaming memory: two read
@@ -494,20 +512,7 @@ def stream_prefix(queries, train, k, checkpoints=None, orders=None, *, group=Non
     dtype = common_dtype(Q.dtype, dt_r)
     Q = Q.astype(dtype, copy=False)
     k = check_k(k, n, what=k_what)
-    if orders is None:
-        ck, ranks_all, n_used = None, None, n
-        plan_orders = [None]
-    else:
-        ck = check_checkpoints(checkpoints, n, k)
-        n_used = int(ck[-1])
-        orders = [check_order(o, n) for o in orders]
-        for o in orders:
-            if o.size < n_used:
-                raise ValueError(f"order has {o.size} entries but the largest checkpoint is {n_used}")
-        ranks_all = np.full((len(orders), n), n_used, dtype=np.int64)
-        for p, o in enumerate(orders):
-            ranks_all[p, o[:n_used]] = np.arange(n_used)
-        plan_orders = orders
+    ck, n_used, ranks_all, plan_orders = prefix_ranks(orders, checkpoints, n, k)
     plan = make_plan(backend=backend, algorithm=algorithm, group=check_group(group), dtype=dtype, D=D, n=n, k=k,
                      n_used=n_used, orders=plan_orders, take_rows=src.take, n_threads=resolve_n_jobs(n_jobs))
     rows = block_rows(src.shape, dt_r, block_size, max_memory)

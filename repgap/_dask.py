@@ -22,7 +22,7 @@ import numpy as np
 from . import _blocks
 from ._progress import Progress, progress_enabled
 from ._threads import resolve_n_jobs
-from ._validation import check_array, check_checkpoints, check_k, check_order
+from ._validation import check_array, check_k
 
 #: queries per block when the queries are an in-memory array
 QUERY_BLOCK = 65536
@@ -95,19 +95,7 @@ def dask_prefix(queries, reference, k, checkpoints=None, orders=None, *, group=N
         raise ValueError(f"{qname} has {Dq} features but {rname} has {D}; they must match")
     dtype = _blocks.common_dtype(dt_q, dt_r)
     k = check_k(k, n, what=k_what)
-    if orders is None:
-        ck, n_used, plan_orders = None, n, [None]
-    else:
-        ck = check_checkpoints(checkpoints, n, k)
-        n_used = int(ck[-1])
-        orders = [check_order(o, n) for o in orders]
-        for o in orders:
-            if o.size < n_used:
-                raise ValueError(f"order has {o.size} entries but the largest checkpoint is {n_used}")
-        ranks_all = np.full((len(orders), n), n_used, dtype=np.int64)
-        for p, o in enumerate(orders):
-            ranks_all[p, o[:n_used]] = np.arange(n_used)
-        plan_orders = orders
+    ck, n_used, ranks_all, plan_orders = _blocks.prefix_ranks(orders, checkpoints, n, k)
     kind, client = _active_scheduler()
     threads = resolve_n_jobs(n_jobs) if (n_jobs is not None or kind == "sync") else 1
 
