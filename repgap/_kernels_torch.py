@@ -231,12 +231,12 @@ def _brute(torch, dev, Q, R, k, order, checkpoints, tq, tr, spare, max_memory, m
     return out_d, out_i
 
 
-# CPU tiles: reference rows x queries of one score tile (4 MiB in float32,
+# CPU tiles: reference rows x queries of one score tile (6 MiB in float32,
 # in the cache between the product that writes it and the maxima that read
-# it; the reference-major product of 256 queries ran fastest here,
-# benchmarks/README.md)
-_CPU_TQ = 256
-_CPU_TR = 4096
+# it; of the shapes measured, 3072 reference rows x 512 queries ran fastest
+# at D = 64, 128 and 256 by a few percent, benchmarks/README.md)
+_CPU_TQ = 512
+_CPU_TR = 3072
 # pending entries per query (on average) that trigger a merge into the
 # candidates
 _MERGE_AT = 4
