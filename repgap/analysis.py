@@ -9,6 +9,7 @@ scale, the training-set size predicted for a target gap, and the duplicates
 found. Every step is timed, so the cost of the command around the library
 calls can be measured (``benchmarks/bench_cli.py``).
 """
+import contextlib
 import dataclasses
 import math
 import time
@@ -269,7 +270,7 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
     methods = _check_methods(methods)
     rng = check_random_state(random_state)
     clock = _Clock()
-    with config_context(progress=progress) if progress is not None else _null():
+    with config_context(progress=progress) if progress is not None else contextlib.nullcontext():
         if test is None:
             train, test = clock("split", _split, np.asarray(X), test_size, rng)
         else:
@@ -351,11 +352,3 @@ def _n_for(law, target):
         return float(law.n_for_gap(target))
     except (ValueError, OverflowError, ZeroDivisionError):
         return float("nan")
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -64,7 +64,6 @@ def plot_gap_curve(curve, law=None, *, ax=None, law_alternative=None, target=Non
         if target is not None and np.isfinite(target[1]):
             hi_n = max(hi_n, target[1] * 1.5)
         grid = np.geomspace(min(n.min(), law.sizes.min()), hi_n, 200)
-        lo_ci, hi_ci = law.dimension_ci
         ax.plot(grid, law.predict(grid), color="C3", lw=1.8, zorder=2,
                 label=f"fitted law: d = {law.dimension:.2f}")
         band = law.predict_band(grid)
