@@ -28,14 +28,16 @@ mean squared distance to the centroid) are duplicates; ``duplicates=``
 happens, and ``n_duplicates_`` reports how many there were.
 """
 import math
+import warnings
 
 import numpy as np
 from scipy import optimize, special, stats
 
 from .gap import gap_curve
-from .law import fit_law
+from .law import auto_model, fit_law
 from .neighbors import knn
 from ._validation import check_array, check_random_state
+from . import _blocks
 from ._blocks import check_data
 
 _DUPLICATE_POLICIES = ("raise", "drop", "keep")
@@ -676,9 +678,11 @@ class GapLaw(_Estimator):
 
     Splits X into training points and held-out queries (or takes ``test=``
     in :meth:`fit`), measures the gap curve on nested random subsets with the
-    prefix kernel (one pass per repeat), and fits ``RG_n ~ C n^(-2/d)``
-    (optionally with the finite-size term; see :func:`repgap.fit_law`).
-    The interval is a bootstrap over test points and repeats.
+    prefix kernel (one pass per repeat; the training points outside each
+    prefix, and those inside it leave-one-out, serve as queries too), and
+    fits ``RG_n ~ C n^(-2/d)`` with a finite-size term (see
+    :func:`repgap.fit_law`). The interval is a bootstrap over queries and
+    repeats, widened to span two finite-size models.
 
     Parameters
     ----------
@@ -689,32 +693,44 @@ class GapLaw(_Estimator):
         Smallest size: below it the pre-asymptotic regime biases the slope.
         Default ``n // 30`` (at least 10): a decade and a half of sizes.
     repeats : int, default=5
-    correction : default="curvature"
-        The finite-size term of :func:`repgap.fit_law`. The default,
-        ``(1 + b n^(-2/d))``, is the order at which the curvature of the
-        support enters, and it is also the single term that fits best on
-        supports with boundaries over the sizes a data set affords:
-        measured at n = 1e5 (``benchmarks/bench_id.py``), it keeps the error
-        within 1 % on the embedded flat torus and 3 % on the cube for
-        d <= 8, where the boundary term ``n^(-1/d)`` over-corrects the cube
-        (+8 % at d = 8) and no term leaves a +9 % / -10 % bias.
+    correction : default="auto"
+        The finite-size term of :func:`repgap.fit_law`. ``"auto"`` fits the
+        boundary term in the observed neighbour scale (``"scale"``) and keeps
+        it when its coefficient is positive (a boundary raises the gap at
+        small n), else the curvature term ``(1 + b n^(-2/d))`` (an embedded
+        curved support lowers it); see :func:`repgap.law.auto_model`. Where
+        the boundary term's factor exceeds the range it was checked on
+        (:data:`repgap.law.SCALE_MODEL_MAX_FACTOR`, the data far from the
+        asymptotic regime), the curvature term is kept, ``pre_asymptotic_``
+        is set, the interval spans both and a RuntimeWarning says so.
+        Measured at n = 1e5 (``benchmarks/bench_id.py``, worst of 3 seeds):
+        within 1 % on the embedded flat torus and the cube for d <= 8 and
+        4 % at d = 12, where the curvature term alone is biased by -3 to -7 %
+        on the cube, the boundary term in n by +8 % (d = 8) and no term by
+        -9 % / +18 %.
     interval : {"models", "bootstrap"}, default="models"
-        ``bootstrap``: the bootstrap interval of the fit (test points and
-        repeats resampled). ``models``: the union of the bootstrap intervals
-        under the curvature and the boundary finite-size terms, so that the
-        interval also carries the uncertainty of the finite-size model
-        (measured coverage of the nominal 95 % at d = 5, n = 1e5, 50 seeds:
-        bootstrap alone 50/50 on the torus but 37/50 on the cube; the union
-        50/50 on both, ``benchmarks/README.md``). Used when ``correction`` is
-        one of those two.
+        ``bootstrap``: the bootstrap interval of the chosen fit (test points
+        and repeats resampled). ``models``: the union of the bootstrap
+        intervals of a first-order and a second-order finite-size model, so
+        that the interval also carries the uncertainty of the finite-size
+        model: the boundary term in the scale and the curvature term when
+        the former is kept; the curvature term and the boundary term in n
+        (``1 + a n^(-1/d)``) otherwise. ``law_alternative_`` is the other
+        fit. Used with ``correction`` "auto", "scale", "curvature" or
+        "boundary".
+    train_queries : bool, int or "auto", default="auto"
+        Training points also used as queries (:func:`repgap.gap_curve`):
+        the finite-size fit amplifies the noise of the curve, and these
+        queries cut it at no bias. ``"auto"``: all of them for in-memory
+        data, none for dask arrays and memory maps.
     confidence, n_boot, random_state, backend, n_jobs
     duplicates : {"raise", "drop", "keep"}
         Held-out points that duplicate a training point give a zero gap.
     """
 
-    def __init__(self, test_size=0.1, sizes=None, min_size=None, repeats=5, correction="curvature", interval="models",
+    def __init__(self, test_size=0.1, sizes=None, min_size=None, repeats=5, correction="auto", interval="models",
                  confidence=0.95, n_boot=200, duplicates="raise", duplicate_tol=1e-10, random_state=None,
-                 group=None, backend=None, n_jobs=None):
+                 group=None, backend=None, n_jobs=None, train_queries="auto"):
         self.test_size = test_size
         self.sizes = sizes
         self.min_size = min_size
@@ -729,6 +745,7 @@ class GapLaw(_Estimator):
         self.backend = backend
         self.n_jobs = n_jobs
         self.group = group
+        self.train_queries = train_queries
 
     def fit(self, X, y=None, *, test=None):
         from .gap import default_sizes
@@ -744,30 +761,67 @@ class GapLaw(_Estimator):
         if sizes is None:
             lo = max(n // 30, 10) if self.min_size is None else max(min(int(self.min_size), n // 2), 2)
             sizes = np.unique(np.round(np.geomspace(lo, n, 12)).astype(np.int64)) if lo < n else default_sizes(n)
+        tq = self.train_queries
+        if isinstance(tq, str):
+            if tq != "auto":
+                raise ValueError(f"train_queries must be a bool, an integer or 'auto', got {tq!r}")
+            tq = _blocks.route(test, train) is None
         curve = gap_curve(train, test, sizes=sizes, repeats=self.repeats, random_state=rng, group=self.group,
-                          backend=self.backend, n_jobs=self.n_jobs)
+                          backend=self.backend, n_jobs=self.n_jobs, train_queries=tq)
         zero = curve.distances[:, -1, :] <= self.duplicate_tol * _data_scale(train)
-        self.n_duplicates_ = int(zero[0].sum())
-        if self.n_duplicates_:
+        n_zero = zero[0]
+        self.n_duplicates_ = int(n_zero[:curve.n_test].sum())
+        self.n_train_duplicates_ = int(n_zero[curve.n_test:].sum())
+        if zero.any():
             if self.duplicates == "raise":
-                raise ValueError(f"{self.n_duplicates_} held-out points duplicate a training point "
-                                 "(zero gap); pass duplicates='drop' to leave them out")
+                what = []
+                if self.n_duplicates_:
+                    what.append(f"{self.n_duplicates_} held-out points duplicate a training point")
+                if self.n_train_duplicates_:
+                    what.append(f"{self.n_train_duplicates_} training points used as queries duplicate "
+                                "another training point")
+                raise ValueError(f"{' and '.join(what)} (zero gap); pass duplicates='drop' to leave them out")
             keep = ~zero.any(axis=0)
             if self.duplicates == "drop":
                 curve = _subset_curve(curve, keep)
         self.curve_ = curve
         if self.interval not in ("models", "bootstrap"):
             raise ValueError(f"interval must be 'models' or 'bootstrap', got {self.interval!r}")
-        self.law_ = fit_law(curve, correction=self.correction, confidence=self.confidence,
-                            n_boot=self.n_boot, random_state=rng)
+        fit = dict(confidence=self.confidence, n_boot=self.n_boot, random_state=rng)
+        self.law_alternative_ = None
+        union = False
+        self.pre_asymptotic_ = False
+        if self.correction == "auto":
+            scale = fit_law(curve, correction="scale", **fit)
+            curv = fit_law(curve, correction="curvature", **fit)
+            a = scale.correction[0]
+            factor = math.exp(a * float(np.max(scale.values)) ** (1.0 / scale.r))
+            if auto_model(a, float(np.max(scale.values)) ** (1.0 / scale.r)) == "scale":
+                self.law_, self.law_alternative_ = scale, curv
+            elif a > 0:
+                # a boundary signature too strong for the scale model: the
+                # data are far from the asymptotic regime
+                self.law_, self.law_alternative_ = curv, scale
+                self.pre_asymptotic_ = True
+                warnings.warn(f"GapLaw: the finite-size term is large (a factor {factor:.2f} at the smallest "
+                              f"size fitted): the data are far from the asymptotic regime of the law, and the "
+                              f"dimension is uncertain (the interval spans the boundary and curvature models)",
+                              RuntimeWarning, stacklevel=2)
+            else:
+                # no boundary signature: the first-order term in n is the
+                # other model the interval spans
+                self.law_, self.law_alternative_ = curv, fit_law(curve, correction="boundary", **fit)
+            union = True
+        else:
+            self.law_ = fit_law(curve, correction=self.correction, **fit)
+            other = {"curvature": "boundary", "scale": "curvature", "boundary": "curvature"}.get(self.correction)
+            if other is not None:
+                self.law_alternative_ = fit_law(curve, correction=other, **fit)
+                union = True
         self.dimension_ = self.law_.dimension
         self.dimension_ci_ = self.law_.dimension_ci
-        other = {"curvature": "boundary", "boundary": "curvature"}.get(self.correction)
-        self.law_alternative_ = None
-        if self.interval == "models" and other is not None:
-            alt = fit_law(curve, correction=other, confidence=self.confidence, n_boot=self.n_boot,
-                          random_state=rng)
-            self.law_alternative_ = alt
+        if self.interval == "models" and union:
+            alt = self.law_alternative_
             self.dimension_ci_ = (min(self.dimension_ci_[0], alt.dimension_ci[0]),
                                   max(self.dimension_ci_[1], alt.dimension_ci[1]))
         self.n_samples_ = X.shape[0]
@@ -782,8 +836,9 @@ def _subset_curve(curve, keep):
 
     dist = curve.distances[:, :, keep]
     gaps, per_rep, stderr = curve_statistics(dist**curve.r)
+    n_test = int(keep[:curve.n_test].sum())
     return dataclasses.replace(curve, distances=dist, gaps_per_repeat=per_rep, gaps=gaps,
-                               stderr=stderr, n_test=int(keep.sum()))
+                               stderr=stderr, n_test=n_test, n_train_queries=int(keep.sum()) - n_test)
 
 
 class IDResult:

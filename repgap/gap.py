@@ -97,12 +97,16 @@ class GapCurve:
         Standard error of ``gaps``: the variance over repeats (divided by
         their number) plus the variance over test points of the
         repeat-averaged values (divided by n_test).
-    distances : ndarray (repeats, J, n_test)
-        Each test point's k-th nearest-neighbour distance at each size, kept
-        for bootstrap confidence intervals (issue #3).
+    distances : ndarray (repeats, J, n_test + n_train_queries)
+        Each query's k-th nearest-neighbour distance at each size, kept
+        for bootstrap confidence intervals (issue #3): the held-out points
+        first, then the training points used as queries, if any.
     n_test, k, r, repeats, random_state
     n_zero : ndarray (J,)
-        Test points at distance 0 at each size, summed over repeats.
+        Queries at distance 0 at each size, summed over repeats.
+    n_train_queries : int
+        Training points also used as queries (``train_queries`` of
+        :func:`gap_curve`; 0 by default).
     """
 
     sizes: np.ndarray
@@ -116,9 +120,10 @@ class GapCurve:
     r: float = 2.0
     repeats: int = 1
     random_state: object = None
+    n_train_queries: int = 0
 
     def __repr__(self):
-        return _summary_repr(self, ["sizes", "gaps", "stderr", "n_test", "k", "r", "repeats"])
+        return _summary_repr(self, ["sizes", "gaps", "stderr", "n_test", "n_train_queries", "k", "r", "repeats"])
 
     def to_dict(self):
         d = _to_dict(self)
@@ -230,7 +235,7 @@ def default_sizes(n, n_sizes=12, smallest=100):
 
 
 def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, random_state=None, backend=None,
-              n_jobs=None, algorithm="auto", progress=None, block_size=None, max_memory=None):
+              n_jobs=None, algorithm="auto", progress=None, block_size=None, max_memory=None, train_queries=False):
     """The Representation Gap at several training-set sizes.
 
     Each repeat draws one random order of the training set and measures the
@@ -254,12 +259,28 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     backend, n_jobs, algorithm, progress : as in :func:`repgap.knn`
     block_size, max_memory : as in :func:`representation_gap` (dask arrays,
         memory maps, ``.npy`` paths: every repeat in one pass over the blocks)
+    train_queries : bool or int, default=False
+        Also use training points as queries: all of them (True) or that many,
+        drawn at random once. In a random order, the training points outside
+        a prefix are independent of it, so each is a fresh query for that
+        prefix; a point inside the prefix is a leave-one-out query against
+        the other ``n_j - 1`` (its own row is excluded by index, so a
+        duplicate elsewhere still counts as distance 0). Both are unbiased
+        for the gap (the leave-one-out ones at size ``n_j - 1``, a relative
+        difference of ``2 / (d n_j)`` in at most ``n_j`` of the queries), and
+        the noise of the curve drops by about ``sqrt(1 + T / n_test)``, at
+        ``1 + T / n_test`` times the cost of the search (with ``k + 1``
+        neighbours). Used by :class:`repgap.estimators.GapLaw`, whose
+        finite-size fits amplify that noise. In-memory arrays only.
 
     Returns
     -------
     GapCurve
     """
     mode = _blocks.route(test, train, block_size, max_memory)
+    if mode is not None and train_queries is not False and train_queries != 0:
+        raise ValueError("train_queries is not available for dask arrays, memory maps and .npy paths "
+                         "(it would read the training set once more per repeat); pass train_queries=False")
     if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
         return _blocks.gap_curve(mode, train, test, sizes=sizes, repeats=repeats, k=k, r=r, group=group,
@@ -276,15 +297,27 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     rng = check_random_state(random_state)
     threads = resolve_n_jobs(n_jobs)
     J = len(ck)
-    dist = np.empty((repeats, J, m))
-    vals = np.empty((repeats, J, m))
+    n_tq = _check_train_queries(train_queries, n)
+    own = None
+    if n_tq:
+        if ck[0] < k + 1:
+            raise ValueError(f"train_queries needs every size >= k + 1 = {k + 1} (a leave-one-out query "
+                             f"has n_j - 1 other points), got {int(ck[0])}")
+        rows = np.arange(n) if n_tq == n else np.sort(rng.choice(n, n_tq, replace=False))
+        Q = _concat_rows(Q, R, rows)
+        own = np.concatenate([np.full(m, -1, dtype=np.int64), rows])
+    mq = m + n_tq
+    dist = np.empty((repeats, J, mq))
+    vals = np.empty((repeats, J, mq))
     n_zero = np.zeros(J, dtype=np.int64)
-    with Progress(repeats * m, "gap curve", progress) as bar:
+    with Progress(repeats * mq, "gap curve", progress) as bar:
         for rep in range(repeats):
             order = rng.permutation(n)
-            sq, _ = knn_prefix(Q, R, k, order, ck, backend=name, n_threads=threads,
-                               algorithm=algorithm, bar=bar, group=group)
+            sq, idx = knn_prefix(Q, R, k + (own is not None), order, ck, backend=name, n_threads=threads,
+                                 algorithm=algorithm, bar=bar, group=group)
             sq = _host(sq)
+            if own is not None:
+                sq = _drop_self(sq, _host(idx), own, k)
             dist[rep] = np.sqrt(sq[:, :, k - 1])
             vals[rep] = _power(sq[:, :, k - 1], r)
             n_zero += np.count_nonzero(sq[:, :, 0] == 0, axis=1)
@@ -301,4 +334,35 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
         r=r,
         repeats=int(repeats),
         random_state=random_state if isinstance(random_state, (int, np.integer, type(None))) else repr(random_state),
+        n_train_queries=int(n_tq),
     )
+
+
+def _check_train_queries(train_queries, n):
+    """The number of training points used as queries (0, ..., n)."""
+    if isinstance(train_queries, (bool, np.bool_)):
+        return n if train_queries else 0
+    if isinstance(train_queries, (int, np.integer)) and train_queries >= 0:
+        return int(min(train_queries, n))
+    raise ValueError(f"train_queries must be a bool or a non-negative integer, got {train_queries!r}")
+
+
+def _concat_rows(Q, R, rows):
+    """The queries followed by the training rows ``rows`` (numpy arrays or tensors alike)."""
+    if is_tensor(Q):
+        import torch
+
+        return torch.cat([Q, R[torch.as_tensor(rows, device=R.device)]])
+    return np.concatenate([Q, R[rows]])
+
+
+def _drop_self(sq, idx, own, k):
+    """The first k neighbours of each query other than its own row.
+
+    ``sq, idx``: (J, m, k + 1); ``own``: the training row of each query, -1
+    for held-out ones (which keep their first k).
+    """
+    own_hit = idx == own[None, :, None]
+    # a stable sort moves the query's own row (at most one column) to the end
+    pos = np.argsort(own_hit, axis=2, kind="stable")[:, :, :k]
+    return np.take_along_axis(sq, pos, axis=2)

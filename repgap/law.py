@@ -148,9 +148,15 @@ class LawFit:
         C.
     correction : tuple or None
         The finite-size coefficients ``a_j`` of ``1 + sum_j a_j n^(-k_j/d)``,
-        when fitted.
+        when fitted; for ``correction_model == "scale"``, the one coefficient
+        ``a`` of ``exp(a L^(1/r))``.
     correction_powers : tuple
-        The powers ``k_j`` (1: boundary, 2: curvature).
+        The powers ``k_j`` (1: boundary, 2: curvature); empty for the scale
+        model.
+    correction_model : {"power", "scale"}
+        ``"power"``: ``L = C n^(-alpha) (1 + sum_j a_j n^(-k_j alpha/r))``;
+        ``"scale"``: ``L = C n^(-alpha) exp(a L^(1/r))``, the finite-size term
+        in the observed neighbour scale (see :func:`fit_law`).
     offset : float
         L_inf (0 unless fitted).
     residuals : ndarray
@@ -178,11 +184,37 @@ class LawFit:
     r: float = 2.0
     correction_powers: tuple = ()
     bootstrap_params: np.ndarray = None
+    correction_model: str = "power"
 
     def _powers(self):
         return self.correction_powers or tuple(range(1, len(self.correction or ()) + 1))
 
+    @property
+    def formula(self):
+        """The fitted law's form, e.g. ``C n^(-2/d) exp(a L^(1/2))``."""
+        r = f"{self.r:g}"
+        head = f"C n^(-{r}/d)"
+        if self.offset:
+            head = "L_inf + " + head
+        if self.correction_model == "scale":
+            return f"{head} exp(a L^(1/{r}))"
+        if not self.correction:
+            return head
+        terms = " + ".join(f"{'abcdefgh'[k - 1]} n^(-{k}/d)" for k in self._powers())
+        return f"{head} (1 + {terms})"
+
+    @property
+    def model_name(self):
+        """The finite-size model in words (for labels and reports)."""
+        if self.correction_model == "scale":
+            return "boundary term in the scale"
+        names = {(): "no finite-size term", (1,): "boundary term in n", (2,): "curvature term",
+                 (1, 2): "boundary and curvature terms"}
+        return names.get(tuple(self._powers()) if self.correction else (), "finite-size terms")
+
     def _evaluate(self, n, constant, exponent, correction, offset):
+        if self.correction_model == "scale":
+            return offset + _solve_scale_law(constant * n ** (-exponent), correction[0], self.r)
         u = n ** (-exponent / self.r)  # n^(-1/d)
         poly = sum(c * u**k for c, k in zip(correction or (), self._powers()))
         return offset + constant * n ** (-exponent) * (1.0 + poly)
@@ -210,7 +242,13 @@ class LawFit:
             off = p[-1] if len(p) > 2 + npow else 0.0
             preds.append(self._evaluate(n, math.exp(p[0]), p[1], tuple(p[2:2 + npow]), off))
         q = (1 - confidence) / 2
-        lo, hi = np.quantile(np.array(preds), [q, 1 - q], axis=0)
+        preds = np.array(preds)
+        # the scale law has no solution far below the fitted sizes (NaN there)
+        with np.errstate(all="ignore"):
+            ok = np.isfinite(preds).sum(axis=0) >= max(2, preds.shape[0] // 2)
+            lo, hi = np.full(n.shape, np.nan), np.full(n.shape, np.nan)
+            if ok.any():
+                lo[ok], hi[ok] = np.nanquantile(preds[:, ok], [q, 1 - q], axis=0)
         return lo, hi
 
     def n_for_gap(self, target):
@@ -220,6 +258,17 @@ class LawFit:
         n0 = (self.constant / (target - self.offset)) ** (1.0 / self.exponent)
         if not self.correction:
             return float(n0)
+        if self.correction_model == "scale":
+            # explicit: L = C n^(-alpha) exp(a L^(1/r)) solved for n, on the
+            # branch where L falls with n (r log s - a s rises with s = L^(1/r)
+            # up to s = r / a)
+            L = target - self.offset
+            a = self.correction[0]
+            if a > 0 and L ** (1.0 / self.r) >= self.r / a:
+                raise ValueError(f"the target {target:g} lies above the range of the fitted law (its scale "
+                                 f"term peaks at L = {(self.r / a) ** self.r:.4g})")
+            return float((self.constant * math.exp(self.correction[0] * L ** (1.0 / self.r)) / L)
+                         ** (1.0 / self.exponent))
         # The finite-size factor can turn negative far below the fitted sizes,
         # so search on a grid of log n from below the smallest fitted size
         # up, and take the last crossing of the target (the law decreases
@@ -254,17 +303,110 @@ class LawFit:
 
 _CORRECTIONS = {False: (), True: (1,), 0: (), 1: (1,), 2: (1, 2), "boundary": (1,), "curvature": (2,),
                 "both": (1, 2)}
+#: The finite-size models that are not a polynomial in n^(-1/d).
+_SPECIAL = ("auto", "scale")
 
 
 def correction_powers(correction):
-    """The powers k of the finite-size terms ``n^(-k/d)`` a ``correction`` fits."""
-    if isinstance(correction, str) and correction == "auto":
+    """The powers k of the finite-size terms ``n^(-k/d)`` a ``correction`` fits.
+
+    None for the models that are not a polynomial in ``n^(-1/d)``
+    (``"scale"``) or that choose between models (``"auto"``).
+    """
+    if isinstance(correction, str) and correction in _SPECIAL:
         return None
     try:
         return _CORRECTIONS[correction]
     except (KeyError, TypeError):
-        raise ValueError(f"correction must be one of False, True, 1, 2, 'boundary', 'curvature', 'both' "
-                         f"or 'auto', got {correction!r}") from None
+        raise ValueError(f"correction must be one of False, True, 1, 2, 'boundary', 'curvature', 'both', "
+                         f"'scale' or 'auto', got {correction!r}") from None
+
+
+def _solve_scale_law(K, a, r):
+    """``L`` with ``L = K exp(a L^(1/r))``: the scale-model law at ``K = C n^(-alpha)``.
+
+    With ``s = L^(1/r)``, ``s = -(r/a) W0(-(a/r) K^(1/r))`` (Lambert W, the
+    branch continuous with ``s = K^(1/r)`` at a = 0). Where a > 0 and the
+    argument is below -1/e the law has no solution (sizes far below the
+    fitted ones, where the finite-size term would exceed its range): NaN.
+    """
+    K = np.asarray(K, dtype=float)
+    k = K ** (1.0 / r)
+    if a == 0:
+        return K
+    z = -(a / r) * k
+    with np.errstate(invalid="ignore"):
+        w = special.lambertw(np.where(z >= -1.0 / math.e, z, np.nan), 0).real
+        s = np.where(np.abs(z) < 1e-12, k, -(r / a) * w)
+    return s**r
+
+
+def _fit_model(logn, logy, w, r, model, offset, x0=None):
+    """One weighted fit of the law with finite-size ``model`` (a tuple of powers, or "scale")."""
+    if model == "scale":
+        return _fit_scale(logn, logy, w, r)
+    return _fit_once(logn, logy, w, r, model, offset, x0=x0)
+
+
+def _fit_scale(logn, logy, w, r):
+    """``log L = log C - alpha log n + a L^(1/r)``: weighted linear least squares.
+
+    The finite-size term is written in the observed neighbour scale
+    ``rho_n = L_n^(1/r)`` (the root-mean-square neighbour distance for the
+    gap) rather than in ``n^(-1/d)``: a boundary removes from the ball of
+    radius rho a fraction of its volume that grows with rho (first order),
+    so ``log(L / C n^(-alpha))`` is about ``a rho_n``. Because rho_n is
+    observed, the model is linear in ``(log C, alpha, a)``.
+    """
+    rho = np.exp(logy / r)
+    A = np.stack([np.ones_like(logn), -logn, rho], axis=1)
+    Aw, yw = A * w[:, None], logy * w
+    p, *_ = np.linalg.lstsq(Aw, yw, rcond=None)
+    fitted = A @ p
+    dof = max(len(logn) - 3, 1)
+    s2 = float(np.sum(((fitted - logy) * w) ** 2) / dof)
+    cov = np.linalg.pinv(Aw.T @ Aw) * s2
+    return p, cov, fitted
+
+
+#: The largest finite-size factor ``exp(a rho_n)`` over the fitted sizes for
+#: which ``correction="auto"`` trusts the scale model. On the unit cube
+#: (d = 5, 8, 12) ``log(L_n / C n^(-2/d)) / rho_n`` was constant within 2 %
+#: up to factors of 1.59 (d = 12, n = 90); beyond, a boundary cuts most of
+#: the neighbourhood ball and the model extrapolates (on M10d, a 70-cube
+#: with n = 2500, factors near 5 and d_hat = 163).
+SCALE_MODEL_MAX_FACTOR = math.exp(0.5)
+
+
+def auto_model(scale_coefficient, max_scale=0.0):
+    """The finite-size model ``correction="auto"`` keeps, given the scale model's fit.
+
+    A boundary removes volume from the neighbourhood balls, so it raises
+    the gap at small n: the scale model's coefficient comes out positive.
+    Curvature of an embedded support adds volume to chordal balls (a chord
+    is shorter than the arc), so it lowers the gap, at second order in
+    ``n^(-1/d)``: the coefficient comes out negative, and the curvature term
+    ``(1 + b n^(-2/d))`` describes the curve. Measured at n = 1e5
+    (``benchmarks/bench_id.py``), the sign picks the scale model on every
+    cube and the curvature model on every embedded torus; a support with
+    neither (a flat torus) has a coefficient near 0, where both models
+    agree. A positive coefficient whose factor ``exp(a max_scale)`` (at the
+    largest neighbour scale fitted, ``max_scale = L^(1/r)`` at the smallest
+    size) exceeds :data:`SCALE_MODEL_MAX_FACTOR` leaves the range where the
+    scale model was checked: the curvature model is kept then.
+
+    Returns ``"scale"`` or ``"curvature"``.
+    """
+    if scale_coefficient > 0 and math.exp(scale_coefficient * max_scale) <= SCALE_MODEL_MAX_FACTOR:
+        return "scale"
+    return "curvature"
+
+
+def _auto_model(logn, logy, w, r):
+    scale = _fit_scale(logn, logy, w, r)
+    if auto_model(scale[0][2], math.exp(logy.max() / r)) == "scale":
+        return scale, "scale"
+    return _fit_once(logn, logy, w, r, (2,), False), (2,)
 
 
 def _fit_once(logn, logy, w, r, correction, offset, x0=None):
@@ -329,19 +471,36 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     gaps : array-like, optional
         The values at those sizes (test errors, gaps, ...).
     correction : bool, int or str, default=False
-        A finite-size factor ``1 + sum_j a_j n^(-k_j/d)``: ``True``, ``1`` or
-        ``"boundary"`` fit ``k = 1``, the leading term that boundaries add
-        (THEORY.md, section 3); ``"curvature"`` fits ``k = 2``, the order at
-        which curvature of the support enters (squared distances along a
-        curved manifold differ from chordal ones by a relative O(R^2)), and
-        in practice the best single term for boundaries too at the sizes of
-        real data sets (see :class:`repgap.estimators.GapLaw`); ``2`` or
-        ``"both"`` fit both (rarely identifiable from one curve); ``"auto"``
-        fits k = 1 and k = 2 and keeps the better fit.
-        Use it when the support has a boundary (cubes, data with hard
-        constraints) or curvature at the scale of the small training sets:
-        it removes the bias of a plain log-log slope, at the price of a wider
-        interval. For a flat support without boundary keep it off.
+        The finite-size term (the supports of real data have boundaries and
+        curvature, which bend the log-log curve at the sizes a data set
+        affords; a plain slope is then biased, by -9 % on a cube and +18 % on
+        a curved torus at d = 8 and 12, n = 1e5):
+
+        - ``"scale"``: ``L = C n^(-alpha) exp(a L^(1/r))``, the boundary term
+          written in the observed neighbour scale ``rho_n = L_n^(1/r)``: a
+          boundary cuts from a neighbourhood ball of radius rho a volume
+          fraction that grows with rho, and ``log(L_n / C n^(-alpha))`` is
+          then close to linear in rho_n (on the cube, ``a rho_n`` within 1 %
+          from n = 90 to 1e5 for d = 5, 8, 12). Linear in its parameters.
+        - ``"curvature"``: ``(1 + b n^(-2/d))``, the order at which curvature
+          of an embedded support enters (a chord is shorter than the arc by
+          a relative O(R^2)).
+        - ``"auto"``: the scale model when its coefficient is positive (a
+          boundary raises the gap) and its factor stays within the range
+          where it was checked, else the curvature model; see
+          :func:`auto_model`. With ``offset=True``: the better fit of k = 1
+          and k = 2.
+        - ``True``, ``1`` or ``"boundary"``: ``(1 + a n^(-1/d))``, the leading
+          boundary term in n (THEORY.md, section 3); it over-corrects
+          polytopes, whose edges and corners add terms of every order.
+        - ``2`` or ``"both"``: ``(1 + a n^(-1/d) + b n^(-2/d))``, rarely
+          identifiable from one curve.
+
+        Use one when the support may have a boundary (cubes, pixel values,
+        data with hard constraints) or curvature at the scale of the small
+        training sets; ``"auto"`` is :class:`repgap.estimators.GapLaw`'s
+        default. For a flat support without boundary keep it off: it costs
+        a wider interval.
     offset : bool, default=False
         Fit an irreducible floor ``L_inf`` (learning curves of other learners;
         a Representation Gap has none).
@@ -402,14 +561,24 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         w = w / w.mean()
     else:
         w = np.ones(keep.sum())
-    if powers is None:
-        # "auto": the boundary term (k = 1) or the curvature term (k = 2),
-        # whichever fits the curve better (same number of parameters)
-        fits = [(_fit_once(logn, logy, w, r, pw, offset), pw) for pw in ((1,), (2,))]
+    if correction == "scale" and offset:
+        raise ValueError("correction='scale' measures the scale by the observed values and cannot be "
+                         "combined with offset=True")
+    model = powers
+    if correction == "scale":
+        model = "scale"
+        p, cov, fitted_log = _fit_model(logn, logy, w, r, model, offset)
+    elif powers is None and not offset:
+        (p, cov, fitted_log), model = _auto_model(logn, logy, w, r)
+    elif powers is None:
+        # "auto" with a floor: the boundary term (k = 1) or the curvature
+        # term (k = 2), whichever fits the curve better (same number of
+        # parameters); the scale model measures the scale by L itself
+        fits = [(_fit_model(logn, logy, w, r, pw, offset), pw) for pw in ((1,), (2,))]
         rss = [float(np.sum(((f[2] - logy) * w) ** 2)) for f, _ in fits]
-        (p, cov, fitted_log), powers = fits[int(np.argmin(rss))]
+        (p, cov, fitted_log), model = fits[int(np.argmin(rss))]
     else:
-        p, cov, fitted_log = _fit_once(logn, logy, w, r, powers, offset)
+        p, cov, fitted_log = _fit_model(logn, logy, w, r, model, offset)
     alpha = p[1]
     alpha_samples = None
     logC_samples = None
@@ -418,18 +587,23 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         rng = check_random_state(random_state)
         vals = curve.distances ** curve.r
         R_, J_, m = vals.shape
+        flat = vals[:, keep, :].reshape(-1, m)
         from ._progress import Progress
 
         alphas, logCs, params = [], [], []
         with Progress(int(n_boot), "law bootstrap", progress) as bar:
             for _ in range(int(n_boot)):
                 bar.update()
+                # resampled repeats and test points, as multiplicities (the
+                # same draws as indexing, without copying the distances)
                 ri = rng.integers(0, R_, R_)
                 ti = rng.integers(0, m, m)
-                g = vals[ri][:, :, ti].mean(axis=(0, 2))
-                if np.any(g[keep] <= 0):
+                wt = np.bincount(ti, minlength=m).astype(float)
+                wr = np.bincount(ri, minlength=R_).astype(float)
+                g = wr @ (flat @ wt).reshape(R_, -1) / (R_ * m)
+                if np.any(g <= 0):
                     continue
-                pb, _, _ = _fit_once(logn, np.log(g[keep]), w, r, powers, offset, x0=p)
+                pb, _, _ = _fit_model(logn, np.log(g), w, r, model, offset, x0=p)
                 alphas.append(pb[1])
                 logCs.append(pb[0])
                 params.append(np.asarray(pb, dtype=float))
@@ -455,8 +629,10 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         exponent_ci=(float(a_lo), float(a_hi)),
         constant=float(math.exp(p[0])),
         constant_ci=(float(c_lo), float(c_hi)),
-        correction=tuple(float(c) for c in p[2 : 2 + len(powers)]) if powers else None,
-        correction_powers=tuple(powers),
+        correction=(tuple(float(c) for c in p[2:3]) if model == "scale"
+                    else tuple(float(c) for c in p[2 : 2 + len(model)]) if model else None),
+        correction_powers=() if model == "scale" else tuple(model),
+        correction_model="scale" if model == "scale" else "power",
         offset=float(p[-1]) if offset else 0.0,
         residuals=logy - fitted_log,
         sizes=sizes[keep],

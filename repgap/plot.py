@@ -65,7 +65,7 @@ def plot_gap_curve(curve, law=None, *, ax=None, law_alternative=None, target=Non
             hi_n = max(hi_n, target[1] * 1.5)
         grid = np.geomspace(min(n.min(), law.sizes.min()), hi_n, 200)
         ax.plot(grid, law.predict(grid), color="C3", lw=1.8, zorder=2,
-                label=f"fitted law: d = {law.dimension:.2f}")
+                label=f"fitted law ({law.model_name}): d = {law.dimension:.2f}")
         band = law.predict_band(grid)
         if band is not None:
             ax.fill_between(grid, band[0], band[1], color="C3", alpha=0.18, lw=0,
@@ -73,7 +73,7 @@ def plot_gap_curve(curve, law=None, *, ax=None, law_alternative=None, target=Non
         ax.axvline(law.sizes.min(), color="0.8", lw=0.8, ls=":", zorder=0)
         if law_alternative is not None:
             ax.plot(grid, law_alternative.predict(grid), color="C1", lw=1.0, ls="--", zorder=2,
-                    label=f"boundary-term law: d = {law_alternative.dimension:.2f}")
+                    label=f"{law_alternative.model_name}: d = {law_alternative.dimension:.2f}")
     if known_dimension is not None:
         grid = np.geomspace(n.min(), ax.get_xlim()[1] if law is None else grid.max(), 100)
         ax.plot(grid, predicted_gap(grid, known_dimension, volume=known_volume), color="k", lw=1.0, ls=":",

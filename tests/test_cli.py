@@ -60,6 +60,14 @@ def test_analyze_report_contents(tmp_path, capsys, torus):
     lines = open(out_dir / "gap_curve.csv").read().splitlines()
     assert lines[0].startswith("n_train,gap,stderr,law") and len(lines) == 13
     assert "law RG_n" in out and "duplicates:" in out
+    assert rep["gap_curve"]["n_train_queries"] == rep["data"]["n_train"]  # all of them by default
+    assert rep["law"]["model"] in ("boundary term in the scale", "curvature term")
+    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--train-queries", "none"] + FAST,
+                         capsys)
+    assert code == 0 and json.load(open(out_dir / "report.json"))["gap_curve"]["n_train_queries"] == 0
+    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--train-queries", "500"] + FAST,
+                         capsys)
+    assert code == 0 and json.load(open(out_dir / "report.json"))["gap_curve"]["n_train_queries"] == 500
 
 
 def test_analyze_counts_duplicates(tmp_path, capsys, torus):
@@ -155,6 +163,7 @@ def _bad_inputs(tmp_path):
         "bad option value": (["analyze", g, "--repeats", "many"], "invalid int value"),
         "unknown option": (["analyze", g, "--frobnicate"], "unrecognized arguments"),
         "k too large": (["gap", g, g, "-k", "500"], "k"),
+        "bad train queries": (["analyze", g, "--train-queries", "some"], "--train-queries must be"),
     }
 
 

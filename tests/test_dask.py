@@ -188,10 +188,14 @@ def test_estimators():
         a = TwoNN().fit(X)
         b = TwoNN().fit(Xd)
         assert a.dimension_ == b.dimension_ and a.dimension_ci_ == b.dimension_ci_
-        g1 = GapLaw(random_state=0, repeats=2).fit(X)
+        # "auto" uses the training points as queries in memory only
+        g1 = GapLaw(random_state=0, repeats=2, train_queries=False).fit(X)
         g2 = GapLaw(random_state=0, repeats=2).fit(Xd)
+        assert g2.curve_.n_train_queries == 0
         assert np.array_equal(g1.curve_.distances, g2.curve_.distances)
         assert g1.dimension_ == g2.dimension_
+        with pytest.raises(ValueError, match="train_queries is not available"):
+            GapLaw(random_state=0, repeats=2, train_queries=True).fit(Xd)
 
 
 def test_groups_blockwise():

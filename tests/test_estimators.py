@@ -4,6 +4,7 @@ import pytest
 import repgap
 from repgap import datasets
 from repgap.estimators import GRIDE, MLE, CorrelationDimension, GapLaw, NeighbourStats, TwoNN, WeibullShape
+from repgap.law import fit_law
 
 
 @pytest.mark.parametrize("d", [2, 5])
@@ -38,12 +39,12 @@ def test_weibull_and_correlation_dimension():
 
 def test_gap_law_estimator_torus_and_cube():
     X = datasets.flat_torus(30000, 4, random_state=0).X
-    est = GapLaw(repeats=3, correction=False, n_boot=50, random_state=0).fit(X)
+    est = GapLaw(repeats=3, correction=False, n_boot=50, random_state=0, train_queries=False).fit(X)
     assert abs(est.dimension_ - 4) / 4 < 0.05
     assert est.dimension_ci_[0] < est.dimension_ < est.dimension_ci_[1]
     C = datasets.cube(30000, 4, random_state=0).X
     est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(C)
-    assert abs(est.dimension_ - 4) / 4 < 0.08
+    assert abs(est.dimension_ - 4) / 4 < 0.03
 
 
 def test_intrinsic_dimension_front_end():
@@ -122,13 +123,42 @@ def test_bootstrap_means_equal_explicit_resampling():
 
 
 def test_gap_law_default_on_the_cube_with_boundaries():
-    # the default finite-size term (curvature order) keeps the boundary bias small
+    # the default finite-size term: the boundary term in the scale on a cube
     C = datasets.cube(40000, 6, random_state=3).X.astype(np.float32)
     est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(C)
     plain = GapLaw(repeats=3, n_boot=0, correction=False, random_state=0).fit(C)
-    assert abs(est.dimension_ - 6) / 6 < 0.05
-    assert abs(plain.dimension_ - 6) > abs(est.dimension_ - 6)
-    assert est.law_.correction_powers == (2,)
+    assert abs(est.dimension_ - 6) / 6 < 0.025
+    assert abs(plain.dimension_ - 6) / 6 > 0.04
+    assert est.law_.correction_model == "scale" and est.law_.correction[0] > 0
+    assert est.law_alternative_.correction_powers == (2,)
+    lo, hi = est.dimension_ci_
+    assert lo <= min(est.law_.dimension_ci[0], est.law_alternative_.dimension_ci[0]) and lo < 6 < hi
+    # the training points as extra queries: same answer within noise, narrower interval
+    held = GapLaw(repeats=3, n_boot=50, random_state=0, train_queries=False).fit(C)
+    assert held.curve_.n_train_queries == 0 and est.curve_.n_train_queries == est.curve_.distances.shape[2] - 4000
+    assert hi - lo < held.dimension_ci_[1] - held.dimension_ci_[0]
+
+
+def test_gap_law_default_on_the_curved_torus():
+    # curvature lowers the gap: the scale coefficient is negative, the curvature term is kept
+    T = datasets.flat_torus(40000, 6, random_state=3).X.astype(np.float32)
+    est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(T)
+    assert est.law_.correction_powers == (2,) and est.law_alternative_.correction_powers == (1,)
+    assert fit_law(est.curve_, correction="scale", n_boot=0).correction[0] < 0
+    assert abs(est.dimension_ - 6) / 6 < 0.025
+    lo, hi = est.dimension_ci_
+    assert lo == min(est.law_.dimension_ci[0], est.law_alternative_.dimension_ci[0]) and lo < 6 < hi
+
+
+def test_gap_law_training_duplicates():
+    X = datasets.cube(3000, 3, random_state=0).X
+    X[10] = X[20]  # two training rows (or a held-out and a training row) coincide
+    with pytest.raises(ValueError, match="duplicate"):
+        GapLaw(repeats=2, n_boot=0, random_state=0).fit(X)
+    est = GapLaw(repeats=2, n_boot=0, random_state=0, duplicates="drop").fit(X)
+    assert est.n_duplicates_ + est.n_train_duplicates_ in (1, 2)
+    assert est.curve_.distances.shape[2] == 3000 - (est.n_duplicates_ + est.n_train_duplicates_)
+    assert np.all(est.curve_.distances[:, -1] > 0)
 
 
 def test_benchmark_manifolds():
@@ -175,3 +205,17 @@ def test_calibrated_twonn_removes_the_high_dimensional_bias():
     # low dimension: calibration changes little
     Y = datasets.benchmark_manifold("M7_Roll", 2500, random_state=0).X
     assert abs(CalibratedTwoNN().fit(Y).dimension_ - 2) < 0.15
+
+
+def test_gap_law_far_from_the_asymptotic_regime_warns():
+    # a 30-cube with 3000 points: the boundary factor is far beyond the range
+    # the scale model was checked on, so the curvature term is kept, the
+    # interval spans both models, and a warning says so
+    X = datasets.cube(3000, 30, random_state=0).X
+    with pytest.warns(RuntimeWarning, match="far from the asymptotic regime"):
+        est = GapLaw(repeats=2, n_boot=30, random_state=0).fit(X)
+    assert est.pre_asymptotic_ and est.law_.correction_powers == (2,)
+    assert est.law_alternative_.correction_model == "scale" and est.law_alternative_.correction[0] > 0
+    lo, hi = est.dimension_ci_
+    assert lo <= est.law_.dimension_ci[0] and hi >= est.law_alternative_.dimension_ci[1] > est.law_.dimension_ci[1]
+    assert not GapLaw(repeats=2, n_boot=0, random_state=0).fit(datasets.cube(3000, 3, random_state=0).X).pre_asymptotic_

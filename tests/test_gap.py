@@ -105,3 +105,71 @@ def test_default_sizes():
     assert s[0] == 100 and s[-1] == 100000 and len(s) == 12
     assert np.all(np.diff(s) > 0)
     np.testing.assert_array_equal(repgap.default_sizes(50), [50])
+
+
+def _brute_loo(train, test, order, sizes, own):
+    """Each query's nearest distance within each prefix, its own training row excluded."""
+    Q = np.concatenate([test, train[own[len(test):]]])
+    out = np.empty((len(sizes), len(Q)))
+    for j, nj in enumerate(sizes):
+        P = order[:nj]
+        D = ((Q[:, None, :] - train[P][None]) ** 2).sum(-1)
+        D[own[:, None] == P[None, :]] = np.inf
+        out[j] = np.sqrt(D.min(axis=1))
+    return out
+
+
+def test_gap_curve_train_queries(backend):
+    train, test = _uniform(1500, 200, 3, seed=4)
+    train[7] = train[900]  # a duplicate pair: its leave-one-out distance is 0
+    sizes = [5, 60, 700, 1500]
+    c = repgap.gap_curve(train, test, sizes=sizes, repeats=2, random_state=3, train_queries=True, backend=backend)
+    assert c.distances.shape == (2, 4, 1700) and (c.n_test, c.n_train_queries) == (200, 1500)
+    rng = np.random.default_rng(3)
+    own = np.r_[np.full(200, -1), np.arange(1500)]
+    for rep in range(2):
+        want = _brute_loo(train, test, rng.permutation(1500), sizes, own)
+        np.testing.assert_allclose(c.distances[rep], want, rtol=1e-12, atol=1e-15)
+    assert c.distances[0, -1, 200 + 7] == 0 and c.distances[0, -1, 200 + 900] == 0
+    # the held-out columns are those of the plain curve (same random orders)
+    plain = repgap.gap_curve(train, test, sizes=sizes, repeats=2, random_state=3, backend=backend)
+    np.testing.assert_array_equal(c.distances[:, :, :200], plain.distances)
+    # a random subset of the training points, drawn before the orders
+    sub = repgap.gap_curve(train, test, sizes=sizes, repeats=1, random_state=5, train_queries=300, backend=backend)
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(1500, 300, replace=False))
+    want = _brute_loo(train, test, rng.permutation(1500), sizes, np.r_[np.full(200, -1), rows])
+    np.testing.assert_allclose(sub.distances[0], want, rtol=1e-12, atol=1e-15)
+
+
+def test_gap_curve_train_queries_cut_the_noise_not_the_mean():
+    # the same law: the mean agrees with the held-out curve, the stderr falls
+    rng = np.random.default_rng(0)
+    train, test = rng.random((20000, 4)), rng.random((1000, 4))
+    a = repgap.gap_curve(train, test, sizes=[500, 2000, 20000], repeats=3, random_state=0)
+    b = repgap.gap_curve(train, test, sizes=[500, 2000, 20000], repeats=3, random_state=0, train_queries=True)
+    assert np.all(np.abs(b.gaps / a.gaps - 1) < 4 * a.stderr / a.gaps)
+    assert np.all(b.stderr < 0.5 * a.stderr)
+
+
+def test_gap_curve_train_queries_errors():
+    train, test = _uniform(300, 20, 2)
+    with pytest.raises(ValueError, match="k \\+ 1"):
+        repgap.gap_curve(train, test, sizes=[1, 300], train_queries=True)
+    with pytest.raises(ValueError, match="train_queries must be"):
+        repgap.gap_curve(train, test, train_queries=-3)
+    with pytest.raises(ValueError, match="train_queries is not available"):
+        repgap.gap_curve(train, test, train_queries=True, block_size=100)
+
+
+def test_gap_curve_train_queries_modulo_a_group():
+    from repgap.groups import CyclicShift
+
+    rng = np.random.default_rng(2)
+    train, test = rng.normal(size=(400, 8)), rng.normal(size=(50, 8))
+    g = CyclicShift()
+    c = repgap.gap_curve(train, test, sizes=[50, 400], repeats=1, random_state=1, group=g, train_queries=True)
+    # at the full size every training query is leave-one-out: its nearest other row modulo shifts
+    d, i = repgap.knn(train, train, k=2, group=g)
+    np.testing.assert_allclose(c.distances[0, -1, 50:], d[:, 1], rtol=1e-10)
+    np.testing.assert_array_equal(i[:, 0], np.arange(400))

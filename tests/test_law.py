@@ -113,8 +113,23 @@ def test_fit_law_curvature_and_auto_corrections():
     auto = repgap.fit_law(n, g, correction="auto")
     assert auto.correction_powers == (2,) and auto.dimension == pytest.approx(6, rel=1e-4)
     gb = 1.5 * n ** (-2 / 6) * (1 + 0.9 * n ** (-1 / 6))  # boundary-like term
+    bnd = repgap.fit_law(n, gb, correction="boundary")
+    assert bnd.correction_powers == (1,) and bnd.dimension == pytest.approx(6, rel=1e-4)
+    # a boundary raises the gap: "auto" keeps the boundary term in the scale
     auto_b = repgap.fit_law(n, gb, correction="auto")
-    assert auto_b.correction_powers == (1,) and auto_b.dimension == pytest.approx(6, rel=1e-4)
+    assert auto_b.correction_model == "scale" and auto_b.correction[0] > 0
+    assert auto_b.dimension == pytest.approx(6, rel=0.03)  # another boundary model than the data's
+    # on data that follow the scale law, the fit is exact and predict / n_for_gap invert each other
+    from repgap.law import _solve_scale_law
+    gs = _solve_scale_law(1.5 * n ** (-2 / 6), 0.7, 2)
+    assert np.all(gs > 1.5 * n ** (-2 / 6))
+    sc = repgap.fit_law(n, gs, correction="auto")
+    assert sc.correction_model == "scale" and sc.correction[0] == pytest.approx(0.7, rel=1e-6)
+    assert sc.dimension == pytest.approx(6, rel=1e-8) and sc.constant == pytest.approx(1.5, rel=1e-8)
+    assert sc.predict(n) == pytest.approx(gs, rel=1e-8)
+    assert sc.n_for_gap(gs[4]) == pytest.approx(n[4], rel=1e-6)
+    with pytest.raises(ValueError, match="offset"):
+        repgap.fit_law(n, gs, correction="scale", offset=True)
     both = repgap.fit_law(n, g, correction="both")
     assert both.correction_powers == (1, 2)
     with pytest.raises(ValueError, match="correction must be"):
@@ -138,3 +153,27 @@ def test_predict_band_and_n_for_gap_inverts_the_corrected_law():
         assert neg.predict(n) == pytest.approx(target, rel=1e-8)
     plain = repgap.fit_law(curve.sizes, curve.gaps)
     assert plain.predict_band(curve.sizes) is None
+
+
+def test_scale_law_on_a_cube_curve():
+    # the boundary term in the scale: bootstrap band, NaN (not an error) far
+    # below the fitted sizes, the target's n, and the formula in words
+    X = repgap.datasets.cube(9000, 5, random_state=1).X
+    curve = repgap.gap_curve(X[:8000], X[8000:], sizes=np.geomspace(250, 8000, 8).astype(int), repeats=2,
+                             random_state=0, train_queries=True)
+    fit = repgap.fit_law(curve, correction="scale", n_boot=40, random_state=0)
+    assert fit.correction_model == "scale" and fit.correction[0] > 0 and fit.correction_powers == ()
+    assert fit.formula == "C n^(-2/d) exp(a L^(1/2))" and fit.model_name == "boundary term in the scale"
+    assert abs(fit.dimension - 5) / 5 < 0.05
+    lo, hi = fit.predict_band(curve.sizes)
+    pred = fit.predict(curve.sizes)
+    assert np.all(np.isfinite(lo)) and np.all(lo <= pred * (1 + 1e-9)) and np.all(pred <= hi * (1 + 1e-9))
+    np.testing.assert_allclose(pred, curve.gaps, rtol=0.01)
+    assert np.isnan(fit.predict(1e-3))  # beyond the range of the scale term: no solution
+    t = fit.predict(5e5)
+    assert fit.n_for_gap(t) == pytest.approx(5e5, rel=1e-9)
+    a = fit.correction[0]
+    with pytest.raises(ValueError, match="above the range"):
+        fit.n_for_gap(2 * (2 / a) ** 2)
+    curv = repgap.fit_law(curve, correction="curvature", n_boot=0)
+    assert curv.formula == "C n^(-2/d) (1 + b n^(-2/d))" and curv.model_name == "curvature term"
