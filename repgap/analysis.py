@@ -58,8 +58,8 @@ class Analysis:
     law : LawFit
         The fitted law (:class:`repgap.estimators.GapLaw`'s default: the
         boundary term in the scale or the curvature term), with
-        ``law_alternative`` the fit under the other; ``dimension_ci`` spans
-        both when the boundary model is kept.
+        ``law_alternative`` the other finite-size fit (see GapLaw's
+        ``interval``); ``dimension_ci`` spans both.
     dimension, dimension_ci : float, (float, float)
         The gap-law estimate of the intrinsic dimension and its interval.
     estimators : dict

@@ -275,8 +275,8 @@ def cmd_id(args, say):
     lo, hi = res.ci
     print(f"{args.method}: intrinsic dimension {res.dimension:.4f}  [{lo:.4f}, {hi:.4f}]  ({X.shape[0]} x {X.shape[1]})")
     out = res.to_dict()
-    nd = getattr(res.estimator, "n_duplicates_", 0)
-    out["n_duplicates"] = int(nd or 0)
+    nd = int(getattr(res.estimator, "n_duplicates_", 0) or 0) + int(getattr(res.estimator, "n_train_duplicates_", 0) or 0)
+    out["n_duplicates"] = nd
     if nd:
         print(f"duplicates: {nd} points repeat another ({args.duplicates})")
     if args.scale:
@@ -408,7 +408,8 @@ def build_parser():
     a.add_argument("--sizes", help="training sizes of the curve, comma separated (default: 12 from n/30 to n)")
     a.add_argument("--repeats", type=int, default=5, help="random orders of the training set (default 5)")
     a.add_argument("--train-queries", default="all",
-                   help="training points also used as queries of the gap curve: all (default; about 3x less "
+                   help="training points also used as queries of the gap curve: all (default: up to 200,000 when "
+                        "the training set is in memory, none when it is a memory-mapped --test run; about 3x less "
                         "noise in the law's fit, at about n/m times the cost of the curve), none, or a number")
     a.add_argument("--methods", help="point-process estimators, comma separated, or 'none' "
                    "(default: calibrated,twonn,mle,gride,corr)")

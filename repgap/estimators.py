@@ -673,6 +673,12 @@ def _split(X, test_size, random_state):
     return X[np.sort(perm[n_test:])], X[np.sort(perm[:n_test])]
 
 
+#: The most training points ``GapLaw(train_queries="auto")`` uses as queries:
+#: beyond, the noise of the curve is far below the finite-size model's bias,
+#: and the per-query distances (repeats x sizes x queries) would grow with n.
+AUTO_TRAIN_QUERIES = 200_000
+
+
 class GapLaw(_Estimator):
     """The Representation Gap law estimator (Perera et al., arXiv:2605.21692).
 
@@ -715,17 +721,26 @@ class GapLaw(_Estimator):
         that the interval also carries the uncertainty of the finite-size
         model: the boundary term in the scale and the curvature term when
         the former is kept; the curvature term and the boundary term in n
-        (``1 + a n^(-1/d)``) otherwise. ``law_alternative_`` is the other
-        fit. Used with ``correction`` "auto", "scale", "curvature" or
+        (``1 + a n^(-1/d)``) when the boundary coefficient is negative; the
+        curvature term and the scale model when the latter is out of range
+        (``pre_asymptotic_``). ``law_alternative_`` is the other fit (with
+        ``"bootstrap"``, only the fits "auto" needs to choose are made).
+        Used with ``correction`` "auto", "scale", "curvature" or
         "boundary".
     train_queries : bool, int or "auto", default="auto"
         Training points also used as queries (:func:`repgap.gap_curve`):
         the finite-size fit amplifies the noise of the curve, and these
-        queries cut it at no bias. ``"auto"``: all of them for in-memory
-        data, none for dask arrays and memory maps.
+        queries cut it at no bias, for ``1 + T / n_test`` times the search
+        cost and memory. ``"auto"``: all of them, up to
+        :data:`AUTO_TRAIN_QUERIES` (a random subset beyond), for in-memory
+        data; none for dask arrays and memory maps.
     confidence, n_boot, random_state, backend, n_jobs
     duplicates : {"raise", "drop", "keep"}
-        Held-out points that duplicate a training point give a zero gap.
+        Queries at distance 0 from the training set give a zero gap:
+        held-out points that duplicate a training point
+        (``n_duplicates_``) and, with ``train_queries``, training points
+        that duplicate another training point (``n_train_duplicates_``).
+        ``"drop"`` leaves those queries out of the curve.
     """
 
     def __init__(self, test_size=0.1, sizes=None, min_size=None, repeats=5, correction="auto", interval="models",
@@ -765,7 +780,7 @@ class GapLaw(_Estimator):
         if isinstance(tq, str):
             if tq != "auto":
                 raise ValueError(f"train_queries must be a bool, an integer or 'auto', got {tq!r}")
-            tq = _blocks.route(test, train) is None
+            tq = min(train.shape[0], AUTO_TRAIN_QUERIES) if _blocks.route(test, train) is None else False
         curve = gap_curve(train, test, sizes=sizes, repeats=self.repeats, random_state=rng, group=self.group,
                           backend=self.backend, n_jobs=self.n_jobs, train_queries=tq)
         zero = curve.distances[:, -1, :] <= self.duplicate_tol * _data_scale(train)
@@ -791,31 +806,35 @@ class GapLaw(_Estimator):
         self.law_alternative_ = None
         union = False
         self.pre_asymptotic_ = False
+        models = self.interval == "models"
         if self.correction == "auto":
             scale = fit_law(curve, correction="scale", **fit)
             curv = fit_law(curve, correction="curvature", **fit)
             a = scale.correction[0]
-            factor = math.exp(a * float(np.max(scale.values)) ** (1.0 / scale.r))
-            if auto_model(a, float(np.max(scale.values)) ** (1.0 / scale.r)) == "scale":
+            max_scale = float(np.max(scale.values)) ** (1.0 / scale.r)
+            if auto_model(a, max_scale) == "scale":
                 self.law_, self.law_alternative_ = scale, curv
             elif a > 0:
                 # a boundary signature too strong for the scale model: the
                 # data are far from the asymptotic regime
                 self.law_, self.law_alternative_ = curv, scale
                 self.pre_asymptotic_ = True
-                warnings.warn(f"GapLaw: the finite-size term is large (a factor {factor:.2f} at the smallest "
-                              f"size fitted): the data are far from the asymptotic regime of the law, and the "
-                              f"dimension is uncertain (the interval spans the boundary and curvature models)",
+                warnings.warn(f"GapLaw: the finite-size term is large (a factor {math.exp(a * max_scale):.2f} at "
+                              f"the smallest size fitted): the data are far from the asymptotic regime of the "
+                              f"law, and the dimension is uncertain"
+                              + (" (the interval spans the boundary and curvature models)" if models else ""),
                               RuntimeWarning, stacklevel=2)
             else:
                 # no boundary signature: the first-order term in n is the
                 # other model the interval spans
-                self.law_, self.law_alternative_ = curv, fit_law(curve, correction="boundary", **fit)
+                self.law_ = curv
+                if models:
+                    self.law_alternative_ = fit_law(curve, correction="boundary", **fit)
             union = True
         else:
             self.law_ = fit_law(curve, correction=self.correction, **fit)
             other = {"curvature": "boundary", "scale": "curvature", "boundary": "curvature"}.get(self.correction)
-            if other is not None:
+            if other is not None and models:
                 self.law_alternative_ = fit_law(curve, correction=other, **fit)
                 union = True
         self.dimension_ = self.law_.dimension

@@ -132,7 +132,12 @@ def test_gap_law_default_on_the_cube_with_boundaries():
     assert est.law_.correction_model == "scale" and est.law_.correction[0] > 0
     assert est.law_alternative_.correction_powers == (2,)
     lo, hi = est.dimension_ci_
-    assert lo <= min(est.law_.dimension_ci[0], est.law_alternative_.dimension_ci[0]) and lo < 6 < hi
+    # the union of the two fits' intervals, wider than the chosen one's (the curvature fit lies lower)
+    assert est.law_alternative_.dimension < est.law_.dimension
+    assert lo == est.law_alternative_.dimension_ci[0] < est.law_.dimension_ci[0] and hi == est.law_.dimension_ci[1]
+    assert lo < 6 < hi
+    boot = GapLaw(repeats=3, n_boot=50, random_state=0, interval="bootstrap").fit(C)
+    assert boot.dimension_ci_ == boot.law_.dimension_ci and boot.dimension_ == est.dimension_
     # the training points as extra queries: same answer within noise, narrower interval
     held = GapLaw(repeats=3, n_boot=50, random_state=0, train_queries=False).fit(C)
     assert held.curve_.n_train_queries == 0 and est.curve_.n_train_queries == est.curve_.distances.shape[2] - 4000
@@ -219,3 +224,11 @@ def test_gap_law_far_from_the_asymptotic_regime_warns():
     lo, hi = est.dimension_ci_
     assert lo <= est.law_.dimension_ci[0] and hi >= est.law_alternative_.dimension_ci[1] > est.law_.dimension_ci[1]
     assert not GapLaw(repeats=2, n_boot=0, random_state=0).fit(datasets.cube(3000, 3, random_state=0).X).pre_asymptotic_
+
+
+def test_gap_law_caps_the_automatic_training_queries(monkeypatch):
+    import repgap.estimators as E
+
+    monkeypatch.setattr(E, "AUTO_TRAIN_QUERIES", 500)
+    est = GapLaw(repeats=2, n_boot=0, random_state=0).fit(datasets.cube(3000, 3, random_state=0).X)
+    assert est.curve_.n_train_queries == 500 and est.curve_.distances.shape[2] == 300 + 500

@@ -177,3 +177,24 @@ def test_scale_law_on_a_cube_curve():
         fit.n_for_gap(2 * (2 / a) ** 2)
     curv = repgap.fit_law(curve, correction="curvature", n_boot=0)
     assert curv.formula == "C n^(-2/d) (1 + b n^(-2/d))" and curv.model_name == "curvature term"
+
+
+def test_bootstrap_resamples_test_points_and_repeats():
+    # the replicate curves are the means over resampled repeats and test
+    # points, drawn as rng.integers(0, R, R) then rng.integers(0, m, m)
+    X = repgap.datasets.cube(2200, 3, random_state=0).X
+    curve = repgap.gap_curve(X[:2000], X[2000:], sizes=[50, 200, 800, 2000], repeats=3, random_state=0)
+    fit = repgap.fit_law(curve, correction="scale", n_boot=5, random_state=7)
+    rng = np.random.default_rng(7)
+    from repgap.law import _fit_scale
+
+    vals = curve.distances**2
+    rel = curve.stderr / curve.gaps
+    w = 1.0 / np.maximum(rel, 1e-3 * np.median(rel))
+    w = w / w.mean()
+    assert len(fit.bootstrap_params) == 5
+    for p in fit.bootstrap_params:
+        ri, ti = rng.integers(0, 3, 3), rng.integers(0, 200, 200)
+        g = vals[ri][:, :, ti].mean(axis=(0, 2))
+        want, _, _ = _fit_scale(np.log(curve.sizes), np.log(g), w, 2.0)
+        np.testing.assert_allclose(p, want, rtol=1e-9)
