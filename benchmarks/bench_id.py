@@ -12,10 +12,15 @@ Three parts, each runnable alone:
               refitted on the same curve, each finite-size model alone
               (scale, curvature, boundary in n, none); prints each estimate
               and the worst relative error.
+``others``    the default GapLaw, one seed, on supports the finite-size
+              models were not derived on: the uniform ball B^5 and B^8
+              (smooth boundary), the sphere S^4 (curved, closed) and the
+              swiss roll (curved, with boundary).
 ``coverage``  how often the default 95 % interval contains the truth over
               seeded repetitions (d = 5).
 
     python benchmarks/bench_id.py law accuracy            # about 12 min on 2 cores
+    python benchmarks/bench_id.py others                  # about 1 min
     python benchmarks/bench_id.py coverage --seeds 50     # about 10 min per support
 """
 import argparse
@@ -74,6 +79,27 @@ def run_accuracy(args):
                                                   for c in ("default",) + tuple(map(str, models))))
 
 
+def run_others(args):
+    print("others: GapLaw defaults at n = %d (+ %d held out), float32, one seed" % (args.n, args.m))
+    rng = np.random.default_rng(0)
+
+    def ball(n, d):
+        x = rng.normal(size=(n, d))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x * rng.random((n, 1)) ** (1.0 / d)
+
+    cases = [("ball B^5", 5, lambda: ball(args.n + args.m, 5)), ("ball B^8", 8, lambda: ball(args.n + args.m, 8)),
+             ("sphere S^4", 4, lambda: datasets.sphere(args.n + args.m, 4, random_state=1).X),
+             ("swiss roll", 2, lambda: datasets.swiss_roll(args.n + args.m, random_state=1).X)]
+    print(f"{'support':<11} {'d':>3} {'d_hat':>7} {'95% interval':>16} {'rel.err':>8}  model")
+    for name, d, make in cases:
+        X = make().astype(np.float32)
+        est = GapLaw(test_size=args.m, n_boot=50, random_state=0).fit(X)
+        lo, hi = est.dimension_ci_
+        print(f"{name:<11} {d:>3} {est.dimension_:>7.3f} [{lo:>6.2f}, {hi:>6.2f}] {(est.dimension_ - d) / d:>+8.3f}  "
+              f"{est.law_.model_name}", flush=True)
+
+
 def run_coverage(args):
     d = 5
     for name, sampler in (("torus", datasets.flat_torus), ("cube", datasets.cube)):
@@ -97,7 +123,7 @@ def run_coverage(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="*", default=["law", "accuracy"], choices=["law", "accuracy", "coverage"])
+    ap.add_argument("parts", nargs="*", default=["law", "accuracy"], choices=["law", "accuracy", "others", "coverage"])
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--m", type=int, default=10_000)
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 5, 8, 12])
@@ -106,7 +132,7 @@ def main():
     args = ap.parse_args()
     print(f"repgap {repgap.__version__}")
     for part in args.parts:
-        {"law": run_law, "accuracy": run_accuracy, "coverage": run_coverage}[part](args)
+        {"law": run_law, "accuracy": run_accuracy, "others": run_others, "coverage": run_coverage}[part](args)
         print()
 
 
