@@ -146,7 +146,7 @@ def test_gap_law_default_on_the_cube_with_boundaries():
 
 def test_gap_law_default_on_the_curved_torus():
     # curvature lowers the gap: the scale coefficient is negative, the curvature term is kept
-    T = datasets.flat_torus(40000, 6, random_state=3).X.astype(np.float32)
+    T = datasets.flat_torus(25000, 6, random_state=3).X.astype(np.float32)
     est = GapLaw(repeats=3, n_boot=50, random_state=0).fit(T)
     assert est.law_.correction_powers == (2,) and est.law_alternative_.correction_powers == (1,)
     assert fit_law(est.curve_, correction="scale", n_boot=0).correction[0] < 0
