@@ -710,10 +710,10 @@ class GapLaw(_Estimator):
         asymptotic regime), the curvature term is kept, ``pre_asymptotic_``
         is set, the interval spans both and a RuntimeWarning says so.
         Measured at n = 1e5 (``benchmarks/bench_id.py``, worst of 3 seeds):
-        within 1 % on the embedded flat torus and the cube for d <= 8 and
-        4 % at d = 12, where the curvature term alone is biased by -3 to -7 %
-        on the cube, the boundary term in n by +8 % (d = 8) and no term by
-        -9 % / +18 %.
+        within 1.3 % on the embedded flat torus and the cube for d <= 8 and
+        4 % at d = 12, where on the cube the curvature term alone is off by
+        up to 6 %, the boundary term in n by 9 % and no term by 14 % (18 %
+        on the torus).
     interval : {"models", "bootstrap"}, default="models"
         ``bootstrap``: the bootstrap interval of the chosen fit (test points
         and repeats resampled). ``models``: the union of the bootstrap
@@ -804,7 +804,6 @@ class GapLaw(_Estimator):
             raise ValueError(f"interval must be 'models' or 'bootstrap', got {self.interval!r}")
         fit = dict(confidence=self.confidence, n_boot=self.n_boot, random_state=rng)
         self.law_alternative_ = None
-        union = False
         self.pre_asymptotic_ = False
         models = self.interval == "models"
         if self.correction == "auto":
@@ -830,16 +829,14 @@ class GapLaw(_Estimator):
                 self.law_ = curv
                 if models:
                     self.law_alternative_ = fit_law(curve, correction="boundary", **fit)
-            union = True
         else:
             self.law_ = fit_law(curve, correction=self.correction, **fit)
             other = {"curvature": "boundary", "scale": "curvature", "boundary": "curvature"}.get(self.correction)
             if other is not None and models:
                 self.law_alternative_ = fit_law(curve, correction=other, **fit)
-                union = True
         self.dimension_ = self.law_.dimension
         self.dimension_ci_ = self.law_.dimension_ci
-        if self.interval == "models" and union:
+        if models and self.law_alternative_ is not None:
             alt = self.law_alternative_
             self.dimension_ci_ = (min(self.dimension_ci_[0], alt.dimension_ci[0]),
                                   max(self.dimension_ci_[1], alt.dimension_ci[1]))

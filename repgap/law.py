@@ -487,8 +487,9 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
           written in the observed neighbour scale ``rho_n = L_n^(1/r)``: a
           boundary cuts from a neighbourhood ball of radius rho a volume
           fraction that grows with rho, and ``log(L_n / C n^(-alpha))`` is
-          then close to linear in rho_n (on the cube, ``a rho_n`` within 1 %
-          from n = 90 to 1e5 for d = 5, 8, 12). Linear in its parameters.
+          then close to linear in rho_n (on the cube, ``a`` constant within
+          1 % from n = 90 to 1e5 for d = 8 and 12, 2 % for d = 5). Linear in
+          its parameters.
         - ``"curvature"``: ``(1 + b n^(-2/d))``, the order at which curvature
           of an embedded support enters (a chord is shorter than the arc by
           a relative O(R^2)).
