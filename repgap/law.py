@@ -572,13 +572,10 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     if correction == "scale" and offset:
         raise ValueError("correction='scale' measures the scale by the observed values and cannot be "
                          "combined with offset=True")
-    model = powers
-    if correction == "scale":
-        model = "scale"
-        p, cov, fitted_log = _fit_model(logn, logy, w, r, model, offset)
-    elif powers is None and not offset:
+    model = "scale" if correction == "scale" else powers
+    if model is None and not offset:
         (p, cov, fitted_log), model = _auto_model(logn, logy, w, r)
-    elif powers is None:
+    elif model is None:
         # "auto" with a floor: the boundary term (k = 1) or the curvature
         # term (k = 2), whichever fits the curve better (same number of
         # parameters); the scale model measures the scale by L itself
@@ -587,6 +584,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         (p, cov, fitted_log), model = fits[int(np.argmin(rss))]
     else:
         p, cov, fitted_log = _fit_model(logn, logy, w, r, model, offset)
+    n_corr = 1 if model == "scale" else len(model)
     alpha = p[1]
     alpha_samples = None
     logC_samples = None
@@ -637,8 +635,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         exponent_ci=(float(a_lo), float(a_hi)),
         constant=float(math.exp(p[0])),
         constant_ci=(float(c_lo), float(c_hi)),
-        correction=(tuple(float(c) for c in p[2:3]) if model == "scale"
-                    else tuple(float(c) for c in p[2 : 2 + len(model)]) if model else None),
+        correction=tuple(float(c) for c in p[2 : 2 + n_corr]) if n_corr else None,
         correction_powers=() if model == "scale" else tuple(model),
         correction_model="scale" if model == "scale" else "power",
         offset=float(p[-1]) if offset else 0.0,
