@@ -375,7 +375,7 @@ def _fit_scale(logn, logy, w, r):
 
 #: The largest finite-size factor ``exp(a rho_n)`` over the fitted sizes for
 #: which ``correction="auto"`` trusts the scale model. On the unit cube
-#: (d = 5, 8, 12) ``log(L_n / C n^(-2/d)) / rho_n`` was constant within 2 %
+#: (d = 5, 8, 12) ``log(L_n / C n^(-2/d)) / rho_n`` was constant within 2.5 %
 #: up to factors of 1.59 (d = 12, n = 90); beyond, a boundary cuts most of
 #: the neighbourhood ball and the model extrapolates (on M10d, a 70-cube
 #: with n = 2500, factors near 5 and d_hat = 163).
@@ -488,7 +488,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
           boundary cuts from a neighbourhood ball of radius rho a volume
           fraction that grows with rho, and ``log(L_n / C n^(-alpha))`` is
           then close to linear in rho_n (on the cube, ``a`` constant within
-          1 % from n = 90 to 1e5 for d = 8 and 12, 2 % for d = 5). Linear in
+          1 % from n = 90 to 1e5 for d = 8 and 12, 2.5 % for d = 5). Linear in
           its parameters.
         - ``"curvature"``: ``(1 + b n^(-2/d))``, the order at which curvature
           of an embedded support enters (a chord is shorter than the arc by
