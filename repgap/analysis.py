@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -79,6 +80,18 @@ class Analysis:
     test_nn_distances, train_nn_distances : ndarray
         Nearest-neighbour distances: held-out points to the full training
         set, and training points to the other training points.
+    regime : repgap.regime.Regime or None
+        Whether the gap curve is in the asymptotic regime of the law
+        (:func:`repgap.regime.assess_regime`): ``"asymptotic"``,
+        ``"extrapolated"`` (the law's finite-size term moves d beyond the
+        local slopes, and the upper half of the curve asks for the same) or
+        ``"pre-asymptotic"`` (it does not: ``dimension_ci`` then spans the
+        local slopes and both finite-size models, and ``n_for_target``
+        extrapolates a model the data do not determine).
+    storage_precision : dict or None
+        The storage resolution of the training data against their
+        nearest-neighbour distances (``limited`` when too coarse; see
+        :func:`repgap._precision.check_storage_precision`).
     known_dimension, known_volume : optional
         When the data set's answer is known (``repgap demo``): then
         ``predicted_gaps`` holds the asymptotic law at the curve's sizes.
@@ -109,6 +122,8 @@ class Analysis:
     known_dimension: object = None
     known_volume: object = None
     predicted_gaps: object = None
+    regime: object = None
+    storage_precision: object = None
 
     def __repr__(self):
         lo, hi = self.dimension_ci
@@ -137,11 +152,14 @@ class Analysis:
             "law_alternative": law(self.law_alternative),
             "dimension": self.dimension,
             "dimension_ci": list(self.dimension_ci),
+            "regime": None if self.regime is None else self.regime.to_dict(),
+            "storage_precision": self.storage_precision,
             "estimators": {k: {**v, "ci": list(v["ci"])} for k, v in self.estimators.items()},
             "dimension_vs_scale": {k: {"scales": np.asarray(s).tolist(), "dimensions": np.asarray(d).tolist()}
                                    for k, (s, d) in self.scale.items()},
             "target": {"gap": self.target_gap, "n_train": self.n_for_target,
-                       "n_train_range": list(self.n_for_target_range)},
+                       "n_train_range": list(self.n_for_target_range),
+                       "extrapolates_unsupported_model": bool(self.regime is not None and not self.regime.asymptotic)},
             "duplicates": self.duplicates,
             "nearest_neighbour_distances": {
                 "test_to_train": _quantiles(self.test_nn_distances),
@@ -169,19 +187,32 @@ class Analysis:
         lo, hi = self.dimension_ci
         alt = self.law_alternative
         both = alt is not None and tuple(self.dimension_ci) != tuple(f.dimension_ci)
+        pre = self.regime is not None and not self.regime.asymptotic
         lines.append(f"law RG_n = {f.formula.replace('L^', 'RG_n^')} ({f.model_name}):  d = {self.dimension:.3f}"
                      f"  [{lo:.3f}, {hi:.3f}]  ({int(round(100 * f.confidence))}% interval"
-                     + (f", spanning the {alt.model_name} fit too)" if both else ")"))
+                     + (", spanning the local slopes and both finite-size fits)" if pre else
+                        f", spanning the {alt.model_name} fit too)" if both else ")"))
         lines.append(f"  exponent 2/d = {f.exponent:.4f} [{f.exponent_ci[0]:.4f}, {f.exponent_ci[1]:.4f}],"
                      f" constant C = {f.constant:.4g}")
+        reg = self.regime
+        if reg is not None:
+            lines.append(f"  regime: {reg.regime} (local dimension {reg.top_dimension:.3f} [{reg.top_ci[0]:.3f}, "
+                         f"{reg.top_ci[1]:.3f}] over n = {reg.top_sizes[0]:,}..{reg.top_sizes[1]:,})")
+            if not reg.asymptotic:
+                lines.append("  NOT in the asymptotic regime: the law's d extrapolates a finite-size model that the"
+                             " data do not determine")
         lines.append(f"  target gap {self.target_gap:.4g}: reached at n = {_fmt_n(self.n_for_target)}"
-                     f" (range {_fmt_n(self.n_for_target_range[0])} - {_fmt_n(self.n_for_target_range[1])})")
+                     f" (range {_fmt_n(self.n_for_target_range[0])} - {_fmt_n(self.n_for_target_range[1])})"
+                     + ("  [extrapolated from a pre-asymptotic curve]" if reg is not None and not reg.asymptotic
+                        else ""))
         lines.append("")
-        lines.append(f"intrinsic dimension{'':14}{'estimate':>9}  {'interval':>19}  {'time':>7}")
+        lines.append(f"intrinsic dimension{'':14}{'estimate':>9}  {'interval':>19}  {'time':>7}  parameters")
         for k, v in self.estimators.items():
             ci = v["ci"]
+            flags = v.get("flags") or {}
             lines.append(f"  {v['label']:<30} {v['dimension']:>8.3f}  [{ci[0]:>7.3f}, {ci[1]:>7.3f}]"
-                         f"  {v['seconds']:>6.2f}s")
+                         f"  {v['seconds']:>6.2f}s  {_params_text(k, v.get('params') or {})}"
+                         + (f"  [{', '.join(flags)}]" if flags else ""))
         shared = [v["label"].split(" (")[0] for k, v in self.estimators.items() if k in ("twonn", "mle", "gride")]
         if len(shared) > 1 and "neighbours" in self.timings:
             lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "
@@ -190,10 +221,63 @@ class Analysis:
             err = (self.dimension - self.known_dimension) / self.known_dimension
             lines.append(f"  {'true dimension':<30} {self.known_dimension:>8}   (gap law off by {100 * err:+.1f}%)")
         lines.append("")
+        sp = self.storage_precision
+        if sp is not None and sp["limited"]:
+            lines.append(f"storage precision: LIMITED ({sp['dtype']}: distances rounded by about {sp['resolution']:.3g}"
+                         f" against a median nearest-neighbour distance of {sp['median_nn_distance']:.3g}); centre the"
+                         " data before storing them, or store them as float64")
         dup = self.duplicates
         lines.append(f"duplicates: {dup['train']} training points repeat another; {dup['test_in_train']} held-out"
                      f" points coincide with a training point (tolerance {dup['tolerance']:.3g})")
         return "\n".join(lines)
+
+
+def _estimator_params(name, e):
+    """The parameters that decide an estimate, for the table and report.json."""
+    if name == "gap":
+        c = e.curve_
+        return {"model": e.law_.model_name, "correction": e.correction, "interval": e.interval,
+                "sizes": [int(c.sizes[0]), int(c.sizes[-1])], "n_sizes": int(len(c.sizes)), "repeats": int(c.repeats),
+                "train_queries": int(c.n_train_queries)}
+    if name in ("twonn", "calibrated"):
+        p = {"method": e.method, "ties_left_out": int(getattr(e, "n_ties_", 0))}
+        if name == "calibrated":
+            p.update(reference="uniform d-ball", calibration_size=int(e.calibration_size))
+        return p
+    if name == "mle":
+        return {"k1": int(e.k1), "k2": int(e.k2), "interval": e.interval}
+    if name == "gride":
+        return {"n1": int(e.n1), "n2": int(2 * e.n1), "max_n1": int(e.max_n1)}
+    if name == "corr":
+        return {"c_range": [float(v) for v in e.c_range], "n_bins": int(e.n_bins),
+                "fit_range": [float(v) for v in e.fit_range_], "n_pairs_fit": int(e.n_pairs_fit_)}
+    return {}
+
+
+def _estimator_flags(e):
+    """The validity flags an estimator set (each True means: outside its validity range)."""
+    flags = {}
+    for attr, name in (("pre_asymptotic_", "pre-asymptotic"), ("storage_limited_", "storage precision"),
+                       ("few_pairs_", "few pairs")):
+        if getattr(e, attr, False):
+            flags[name] = True
+    if getattr(e, "valid_", True) is False:
+        flags["assumptions fail"] = True
+    return flags
+
+
+def _params_text(name, p):
+    if name == "gap":
+        return f"n={p['sizes'][0]}..{p['sizes'][1]}"
+    if name == "mle":
+        return f"k={p['k1']}..{p['k2']}"
+    if name == "gride":
+        return f"n1={p['n1']}, n2={p['n2']}"
+    if name in ("twonn", "calibrated"):
+        return p["method"] + (f", {p['ties_left_out']} ties out" if p.get("ties_left_out") else "")
+    if name == "corr":
+        return f"C in [{p['c_range'][0]:g}, {p['c_range'][1]:g}]"
+    return ""
 
 
 def _fmt_n(n):
@@ -301,7 +385,8 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
         k = max([ks[m] for m in methods if m in ks] + [1])
         st = clock("neighbours", NeighbourStats, train, k, duplicates="keep", **common)
         est = {"gap": {"dimension": gl.dimension_, "ci": gl.dimension_ci_, "label": _LABELS["gap"],
-                       "seconds": clock.times["gap law"]}}
+                       "seconds": clock.times["gap law"], "params": _estimator_params("gap", gl),
+                       "flags": _estimator_flags(gl)}}
         scale = {}
         fitted = {}
         for m in methods:
@@ -320,7 +405,8 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
             fitted[m] = e
             secs = time.perf_counter() - t0 + (clock.times["neighbours"] if m in ("twonn", "mle", "gride") else 0)
             est[m] = {"dimension": float(e.dimension_), "ci": tuple(float(c) for c in e.dimension_ci_),
-                      "label": _LABELS[m], "seconds": secs}
+                      "label": _LABELS[m], "seconds": secs, "params": _estimator_params(m, e),
+                      "flags": _estimator_flags(e)}
         t0 = time.perf_counter()
         # dimension vs scale, from what was fitted (no new neighbour search)
         ln, lg = np.log(curve.sizes), np.log(curve.gaps)
@@ -341,8 +427,11 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
         target = 0.5 * full if target_gap is None else float(target_gap)
         if not target > 0:
             raise ValueError(f"target_gap must be positive, got {target_gap!r}")
-        n_t = _n_for(law, target)
-        rng_n = sorted([n_t] + ([_n_for(alt, target)] if alt is not None else [n_t]))
+        with warnings.catch_warnings():
+            # the regime is reported in the table: no second warning from n_for_gap
+            warnings.simplefilter("ignore", RuntimeWarning)
+            n_t = _n_for(law, target)
+            rng_n = sorted([n_t] + ([_n_for(alt, target)] if alt is not None else [n_t]))
         clock.times["report"] = time.perf_counter() - t0
     tol = st.tol
     test_nn = curve.distances[0, -1, :curve.n_test]  # the held-out queries come first
@@ -359,7 +448,7 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
         duplicates=duplicates, test_nn_distances=_host(test_nn), train_nn_distances=st.distances[:, 0].copy(),
         timings=dict(clock.times), random_state=random_state if isinstance(random_state, (int, type(None))) else None,
         group=None if group is None else repr(group), known_dimension=known_dimension, known_volume=known_volume,
-        predicted_gaps=pred)
+        predicted_gaps=pred, regime=gl.regime_, storage_precision=gl.storage_precision_)
 
 
 def _n_for(law, target):

@@ -6,9 +6,17 @@ dimension ``d``, the ambient dimension, and the d-volume of the support
 when it is known (so that :func:`repgap.law.predicted_gap` can be compared
 with a measurement). ``embed_dim`` adds a random orthonormal embedding into
 a higher-dimensional space and ``noise`` isotropic Gaussian noise.
+
+The validation zoo (:data:`ZOO_FAMILIES`, :func:`zoo_family`, :func:`zoo`,
+with the seed sets :data:`ZOO_TUNING_SEEDS` and :data:`ZOO_HELDOUT_SEEDS`)
+collects families of known dimension chosen to break estimators;
+``benchmarks/bench_zoo.py`` runs the estimators on it.
 """
 import dataclasses
+import functools
 import math
+import typing
+import zlib
 
 import numpy as np
 from scipy import special
@@ -451,3 +459,379 @@ def molecule_chains(n, m, *, latent_dim=4, bond_angle=110.0, permute=True, rando
     dims = {"none": L + 6, "rigid motions": L, "rigid motions+permutations": L}
     return Manifold(np.ascontiguousarray(X.reshape(n, 3 * m)), L + 6, None,
                     f"molecule_chains({m} atoms, latent {L})", False, dims)
+
+
+# ---------------------------------------------------------------------------
+# Validation zoo: families of known dimension chosen to break estimators
+# ---------------------------------------------------------------------------
+# The M1..M13 suite above is the literature's benchmark; it is also the set
+# on which repgap's default estimator was chosen, so it cannot double as an
+# honest test. The zoo adds what the suite under-represents, one difficulty
+# at a time: boundaries (the density of neighbours halves at a face),
+# curvature, non-uniform and heavy-tailed densities, singular densities,
+# clusters at different scales, products, embeddings into many dimensions
+# and small noise. Each family is a generator ``gen(n, *, random_state)``
+# returning a Manifold; families that differ by a parameter share one
+# generator through ``functools.partial``. The uniform families on cubes,
+# spheres, tori and rolls are those of Hein & Audibert (2005), ICML, and
+# Campadelli, Casiraghi, Ceruti & Rozza (2015), Math. Probl. Eng. The
+# non-uniform ones test the premise of the neighbour estimators (Levina &
+# Bickel 2005, NIPS; Facco, d'Errico, Rodriguez & Laio 2017, Sci. Rep.) that
+# only local uniformity matters: it fails where the density changes within a
+# neighbourhood (the singular faces of Beta(1/2, 1/2), heavy tails).
+def _rejection(rng, n, draw, accept_prob):
+    """n rows of ``draw(rng, m)`` kept with probability ``accept_prob(rows)``.
+
+    Sampling uniformly in area on a curved surface from a parametrization
+    needs the parameters' density proportional to the area element; when the
+    element is bounded, rejection is exact and short.
+    """
+    out, have = [], 0
+    while have < n:
+        m = max(2 * (n - have), 64)
+        rows = draw(rng, m)
+        rows = rows[rng.random(m) < accept_prob(rows)]
+        out.append(rows)
+        have += rows.shape[0]
+    return np.concatenate(out)[:n]
+
+
+def ball(n, d, *, embed_dim=None, noise=0.0, random_state=None):
+    """Uniform in the unit d-ball (volume pi^(d/2) / Gamma(d/2 + 1); a curved boundary)."""
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    g = rng.standard_normal((n, d))
+    X = g / np.linalg.norm(g, axis=1, keepdims=True) * rng.random((n, 1)) ** (1.0 / d)
+    return _finish(X, d, float(math.pi ** (d / 2) / special.gamma(d / 2 + 1)), f"ball{d}", rng, embed_dim, noise)
+
+
+def spherical_cap(n, d, *, angle=0.5 * math.pi, embed_dim=None, noise=0.0, random_state=None):
+    """Uniform on the cap of S^d in R^(d+1) within polar angle ``angle`` (<= pi/2) of the last axis.
+
+    ``angle=pi/2`` is the closed hemisphere: curved, with a boundary (the
+    equator) where the density of neighbours halves. Volume:
+    ``|S^d| / 2 * I_{sin^2 angle}(d/2, 1/2)`` (regularized incomplete beta).
+    """
+    n = _check_n(n)
+    if not 0 < angle <= 0.5 * math.pi:
+        raise ValueError(f"angle must be in (0, pi/2], got {angle!r}")
+    rng = check_random_state(random_state)
+    c = math.cos(angle)
+
+    def draw(rng, m):
+        g = rng.standard_normal((m, d + 1))
+        g /= np.linalg.norm(g, axis=1, keepdims=True)
+        g[:, -1] = np.abs(g[:, -1])  # fold onto the upper hemisphere: no rejection for angle = pi/2
+        return g
+
+    X = _rejection(rng, n, draw, lambda g: (g[:, -1] >= c).astype(float))
+    vol = 0.5 * sphere_volume(d) * float(special.betainc(d / 2, 0.5, math.sin(angle) ** 2))
+    return _finish(X, d, vol, f"cap{d}", rng, embed_dim, noise)
+
+
+def torus_of_revolution(n, *, R=1.0, r=0.4, embed_dim=None, noise=0.0, random_state=None):
+    """Uniform in area on the 2-torus of revolution in R^3 (radii R > r; area 4 pi^2 R r).
+
+    Unlike the flat torus its Gaussian curvature changes sign (positive
+    outside, negative inside), so neighbourhoods are curved at every scale.
+    The area element is ``r (R + r cos v)``: v is drawn by rejection.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    uv = _rejection(rng, n, lambda rng, m: 2 * np.pi * rng.random((m, 2)),
+                    lambda uv: (R + r * np.cos(uv[:, 1])) / (R + r))
+    u, v = uv[:, 0], uv[:, 1]
+    X = np.stack([(R + r * np.cos(v)) * np.cos(u), (R + r * np.cos(v)) * np.sin(u), r * np.sin(v)], axis=1)
+    return _finish(X, 2, 4 * math.pi**2 * R * r, "torus_of_revolution", rng, embed_dim, noise)
+
+
+def gaussian(n, d, *, scales=1.0, embed_dim=None, noise=0.0, random_state=None):
+    """Centred Gaussian in R^d with standard deviations ``scales`` (a scalar or d values)."""
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    X = rng.standard_normal((n, d)) * np.broadcast_to(np.asarray(scales, dtype=float), (d,))
+    return _finish(X, d, None, f"gaussian{d}", rng, embed_dim, noise, uniform=False)
+
+
+def gaussian_mixture(n, d, *, weights, offsets, scales, embed_dim=None, noise=0.0, random_state=None):
+    """Mixture of isotropic Gaussians ``N(offset * (1, ..., 1), scale^2 I_d)``.
+
+    Components of different scales have different densities, so the
+    neighbour distances of one cluster are a multiple of the other's: an
+    estimator must not read the change of scale as a change of dimension.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    w = np.asarray(weights, dtype=float)
+    comp = rng.choice(w.size, size=n, p=w / w.sum())
+    X = (np.asarray(offsets, dtype=float)[comp, None]
+         + np.asarray(scales, dtype=float)[comp, None] * rng.standard_normal((n, d)))
+    return _finish(X, d, None, f"mixture{d}", rng, embed_dim, noise, uniform=False)
+
+
+def student_t(n, d, *, df=3.0, embed_dim=None, noise=0.0, random_state=None):
+    """Multivariate (elliptical) Student t with ``df`` degrees of freedom: ``Z / sqrt(chi2_df / df)``.
+
+    With df = 3 the variance is finite but the fourth moment is not: a few
+    points lie very far out, with very large neighbour distances.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    X = rng.standard_normal((n, d)) / np.sqrt(rng.chisquare(df, (n, 1)) / df)
+    return _finish(X, d, None, f"student_t{d}", rng, embed_dim, noise, uniform=False)
+
+
+def beta_cube(n, d, *, a, b, embed_dim=None, noise=0.0, random_state=None):
+    """Product of Beta(a, b) coordinates on [0, 1]^d.
+
+    a, b > 1: the density vanishes at the faces (the points avoid the
+    boundary); a, b < 1: it blows up at the faces, where most points pile.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    return _finish(rng.beta(a, b, (n, d)), d, 1.0, f"beta_cube{d}", rng, embed_dim, noise, uniform=False)
+
+
+def orthant(n, d, *, law="exponential", embed_dim=None, noise=0.0, random_state=None):
+    """Product density on the positive orthant: ``"exponential"`` (Exp(1)) or ``"lognormal"`` (sigma = 1).
+
+    Both have a boundary (the coordinate hyperplanes, with a positive
+    density there for the exponential and a vanishing one for the
+    log-normal) and an unbounded tail, where distances grow.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    if law == "exponential":
+        X = rng.standard_exponential((n, d))
+    elif law == "lognormal":
+        X = rng.lognormal(0.0, 1.0, (n, d))
+    else:
+        raise ValueError(f"law must be 'exponential' or 'lognormal', got {law!r}")
+    return _finish(X, d, None, f"{law}{d}", rng, embed_dim, noise, uniform=False)
+
+
+def product(n, factors, *, embed_dim=None, noise=0.0, random_state=None):
+    """The Cartesian product of the factors' samples (each ``factor(n, random_state=rng)``).
+
+    The dimension is the sum of the factors'; the volume is the product
+    when all are known; uniform when every factor is.
+    """
+    n = _check_n(n)
+    rng = check_random_state(random_state)
+    parts = [f(n, random_state=rng) for f in factors]
+    vols = [p.volume for p in parts]
+    vol = float(np.prod(vols)) if all(v is not None for v in vols) else None
+    X = np.concatenate([p.X for p in parts], axis=1)
+    return _finish(X, sum(p.d for p in parts), vol, " x ".join(p.name for p in parts), rng, embed_dim, noise,
+                   uniform=all(p.uniform for p in parts))
+
+
+class ZooFamily(typing.NamedTuple):
+    """One family of the validation zoo: ``(generator, d, description)``.
+
+    ``generator(n, *, random_state)`` returns a :class:`Manifold`. The
+    description starts with the category (``"curved, boundary: ..."``),
+    available as :attr:`category`.
+    """
+
+    generator: typing.Callable
+    d: int
+    description: str
+
+    @property
+    def category(self):
+        return self.description.split(":", 1)[0]
+
+
+_P = functools.partial
+
+# Noise levels of the two noisy families. Noise of standard deviation s in R^D
+# adds about 2 D s^2 to squared distances; the dimension at the scale of the
+# first neighbours stays d while that is small against E[R_1^2], at the
+# largest n (1e4) where R_1 is smallest. Torus T^4 in R^8 (side 1): E[R_1] is
+# about 0.06 at n = 1e4, against sqrt(16) * 1e-3 = 0.004 (0.4 % of R_1^2);
+# cube [0,1]^3 in R^10: E[R_1] about 0.026 against sqrt(20) * 1e-4 = 0.00045.
+_TORUS_NOISE = 1e-3
+_CUBE_NOISE = 1e-4
+
+#: name -> ZooFamily(generator, d, description); the description begins with the category.
+ZOO_FAMILIES = {
+    # flat, with a boundary (Hein & Audibert 2005): the boundary biases
+    # neighbour-ratio estimators down, more so as d grows
+    "cube2": ZooFamily(_P(cube, d=2), 2, "flat, boundary: uniform on [0,1]^2"),
+    "cube5": ZooFamily(_P(cube, d=5), 5, "flat, boundary: uniform on [0,1]^5"),
+    "cube8": ZooFamily(_P(cube, d=8), 8, "flat, boundary: uniform on [0,1]^8"),
+    "cube12": ZooFamily(_P(cube, d=12), 12, "flat, boundary: uniform on [0,1]^12 (most points near a face)"),
+    "ball5": ZooFamily(_P(ball, d=5), 5, "flat, boundary: uniform in the unit 5-ball (round boundary)"),
+    # flat, no boundary: no boundary bias; the embedding in R^(2d) is curved
+    # only at the circles' radius 1/(2 pi), which large-d neighbourhoods reach
+    "torus3": ZooFamily(_P(flat_torus, d=3), 3, "flat, no boundary: flat torus T^3 in R^6 (circles of length 1)"),
+    "torus6": ZooFamily(_P(flat_torus, d=6), 6,
+                        "flat, no boundary: flat torus T^6 in R^12 (circles of length 1; at n = 2000 the "
+                        "10th-20th neighbours are ~0.3 away, ~1 rad along each circle: chords shorten)"),
+    # curved
+    "sphere2": ZooFamily(_P(sphere, d=2), 2, "curved, no boundary: uniform on S^2 in R^3"),
+    "sphere5": ZooFamily(_P(sphere, d=5), 5, "curved, no boundary: uniform on S^5 in R^6"),
+    "torus_of_revolution": ZooFamily(torus_of_revolution, 2,
+                                     "curved, no boundary: 2-torus of revolution in R^3 (R=1, r=0.4), uniform in area"),
+    "hemisphere3": ZooFamily(_P(spherical_cap, d=3), 3,
+                             "curved, boundary: uniform on the closed upper hemisphere of S^3 in R^4"),
+    "cap2": ZooFamily(_P(spherical_cap, d=2, angle=math.pi / 3), 2,
+                      "curved, boundary: uniform on the cap of S^2 within 60 degrees of a pole"),
+    "swiss_roll": ZooFamily(swiss_roll, 2, "curved, boundary: swiss roll in R^3, uniform in area"),
+    "moebius": ZooFamily(moebius, 2, "curved, boundary: Moebius band in R^3, uniform in its parameters"),
+    "helix": ZooFamily(helix, 1, "curved, boundary: 1-D helix in R^3 (3 turns), uniform in arc length"),
+    # non-uniform densities: local uniformity (the premise of the neighbour estimators) holds to varying degrees
+    "gauss3": ZooFamily(_P(gaussian, d=3), 3, "non-uniform: standard Gaussian in R^3"),
+    "gauss8": ZooFamily(_P(gaussian, d=8), 8, "non-uniform: standard Gaussian in R^8"),
+    "gauss4_aniso": ZooFamily(_P(gaussian, d=4, scales=(1.0, 0.5, 0.25, 0.125)), 4,
+                              "non-uniform: Gaussian in R^4 with standard deviations 1, 1/2, 1/4, 1/8 "
+                              "(looks lower-dimensional at scales above the thinnest axis)"),
+    "beta25_cube4": ZooFamily(_P(beta_cube, d=4, a=2.0, b=5.0), 4,
+                              "non-uniform: product of Beta(2,5) on [0,1]^4 (density vanishing at the faces)"),
+    "beta_half_cube3": ZooFamily(_P(beta_cube, d=3, a=0.5, b=0.5), 3,
+                                 "non-uniform: product of Beta(1/2,1/2) on [0,1]^3 (density infinite at the faces)"),
+    "mixture6_equal": ZooFamily(_P(gaussian_mixture, d=6, weights=(0.5, 0.5), offsets=(0.0, 5.0),
+                                   scales=(1.0, 0.25)), 6,
+                                "non-uniform: 0.5 N(0, I_6) + 0.5 N(5 (1,..,1), 0.25^2 I_6), two scales"),
+    "mixture6_unequal": ZooFamily(_P(gaussian_mixture, d=6, weights=(0.9, 0.1), offsets=(0.0, 5.0),
+                                     scales=(1.0, 0.1)), 6,
+                                  "non-uniform: 0.9 N(0, I_6) + 0.1 N(5 (1,..,1), 0.1^2 I_6), a small dense cluster"),
+    "student_t4": ZooFamily(_P(student_t, d=4, df=3.0), 4,
+                            "non-uniform: multivariate Student t, 3 degrees of freedom, in R^4 (heavy tails)"),
+    "exponential5": ZooFamily(_P(orthant, d=5, law="exponential"), 5,
+                              "non-uniform: product of Exp(1) on the positive orthant of R^5"),
+    "lognormal3": ZooFamily(_P(orthant, d=3, law="lognormal"), 3,
+                            "non-uniform: product of LogNormal(0, 1) on the positive orthant of R^3"),
+    # products: the dimension adds; the factors have different geometry
+    "circle_x_interval": ZooFamily(_P(product, factors=(_P(flat_torus, d=1), _P(cube, d=1))), 2,
+                                   "product: circle of length 1 x [0,1] (a cylinder) in R^3"),
+    "sphere2_x_cube2": ZooFamily(_P(product, factors=(_P(sphere, d=2), _P(cube, d=2))), 4,
+                                 "product: S^2 x [0,1]^2 in R^5"),
+    "gauss2_x_torus2": ZooFamily(_P(product, factors=(_P(gaussian, d=2, scales=0.5), _P(flat_torus, d=2))), 4,
+                                 "product: N(0, 0.5^2 I_2) x flat torus T^2 in R^6"),
+    # embeddings: random isometries into many dimensions (nothing should
+    # change) and smooth non-linear maps (curvature at every scale)
+    "cube5_in_R50": ZooFamily(_P(cube, d=5, embed_dim=50), 5,
+                              "embedded: [0,1]^5 rotated into R^50 (random isometry)"),
+    "gauss6_in_R30": ZooFamily(_P(gaussian, d=6, embed_dim=30), 6,
+                               "embedded: standard Gaussian in R^6 rotated into R^30 (random isometry)"),
+    "nonlinear4_in_R12": ZooFamily(_P(nonlinear_embedding, d=4, D=12), 4,
+                                   "embedded: [0,1]^4 through sin/cos features into R^12 (map redrawn per seed)"),
+    "nonlinear8_in_R24": ZooFamily(_P(nonlinear_embedding, d=8, D=24), 8,
+                                   "embedded: [0,1]^8 through sin/cos features into R^24 (map redrawn per seed)"),
+    # small noise, below the neighbour scale up to n = 1e4 (see _TORUS_NOISE)
+    "torus4_in_R8_noisy": ZooFamily(_P(flat_torus, d=4, noise=_TORUS_NOISE), 4,
+                                    f"noisy: flat torus T^4 in R^8 (side 1) + N(0, {_TORUS_NOISE:g}^2 I_8); the noise "
+                                    "is < 0.1 x the first-neighbour distance for n <= 1e4"),
+    "cube3_in_R10_noisy": ZooFamily(_P(cube, d=3, embed_dim=10, noise=_CUBE_NOISE), 3,
+                                    f"noisy: [0,1]^3 rotated into R^10 + N(0, {_CUBE_NOISE:g}^2 I_10); the noise "
+                                    "is < 0.05 x the first-neighbour distance for n <= 1e4"),
+}
+
+#: The categories of :data:`ZOO_FAMILIES`, in order.
+ZOO_CATEGORIES = tuple(dict.fromkeys(f.category for f in ZOO_FAMILIES.values()))
+
+ZOO_TUNING_SEEDS = range(0, 25)
+"""Seeds on which an estimator's constants may be chosen (tuning seeds).
+
+Any constant of an estimator (a calibration table, a neighbour rank, a
+threshold for a warning, a default method) may be chosen by looking at
+results on these seeds only. :data:`ZOO_HELDOUT_SEEDS` are for reporting:
+a number obtained on them is an honest estimate of the error on new data
+only if nothing was changed after looking at it. With an int seed each
+family gets its own stream (see :func:`zoo_family`), so the two sets give
+independent samples of every family.
+"""
+
+ZOO_HELDOUT_SEEDS = range(1000, 1025)
+"""Held-out seeds: for reporting only, never for choosing constants (see :data:`ZOO_TUNING_SEEDS`)."""
+
+
+def _zoo_rng(name, random_state):
+    # An int seed is combined with the family's name, so that the families of
+    # one seed are independent (cube5 and cube5_in_R50 do not share points)
+    # and a family's sample does not depend on which others are drawn.
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return np.random.default_rng([int(random_state), zlib.crc32(name.encode())])
+    return check_random_state(random_state)
+
+
+def zoo_family(name, n, *, random_state=None):
+    """Sample one family of the validation zoo (or of the M1..M13 suite).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`ZOO_FAMILIES` or of :data:`BENCHMARK_MANIFOLDS`
+        (the latter through :func:`benchmark_manifold`).
+    n : int
+        Number of points (positive).
+    random_state : int, Generator or None
+        An int seed gives the same sample every time; it is combined with
+        ``name``, so different families of the same seed are independent.
+        A Generator is used as is.
+
+    Returns
+    -------
+    Manifold
+        ``X`` float64 (n, D), the true ``d``, the ``volume`` of the support
+        when known in closed form (else None), ``name`` and whether the law
+        is ``uniform`` in the d-volume.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the choices) or a bad ``n``.
+
+    References
+    ----------
+    Hein & Audibert (2005), "Intrinsic dimensionality estimation of
+    submanifolds in R^d", ICML; Campadelli, Casiraghi, Ceruti & Rozza (2015),
+    "Intrinsic dimension estimation: relevant techniques and a benchmark
+    framework", Math. Probl. Eng.; Facco, d'Errico, Rodriguez & Laio (2017),
+    "Estimating the intrinsic dimension of datasets by a minimal neighborhood
+    information", Sci. Rep.
+
+    Examples
+    --------
+    >>> m = zoo_family("cube5_in_R50", 1000, random_state=0)
+    >>> m.X.shape, m.d
+    ((1000, 50), 5)
+    """
+    if name in ZOO_FAMILIES:
+        fam = ZOO_FAMILIES[name]
+        n = _check_n(n)
+        man = fam.generator(n, random_state=_zoo_rng(name, random_state))
+        if man.d != fam.d:  # a registry entry out of step with its generator
+            raise RuntimeError(f"zoo family {name!r}: generator gives d={man.d}, registry says {fam.d}")
+        man.name = name
+        return man
+    if name in BENCHMARK_MANIFOLDS:
+        return benchmark_manifold(name, n, random_state=_zoo_rng(name, random_state))
+    raise ValueError(f"unknown zoo family {name!r}; choose one of {', '.join(ZOO_FAMILIES)} "
+                     f"or of the M1..M13 suite: {', '.join(BENCHMARK_MANIFOLDS)}")
+
+
+def zoo(n, *, families=None, random_state=None):
+    """Sample several zoo families: ``{name: Manifold}``.
+
+    Parameters
+    ----------
+    n : int
+    families : iterable of str, optional
+        Names accepted by :func:`zoo_family`; default all of
+        :data:`ZOO_FAMILIES` (not the M1..M13 suite, see
+        :func:`benchmark_suite`).
+    random_state : int, Generator or None
+        With an int, ``zoo(n, random_state=s)[name]`` equals
+        ``zoo_family(name, n, random_state=s)``.
+
+    Returns
+    -------
+    dict
+    """
+    names = list(ZOO_FAMILIES) if families is None else [families] if isinstance(families, str) else list(families)
+    return {name: zoo_family(name, n, random_state=random_state) for name in names}

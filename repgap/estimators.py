@@ -39,6 +39,7 @@ from .neighbors import knn
 from ._validation import check_array, check_random_state
 from . import _blocks
 from ._blocks import check_data
+from ._precision import check_storage_precision
 
 _DUPLICATE_POLICIES = ("raise", "drop", "keep")
 
@@ -70,6 +71,10 @@ class NeighbourStats:
     distances, indices : (n, k) arrays, self excluded
     n_duplicates : int
     valid : boolean mask of points usable in log-ratios (R_1 above tolerance)
+    storage_precision : dict
+        :func:`repgap._precision.check_storage_precision` of X against the
+        nearest-neighbour distances (``limited`` when the stored values are
+        too coarse; a StoragePrecisionWarning then says how to fix it).
     """
 
     def __init__(self, X, k, *, duplicates="raise", duplicate_tol=1e-10, group=None, backend=None, n_jobs=None):
@@ -99,6 +104,7 @@ class NeighbourStats:
         self.distances = d
         self.indices = i
         self.valid = d[:, 0] > self.tol
+        self.storage_precision = check_storage_precision(X, d[:, 0], "nearest-neighbour estimators")
 
     @staticmethod
     def _neighbours(X, k, backend, n_jobs, group=None):
@@ -142,12 +148,41 @@ class _Estimator:
     def _set_common(self, st):
         self.n_duplicates_ = st.n_duplicates
         self.n_samples_ = st.X.shape[0]
+        self.storage_precision_ = st.storage_precision
+        self.storage_limited_ = st.storage_precision["limited"]
 
 
 def _check_confidence(confidence):
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     return (1 - confidence) / 2
+
+
+def _distance_log_ratios(R, n1, n2):
+    """``log(R_n2 / R_n1)`` per point, ties (a ratio of exactly 1) left out; and their number.
+
+    Under the model the ratio has a continuous law on (1, inf), so a tie
+    carries no information on d: it comes from discrete or quantised data
+    (pixel values, lattices). TwoNN and GRIDE share this definition, so
+    that GRIDE at n1 = 1 is TwoNN on the same data.
+    """
+    logmu = np.log(R[:, n2 - 1] / R[:, n1 - 1])
+    keep = logmu > 0
+    return logmu[keep], int(logmu.size - keep.sum())
+
+
+def pareto_mle(logmu, confidence=0.95):
+    """TwoNN's estimate from the log-ratios of a Pareto law with index d.
+
+    ``d = (N - 1) / sum log mu``, the unbiased version of the MLE N / S
+    (``2 d S ~ chi2(2N)``, so ``E[1/S] = d / (N - 1)``), with the exact
+    interval from the same chi-square law (Facco et al. 2017).
+    """
+    q = _check_confidence(confidence)
+    N, S = logmu.size, float(np.sum(logmu))
+    if N < 3 or S <= 0:
+        raise ValueError("fewer than 3 distance ratios above 1: the dimension is not identifiable")
+    return (N - 1) / S, (float(stats.chi2.ppf(q, 2 * N) / (2 * S)), float(stats.chi2.ppf(1 - q, 2 * N) / (2 * S)))
 
 
 class TwoNN(_Estimator):
@@ -160,7 +195,9 @@ class TwoNN(_Estimator):
     ----------
     method : {"mle", "fit"}
         ``mle``: ``d = (N - 1) / sum log mu`` (unbiased); its interval is exact:
-        ``2 d sum log mu ~ chi2(2N)``. ``fit``: Facco's least-squares fit of
+        ``2 d sum log mu ~ chi2(2N)``. Ratios of exactly 1 (ties, from
+        discrete or quantised data) are left out (``n_ties_``), as in
+        :class:`GRIDE`. ``fit``: Facco's least-squares fit of
         ``-log(1 - F(mu)) = d log mu`` through the origin, after discarding the
         largest ``discard_fraction`` of the ratios; bootstrap interval.
     discard_fraction : float, default=0.1
@@ -217,18 +254,13 @@ class TwoNN(_Estimator):
         q = _check_confidence(self.confidence)
         st = self._stats(X, 2)
         self._set_common(st)
-        d1, d2 = st.distances[st.valid, 0], st.distances[st.valid, 1]
-        logmu = np.log(d2 / d1)
+        logmu, self.n_ties_ = _distance_log_ratios(st.distances[st.valid], 1, 2)
         N = logmu.size
         if N < 3:
-            raise ValueError("fewer than 3 points with distinct neighbours")
-        S = float(logmu.sum())
-        if S <= 0:
-            raise ValueError("all second neighbours tie with the first: the dimension is not identifiable")
+            raise ValueError(f"fewer than 3 points whose second neighbour is farther than the first "
+                             f"({self.n_ties_} ties): the dimension is not identifiable")
         if self.method == "mle":
-            self.dimension_ = (N - 1) / S
-            self.dimension_ci_ = (float(stats.chi2.ppf(q, 2 * N) / (2 * S)),
-                                  float(stats.chi2.ppf(1 - q, 2 * N) / (2 * S)))
+            self.dimension_, self.dimension_ci_ = pareto_mle(logmu, self.confidence)
         else:
             self.dimension_ = self._fit_cdf(logmu, self.discard_fraction)
             rng = check_random_state(self.random_state)
@@ -257,6 +289,9 @@ class TwoNN(_Estimator):
         self.ratios_ = raw.ratios_
         self.n_duplicates_ = raw.n_duplicates_
         self.n_samples_ = n
+        self.storage_precision_ = raw.storage_precision_
+        self.storage_limited_ = raw.storage_limited_
+        self.n_ties_ = raw.n_ties_
         return self
 
 
@@ -435,7 +470,10 @@ class GRIDE(_Estimator):
     ``dimension_`` is the estimate at ``n1`` (default 1, the TwoNN scale
     with n2 = 2); ``scales_``, ``dimensions_`` and ``dimension_cis_`` give the
     ID as a function of scale. The intervals come from the observed Fisher
-    information of each one-dimensional likelihood.
+    information of each one-dimensional likelihood, except at n1 = 1, where
+    the likelihood is TwoNN's and the estimate is TwoNN's (unbiased, with
+    its exact interval). Ratios equal to 1 (ties, from discrete data) are
+    left out at every n1, as in TwoNN (``n_ties_`` counts them per n1).
     """
 
     def __init__(self, n1=1, max_n1=32, confidence=0.95, duplicates="raise", duplicate_tol=1e-10,
@@ -457,20 +495,38 @@ class GRIDE(_Estimator):
         self._set_common(st)
         R = st.distances[st.valid]
         scales, dims, cis = [], [], []
+        ties = []
         for n1 in n1s:
-            logmu = np.log(R[:, 2 * n1 - 1] / R[:, n1 - 1])
-            logmu = logmu[logmu > 0]
-            d, ci = gride_mle(logmu, n1, 2 * n1, self.confidence)
+            logmu, nt = _distance_log_ratios(R, n1, 2 * n1)
+            ties.append(nt)
+            if n1 == 1:
+                # the likelihood of R_2/R_1 is TwoNN's Pareto law: its MLE is
+                # N / S; the same unbiased estimate and exact interval as TwoNN
+                d, ci = pareto_mle(logmu, self.confidence)
+            else:
+                d, ci = gride_mle(logmu, n1, 2 * n1, self.confidence)
             scales.append(float(np.median(R[:, 2 * n1 - 1])))
             dims.append(d)
             cis.append(ci)
             if n1 == self.n1:
                 self.dimension_, self.dimension_ci_ = d, tuple(float(c) for c in ci)
         self.n1s_ = np.array(n1s)
+        self.n_ties_ = np.array(ties)
         self.scales_ = np.array(scales)
         self.dimensions_ = np.array(dims)
         self.dimension_cis_ = np.array(cis)
         return self
+
+
+#: Neighbours per query for WeibullShape's check of its assumption.
+WEIBULL_CHECK_K = 10
+#: The largest ``var(log R_10) d^2 / psi'(10)`` (1 for one density and no
+#: boundary) that WeibullShape accepts. Measured at n = 1000 to 1e4
+#: (``repgap.datasets.zoo_family``): flat tori, spheres, the swiss roll and
+#: a helix 0.74-1.33, where the shape is within its interval; balls and
+#: cubes 1.6-3.7, Gaussians, Beta and heavy-tailed densities 8-180, where
+#: the shape is biased by -7 % to -75 % and its interval excludes d.
+WEIBULL_MAX_SPREAD = 1.6
 
 
 class WeibullShape(_Estimator):
@@ -481,7 +537,11 @@ class WeibullShape(_Estimator):
     likelihood on the nearest-neighbour distances of a held-out part of X
     (``test_size``) to the rest; the interval uses the Weibull shape's
     asymptotic variance ``0.608 d^2 / N`` (Cohen 1965). A density that varies
-    across the data mixes scales and biases the shape downward.
+    across the data mixes scales and biases the shape downward, and so does
+    a boundary: the fit checks that the spread of ``log R_10`` is what one
+    density gives (``density_spread_``, 1 in theory; above
+    :data:`WEIBULL_MAX_SPREAD`, ``valid_`` is False and a RuntimeWarning
+    says the estimate is outside its validity range).
     """
 
     def __init__(self, test_size=0.2, confidence=0.95, duplicates="raise", duplicate_tol=1e-10,
@@ -499,8 +559,11 @@ class WeibullShape(_Estimator):
         q = _check_confidence(self.confidence)
         X = check_array(X, "X")
         train, test = _split(X, self.test_size, self.random_state)
-        d, _ = knn(test, train, k=1, group=self.group, backend=self.backend, n_jobs=self.n_jobs)
+        k = min(WEIBULL_CHECK_K, train.shape[0])
+        d, _ = knn(test, train, k=k, group=self.group, backend=self.backend, n_jobs=self.n_jobs)
         r = d[:, 0]
+        self.storage_precision_ = check_storage_precision(X, r, "WeibullShape")
+        self.storage_limited_ = self.storage_precision_["limited"]
         tol = self.duplicate_tol * _data_scale(X)
         dup = r <= tol
         self.n_duplicates_ = int(dup.sum())
@@ -514,7 +577,31 @@ class WeibullShape(_Estimator):
         self.dimension_ = float(shape)
         self.dimension_ci_ = (float(shape - z * se), float(shape + z * se))
         self.n_samples_ = X.shape[0]
+        # the assumption: one density across the queries. Then log R_k has
+        # variance psi'(k) / d^2; a varying density (or a boundary) adds the
+        # spread of log q / d. d from Levina-Bickel on the same neighbours.
+        Rk = d[~dup]
+        Rk = Rk[Rk[:, 0] > 0]
+        self.density_spread_ = float("nan")
+        if k >= 3 and Rk.shape[0] >= 10:
+            m = np.mean(_levina_bickel_inverses(Rk)[:, -1])
+            if m > 0:
+                self.density_spread_ = float(np.var(np.log(Rk[:, -1])) / (m * m) / special.polygamma(1, k))
+        self.valid_ = bool(self.density_spread_ <= WEIBULL_MAX_SPREAD)
+        if not self.valid_:
+            warnings.warn(f"WeibullShape: the neighbour distances spread {self.density_spread_:.3g} times as much as "
+                          f"one density allows (limit {WEIBULL_MAX_SPREAD:g}): the density varies across the data or "
+                          "a boundary cuts the neighbourhoods, which biases the Weibull shape (typically downward) "
+                          "and its interval does not cover; use TwoNN, MLE or the gap law", RuntimeWarning,
+                          stacklevel=2)
         return self
+
+
+#: The fewest pairs that CorrelationDimension accepts within the smallest
+#: radius it fits (its relative Poisson noise is then at most 14 %); below,
+#: ``few_pairs_`` is set and a RuntimeWarning says so (30 points in a 5-ball
+#: hold 0.4 pairs there with the default range and read 7.0).
+CORR_MIN_PAIRS = 50
 
 
 class CorrelationDimension(_Estimator):
@@ -529,7 +616,9 @@ class CorrelationDimension(_Estimator):
     small enough to be in the scaling regime, large enough to hold
     thousands of pairs. The interval is a bootstrap over the points
     (resampled subsets). ``scales_``/``local_dimensions_`` give the local
-    slopes, to see whether there is a plateau.
+    slopes, to see whether there is a plateau. ``n_pairs_fit_`` is the
+    number of pairs within the smallest radius fitted; below
+    :data:`CORR_MIN_PAIRS`, ``few_pairs_`` is set and a warning says so.
 
     With ``group``, distances are orbit distances: every pair of a random
     subset of ``max_points_group`` points is aligned (exact for the groups
@@ -550,6 +639,17 @@ class CorrelationDimension(_Estimator):
         self.n_jobs = n_jobs
         self.group = group
 
+    def _check_pairs(self, n_low):
+        # the fit's smallest radius must hold enough pairs for its count to
+        # mean something (Poisson noise 1/sqrt(count))
+        self.n_pairs_fit_ = int(round(n_low))
+        self.few_pairs_ = self.n_pairs_fit_ < CORR_MIN_PAIRS
+        if self.few_pairs_:
+            warnings.warn(f"CorrelationDimension: the fit's smallest radius holds {self.n_pairs_fit_} pairs (fewer "
+                          f"than {CORR_MIN_PAIRS}): too few points for the fraction range c_range={self.c_range}; "
+                          "the estimate is noise-dominated. Use more points or raise c_range's lower end",
+                          RuntimeWarning, stacklevel=3)
+
     def _integral(self, X, edges):
         from .pointprocess import pair_distance_counts
 
@@ -558,7 +658,7 @@ class CorrelationDimension(_Estimator):
         return np.cumsum(counts) / (n * (n - 1) / 2)  # C(r) at r = edges[1:]
 
     @staticmethod
-    def _slope(r, C, lo, hi):
+    def _slope(r, C, lo, hi, return_low=False):
         sel = (C >= lo) & (C <= hi) & np.isfinite(r)
         if sel.sum() < 3:
             # too few bins inside: take the three around the range's middle
@@ -569,7 +669,8 @@ class CorrelationDimension(_Estimator):
             mid = good[np.argmin(np.abs(np.log(C[good]) - np.log(target)))]
             pos = np.clip(np.searchsorted(good, mid) - 1, 0, good.size - 3)
             sel = good[pos : pos + 3]
-        return float(np.polyfit(np.log(r[sel]), np.log(C[sel]), 1)[0])
+        slope = float(np.polyfit(np.log(r[sel]), np.log(C[sel]), 1)[0])
+        return (slope, float(np.min(C[sel]))) if return_low else slope
 
     def fit(self, X, y=None):
         if self.group is not None:
@@ -583,6 +684,8 @@ class CorrelationDimension(_Estimator):
         n = X.shape[0]
         sub = X if n <= self.max_points else X[np.sort(rng.choice(n, self.max_points, replace=False))]
         nn, _ = knn(sub, sub, k=2, backend=self.backend, n_jobs=self.n_jobs)
+        self.storage_precision_ = check_storage_precision(sub, nn[:, 1], "CorrelationDimension")
+        self.storage_limited_ = self.storage_precision_["limited"]
         pos = nn[:, 1][nn[:, 1] > 0]
         if pos.size == 0:
             raise ValueError("all points coincide: no correlation dimension")
@@ -590,7 +693,8 @@ class CorrelationDimension(_Estimator):
         edges = np.concatenate([[0.0], np.geomspace(pos.min() * 0.5, top * 1.01, self.n_bins), [np.inf]])
         r = edges[1:]
         C = self._integral(sub, edges)
-        self.dimension_ = self._slope(r, C, lo, hi)
+        self.dimension_, c_low = self._slope(r, C, lo, hi, return_low=True)
+        self._check_pairs(c_low * sub.shape[0] * (sub.shape[0] - 1) / 2)
         boots = []
         for _ in range(int(self.n_boot)):
             idx = rng.integers(0, sub.shape[0], sub.shape[0])
@@ -626,7 +730,8 @@ class CorrelationDimension(_Estimator):
             return np.searchsorted(np.sort(D), edges, side="left") / (k * (k - 1) / 2)
 
         C = integral(pd, m)
-        self.dimension_ = self._slope(edges, C, lo, hi)
+        self.dimension_, c_low = self._slope(edges, C, lo, hi, return_low=True)
+        self._check_pairs(c_low * m * (m - 1) / 2)
         boots = []
         for _ in range(int(self.n_boot)):
             idx = np.unique(rng.integers(0, m, m))
@@ -745,7 +850,8 @@ class GapLaw(_Estimator):
 
     def __init__(self, test_size=0.1, sizes=None, min_size=None, repeats=5, correction="auto", interval="models",
                  confidence=0.95, n_boot=200, duplicates="raise", duplicate_tol=1e-10, random_state=None,
-                 group=None, backend=None, n_jobs=None, train_queries="auto"):
+                 group=None, backend=None, n_jobs=None, train_queries="auto", check_regime=True):
+        self.check_regime = check_regime
         self.test_size = test_size
         self.sizes = sizes
         self.min_size = min_size
@@ -783,6 +889,8 @@ class GapLaw(_Estimator):
             tq = min(train.shape[0], AUTO_TRAIN_QUERIES) if _blocks.route(test, train) is None else False
         curve = gap_curve(train, test, sizes=sizes, repeats=self.repeats, random_state=rng, group=self.group,
                           backend=self.backend, n_jobs=self.n_jobs, train_queries=tq)
+        self.storage_precision_ = check_storage_precision(train, curve.distances[0, -1, :], "GapLaw")
+        self.storage_limited_ = self.storage_precision_["limited"]
         zero = curve.distances[:, -1, :] <= self.duplicate_tol * _data_scale(train)
         n_zero = zero[0]
         self.n_duplicates_ = int(n_zero[:curve.n_test].sum())
@@ -804,8 +912,8 @@ class GapLaw(_Estimator):
             raise ValueError(f"interval must be 'models' or 'bootstrap', got {self.interval!r}")
         fit = dict(confidence=self.confidence, n_boot=self.n_boot, random_state=rng)
         self.law_alternative_ = None
-        self.pre_asymptotic_ = False
         models = self.interval == "models"
+        guard = None
         if self.correction == "auto":
             scale = fit_law(curve, correction="scale", **fit)
             curv = fit_law(curve, correction="curvature", **fit)
@@ -817,12 +925,8 @@ class GapLaw(_Estimator):
                 # a boundary signature too strong for the scale model: the
                 # data are far from the asymptotic regime
                 self.law_, self.law_alternative_ = curv, scale
-                self.pre_asymptotic_ = True
-                warnings.warn(f"GapLaw: the finite-size term is large (a factor {math.exp(a * max_scale):.2f} at "
-                              f"the smallest size fitted): the data are far from the asymptotic regime of the "
-                              f"law, and the dimension is uncertain"
-                              + (" (the interval spans the boundary and curvature models)" if models else ""),
-                              RuntimeWarning, stacklevel=2)
+                guard = (f"the finite-size term is large (a factor {math.exp(a * max_scale):.2f} at the smallest "
+                         "size fitted)")
             else:
                 # no boundary signature: the first-order term in n is the
                 # other model the interval spans
@@ -840,6 +944,27 @@ class GapLaw(_Estimator):
             alt = self.law_alternative_
             self.dimension_ci_ = (min(self.dimension_ci_[0], alt.dimension_ci[0]),
                                   max(self.dimension_ci_[1], alt.dimension_ci[1]))
+        self.models_ci_ = tuple(self.dimension_ci_)
+        self.regime_ = None
+        if self.check_regime:
+            from .regime import assess_regime
+
+            self.regime_ = assess_regime(curve, self.law_, self.dimension_ci_, n_boot=self.n_boot, random_state=rng,
+                                         forced_reason=guard)
+            self.law_.regime = self.regime_.regime
+            if self.law_alternative_ is not None:
+                self.law_alternative_.regime = self.regime_.regime
+            if not self.regime_.asymptotic:
+                self.dimension_ci_ = tuple(self.regime_.supported_range)
+        elif guard is not None:
+            self.law_.regime = "pre-asymptotic"
+        self.pre_asymptotic_ = guard is not None or (self.regime_ is not None and not self.regime_.asymptotic)
+        if self.pre_asymptotic_:
+            why = self.regime_.reason if self.regime_ is not None else guard
+            warnings.warn(f"GapLaw: the gap curve is not in the asymptotic regime of the law ({why}): the law's "
+                          f"d = {self.dimension_:.3g} extrapolates its finite-size model, and the interval "
+                          f"[{self.dimension_ci_[0]:.3g}, {self.dimension_ci_[1]:.3g}] spans what the data support "
+                          "(the local slopes and the finite-size models)", RuntimeWarning, stacklevel=2)
         self.n_samples_ = X.shape[0]
         return self
 

@@ -116,6 +116,12 @@ def plot_dimension_vs_scale(analysis, *, ax=None, title=None):
         if analysis.known_dimension is not None:
             ax.axhline(analysis.known_dimension, color="k", ls=":", lw=1.0,
                        label=f"true dimension {analysis.known_dimension}")
+        reg = getattr(analysis, "regime", None)
+        if reg is not None and not reg.asymptotic:
+            ax.text(0.02, 0.97, "pre-asymptotic: the gap law extrapolates beyond the local slopes;\n"
+                    "the interval spans the local slopes and both finite-size models",
+                    transform=ax.transAxes, va="top", ha="left", fontsize=8, color="C3",
+                    bbox=dict(facecolor="white", edgecolor="C3", alpha=0.85, lw=0.8))
         top = max(2.5 * max(hi, 1.0), (analysis.known_dimension or 0) * 2)
         ax.set_ylim(0, top)
     _log_x(ax)

@@ -217,7 +217,7 @@ def test_gap_law_far_from_the_asymptotic_regime_warns():
     # the scale model was checked on, so the curvature term is kept, the
     # interval spans both models, and a warning says so
     X = datasets.cube(3000, 30, random_state=0).X
-    with pytest.warns(RuntimeWarning, match="far from the asymptotic regime"):
+    with pytest.warns(RuntimeWarning, match="not in the asymptotic regime.*finite-size term is large"):
         est = GapLaw(repeats=2, n_boot=30, random_state=0).fit(X)
     assert est.pre_asymptotic_ and est.law_.correction_powers == (2,)
     assert est.law_alternative_.correction_model == "scale" and est.law_alternative_.correction[0] > 0
