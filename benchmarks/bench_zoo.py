@@ -82,6 +82,8 @@ FLAG_WORDS = ("flag", "pre_asymptotic", "unreliable", "suspect", "warning")
 
 def _flags(est):
     """(has a flag attribute, list of the flags that are set) for a fitted estimator."""
+    if hasattr(type(est), "flags_"):  # repgap's estimators: every validity flag in one list
+        return True, list(est.flags_)
     has, set_ = False, []
     for k, v in vars(est).items():
         if not k.endswith("_") or not any(w in k.lower() for w in FLAG_WORDS):

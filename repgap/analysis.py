@@ -255,15 +255,8 @@ def _estimator_params(name, e):
 
 
 def _estimator_flags(e):
-    """The validity flags an estimator set (each True means: outside its validity range)."""
-    flags = {}
-    for attr, name in (("pre_asymptotic_", "pre-asymptotic"), ("storage_limited_", "storage precision"),
-                       ("few_pairs_", "few pairs")):
-        if getattr(e, attr, False):
-            flags[name] = True
-    if getattr(e, "valid_", True) is False:
-        flags["assumptions fail"] = True
-    return flags
+    """The validity flags an estimator raised (:attr:`repgap.estimators.TwoNN.flags_` and the like)."""
+    return {name: True for name in e.flags_}
 
 
 def _params_text(name, p):

@@ -137,6 +137,23 @@ class _Estimator:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    #: fitted attribute -> the flag it raises when True (False for ``valid_``)
+    _FLAG_ATTRIBUTES = (("pre_asymptotic_", "pre-asymptotic", True), ("storage_limited_", "storage precision", True),
+                        ("few_pairs_", "few pairs", True), ("valid_", "assumptions fail", False))
+
+    @property
+    def flags_(self):
+        """The validity flags the last fit raised, as a list of names (empty: none).
+
+        Each one means the estimate is outside the range where its interval
+        was validated: ``"pre-asymptotic"`` (GapLaw: the curve is not in the
+        law's asymptotic regime), ``"storage precision"`` (the stored values
+        are too coarse for the neighbour distances), ``"few pairs"``
+        (CorrelationDimension), ``"assumptions fail"`` (WeibullShape).
+        """
+        return [name for attr, name, bad in self._FLAG_ATTRIBUTES
+                if attr in vars(self) and bool(getattr(self, attr)) == bad]
+
     def _stats(self, X, k):
         if isinstance(X, NeighbourStats):
             if X.distances.shape[1] < k:
