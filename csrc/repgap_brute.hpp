@@ -15,7 +15,7 @@
 // Each query keeps the K = k + spare best candidates by approximate distance;
 // at every checkpoint the candidates' distances are recomputed exactly in
 // float64 from the original (uncentred) rows, difference first, and the
-// k best by (distance, index) are written out (THEORY.md, section 6).
+// k best by (distance, index) are written out (docs/theory.md, section 6).
 #pragma once
 #include <cstddef>
 #include <cstdint>

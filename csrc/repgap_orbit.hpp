@@ -4,7 +4,7 @@
 // (repgap/orbit.py). The numpy reference is repgap/groups.py.
 //
 // Every distance is recomputed as differences in float64 once the
-// minimising element is known (THEORY.md, section 6):
+// minimising element is known (docs/theory.md, section 6):
 //   * rotations (p = 2, 3, optionally with reflections, optionally after
 //     centring for translations): the optimal rotation from Horn's
 //     quaternion method (p = 3: the top eigenvector of a symmetric 4 x 4

@@ -15,7 +15,7 @@
 //      bound, if an edge may lie between the computed and the true squared
 //      distance, that distance is recomputed exactly in float64 from the
 //      original rows (difference first) and binned by binary search.
-// The counts are therefore those of the exact float64 distances (THEORY.md,
+// The counts are therefore those of the exact float64 distances (docs/theory.md,
 // section 6), whatever the tiles, threads or BLAS: every count is an integer
 // sum, so the result is bit-for-bit reproducible.
 //

@@ -4,7 +4,7 @@ Two "models" generate samples in batches, as an evaluation job would:
 
 * a perfectly trained diffusion model: deterministic DDIM sampling with the
   empirical optimal denoiser of the training set
-  (``repgap.diffusion.empirical_denoiser``, THEORY.md section 2). It is the
+  (``repgap.diffusion.empirical_denoiser``, docs/theory.md, section 2). It is the
   minimiser of the training loss, and it reproduces training items;
 * a model that generalises, stood in for by fresh draws from the data
   distribution.
@@ -53,7 +53,7 @@ def main(quick=False):
               f"held-out {np.median(rep.test_distances):.3g}; one-sided Mann-Whitney p = {rep.p_value:.2g}")
     gap = repgap.representation_gap(train, held_out)
     print(f"\nRepresentation Gap of the training set: {gap.value:.4g}: the test denoising error that the "
-          "perfectly trained model reaches as sigma -> 0 (THEORY.md, section 2)")
+          "perfectly trained model reaches as sigma -> 0 (docs/theory.md, section 2)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The law on the flat torus against its prediction.
 
 For uniform data on a set of d-volume V, the Representation Gap tends to
-``Gamma(1 + 2/d) (V / (n V_d))^(2/d)`` (THEORY.md, section 3; Zador's
+``Gamma(1 + 2/d) (V / (n V_d))^(2/d)`` (docs/theory.md, section 3; Zador's
 random-quantization constant). On the flat torus [0, 1)^d there is no
 boundary, so the measured gap should match the prediction to within a few
 percent once neighbours are close; here the torus is embedded in R^(2d) by

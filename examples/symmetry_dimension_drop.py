@@ -3,7 +3,7 @@
 Clouds of m = 4 points in the plane (rows of length D = 8) drawn from a
 rotation-invariant law. A model that is equivariant to translations sees
 each training cloud's whole orbit, and the task it has to learn loses 2
-dimensions; with rotations too it loses 3 (THEORY.md, section 3). The
+dimensions; with rotations too it loses 3 (docs/theory.md, section 3). The
 gap-law estimator measures it: 8, 6 and 5.
 
 Then a finite group: clouds whose points are identical particles

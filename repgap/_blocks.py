@@ -7,7 +7,7 @@ same compiled kernel as the in-memory path, with the algorithm decided once
 for the whole reference (as the in-memory dispatcher decides it), and the
 partial k-smallest lists are merged by (distance, global index). Since the
 kernels' final distances are float64 recomputations from the original rows
-with a summation order that depends only on the pair (THEORY.md, section 6),
+with a summation order that depends only on the pair (docs/theory.md, section 6),
 the merged result equals the in-memory one bit for bit: each block finds at
 least the candidates the whole search would, and ties are broken by the
 global index exactly as in memory.

@@ -5,7 +5,7 @@ return the same neighbours (ties broken by the smaller index) and the same
 distances to rounding. The brute-force path uses the GEMM expansion on
 centred tiles to find ``k + spare`` candidates per query, then recomputes
 their distances exactly in float64 (difference, then square) and keeps the
-``k`` best (THEORY.md, section 6). Memory is bounded by the tile sizes.
+``k`` best (docs/theory.md, section 6). Memory is bounded by the tile sizes.
 """
 import numpy as np
 

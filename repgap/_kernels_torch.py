@@ -11,7 +11,7 @@ The candidate search multiplies *centred* tiles in the input precision
 the candidates for speed and are compensated by more spare candidates), keeps
 ``k + spare`` candidates per query, and recomputes their distances exactly
 in float64 (difference, then square), so the ``torch.cdist`` trap of
-THEORY.md, section 6, cannot reach the user. On a GPU, tiles are sized from
+docs/theory.md, section 6, cannot reach the user. On a GPU, tiles are sized from
 a memory budget (``max_memory``, default a quarter of the free device
 memory); on the CPU (float32 and float64 with ``matmul`` "float32" or
 "tf32", which the CPU computes as float32) a separate path keeps small

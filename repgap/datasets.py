@@ -369,7 +369,7 @@ def point_clouds(n, m, p=2, *, law="disk", random_state=None):
     standard Gaussian (``"gaussian"``); their joint law is invariant under
     rotations of R^p. Dimensions of the task: ``m p`` with no group,
     ``m p - p`` modulo translations, ``m p - p - p(p-1)/2`` modulo
-    translations and rotations (THEORY.md, section 3).
+    translations and rotations (docs/theory.md, section 3).
     """
     n = _check_n(n)
     if p not in (2, 3) or int(m) < 2:

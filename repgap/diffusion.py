@@ -10,7 +10,7 @@ empirical optimal denoiser of the training set,
 the noise level ``s -> 0``, ``D_n(x + s eps)`` snaps to the training point
 nearest to ``x``, so its test denoising error tends to the Representation
 Gap: the generalisation error of a perfectly trained diffusion model (Perera
-et al., arXiv:2605.21692; THEORY.md, section 2).
+et al., arXiv:2605.21692; docs/theory.md, section 2).
 
 Everything here takes numpy arrays or torch tensors; tensors stay on their
 device (the torch backend), with the training set processed in tiles sized

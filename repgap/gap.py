@@ -242,7 +242,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     gap of every prefix ``train[order[:n_j]]`` in a single pass over the
     training set (the running nearest neighbours are recorded at each
     checkpoint size), so nested subsets cost about one k-NN search. The law
-    ``RG_n ~ C n^(-2/d)`` (THEORY.md, section 3) is fitted to the result by
+    ``RG_n ~ C n^(-2/d)`` (docs/theory.md, section 3) is fitted to the result by
     :func:`repgap.fit_law`.
 
     Parameters

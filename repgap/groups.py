@@ -31,7 +31,7 @@ alternating alignment from several starts and return an *upper bound*, with
 the invariant lower bound beside it (:meth:`Group.bounds`).
 
 Distances that decide results are recomputed as differences in float64 once
-the minimising element is known (THEORY.md, section 6).
+the minimising element is known (docs/theory.md, section 6).
 """
 import math
 

@@ -672,7 +672,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
           :func:`auto_model`. With ``offset=True``: the better fit of k = 1
           and k = 2.
         - ``True``, ``1`` or ``"boundary"``: ``(1 + a n^(-1/d))``, the leading
-          boundary term in n (THEORY.md, section 3); it over-corrects
+          boundary term in n (docs/theory.md, section 3); it over-corrects
           polytopes, whose edges and corners add terms of every order.
         - ``2`` or ``"both"``: ``(1 + a n^(-1/d) + b n^(-2/d))``, rarely
           identifiable from one curve.

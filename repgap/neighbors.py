@@ -21,6 +21,8 @@ from . import _blocks
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
 # queries per thread, so that re-packing the reference stays negligible.
 _FLOPS_PER_CALL = 1e11
+#: Below this many query-reference-coordinate products a search runs on one thread.
+_SERIAL_WORK = 1 << 22
 
 
 def _chunk_rows(n, D, n_threads):
@@ -49,6 +51,11 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
             bar.update(m)
         return out
     n_used = int(checkpoints[-1])
+    if m * n_used * max(D, 1) < _SERIAL_WORK:
+        # a parallel region costs tens of microseconds to open, and
+        # milliseconds on a loaded machine (threads wait for a core): small
+        # problems run on the calling thread (results do not depend on it)
+        n_threads = 1
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
     if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
         basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
@@ -99,7 +106,7 @@ def _rotated_kd_tree(Q, R, k, order, checkpoints, basis, *, backend, n_threads, 
     Rotating is exact in exact arithmetic and the tree then splits along the
     few directions that carry the data; the k + spare candidates it finds are
     re-ranked by their exact float64 distances on the original rows, so the
-    result is that of every other path (THEORY.md, section 6).
+    result is that of every other path (docs/theory.md, section 6).
     """
     from ._kernels_numpy import sort_by_distance_then_index
 
@@ -230,7 +237,7 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
         Euclidean distances, ascending. They are exact to float64 rounding:
         candidates found in the input precision are recomputed from the
         original rows as differences in float64 (Representation Gap paper,
-        arXiv:2605.21692; THEORY.md section 6).
+        arXiv:2605.21692; docs/theory.md, section 6).
     indices : ndarray of shape (m, k), int64
         Rows of ``reference``; equal distances are ordered by index.
 

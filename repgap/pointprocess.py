@@ -17,7 +17,7 @@ import numpy as np
 from ._backends import kernels, resolve_backend
 from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
-from .neighbors import knn
+from .neighbors import _SERIAL_WORK, knn
 from ._validation import check_array, check_pair
 
 
@@ -28,7 +28,7 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
     GEMM tiles (``csrc/repgap_pairs.hpp``), the numpy and torch kernels work
     on float64 tiles. On every backend the counts are those of the exact
     float64 distances: pairs within the expansion's rounding-error bound of
-    an edge are recomputed as differences (THEORY.md, section 6).
+    an edge are recomputed as differences (docs/theory.md, section 6).
 
     Parameters
     ----------
@@ -61,9 +61,10 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
     name = resolve_backend(backend)
     n, m = X.shape[0], (X.shape[0] if Y is None else Y.shape[0])
     total = n * (n - 1) // 2 if Y is None else n * m
+    # small problems on the calling thread, as in repgap.neighbors.knn_prefix
+    threads = 1 if total * X.shape[1] < _SERIAL_WORK else resolve_n_jobs(n_jobs)
     with Progress(total, "pair distances", progress) as bar:
-        return kernels(name).pair_counts(X, Y, edges, n_threads=resolve_n_jobs(n_jobs),
-                                         progress=monotone_reporter(bar, total))
+        return kernels(name).pair_counts(X, Y, edges, n_threads=threads, progress=monotone_reporter(bar, total))
 
 
 def correlation_integral(X, r, **kw):

@@ -19,8 +19,8 @@ def test_unit_ball_volume_and_constants():
 
 
 def test_random_to_optimal_ratio_matches_theory():
-    # THEORY.md section 3: 6.0x (d=1), 1.98x (d=2), 1.47x (d=3); at d=8 the
-    # formula with G_8 = 0.0716821 (E8) gives 1.114 (THEORY.md rounds to 1.14)
+    # docs/theory.md, section 3: 6.0x (d=1), 1.98x (d=2), 1.47x (d=3); at d=8 the
+    # formula with G_8 = 0.0716821 (E8) gives 1.114 (docs/theory.md rounds to 1.14)
     assert law.random_to_optimal_ratio(1) == pytest.approx(6.0, rel=1e-3)
     assert law.random_to_optimal_ratio(2) == pytest.approx(1.98, rel=5e-3)
     assert law.random_to_optimal_ratio(3) == pytest.approx(1.47, rel=5e-3)
