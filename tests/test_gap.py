@@ -173,3 +173,28 @@ def test_gap_curve_train_queries_modulo_a_group():
     d, i = repgap.knn(train, train, k=2, group=g)
     np.testing.assert_allclose(c.distances[0, -1, 50:], d[:, 1], rtol=1e-10)
     np.testing.assert_array_equal(i[:, 0], np.arange(400))
+
+
+@pytest.mark.parametrize("k, train_queries", [(1, False), (1, True), (3, True)])
+def test_pooled_curve_equals_the_per_repeat_search(monkeypatch, k, train_queries):
+    # one pooled search serves every repeat; prefixes whose pool is short are
+    # searched again: the distances must be the per-repeat prefix kernel's,
+    # bit for bit, including the smallest sizes (where the pool runs short)
+    from repgap import gap as G
+
+    rng = np.random.default_rng(7)
+    X = np.round(rng.random((3000, 5)) * 40) / 40  # ties among distances as well
+    tr, te = X[:2600], X[2600:]
+    sizes = [20, 45, 100, 400, 1300, 2600]
+    for backend in repgap.available_backends():
+        if backend == "torch":
+            continue
+        a = repgap.gap_curve(tr, te, sizes=sizes, repeats=3, k=k, random_state=0, train_queries=train_queries,
+                             backend=backend)
+        assert G._reuse_neighbours(te, tr, k + bool(train_queries), 3, None, backend, "auto", 2600) is not None
+        with monkeypatch.context() as mp:
+            mp.setattr(G, "_reuse_neighbours", lambda *a: None)
+            b = repgap.gap_curve(tr, te, sizes=sizes, repeats=3, k=k, random_state=0,
+                                 train_queries=train_queries, backend=backend)
+        assert np.array_equal(a.distances, b.distances), backend
+        assert np.array_equal(a.n_zero, b.n_zero) and np.array_equal(a.gaps, b.gaps)

@@ -1,0 +1,68 @@
+"""Interval coverage on a few zoo families, with enough seeds to mean something.
+
+A correct 95 % interval covers fewer than 34 of 40 seeds (or 21 of 24) with
+probability about 2 % (binomial tail), so a collapse of the coverage fails
+these tests while a correct interval passes them nearly always. The families are ones where each estimator is inside
+its validity range (``benchmarks/README.md``, the zoo table); the seeds
+(3000 and up) are neither the zoo's tuning nor its held-out seeds. Flagged
+runs (``flags_``) are exempt: a flag says the interval may not cover.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+from repgap import datasets
+from repgap.estimators import GapLaw, TwoNN, WeibullShape
+
+SEEDS = range(3000, 3040)
+
+
+def _coverage(make, family, n, seeds):
+    covered, flagged = 0, 0
+    for s in seeds:
+        m = datasets.zoo_family(family, n, random_state=s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            est = make(s).fit(m.X)
+        if est.flags_:
+            flagged += 1
+            continue
+        lo, hi = est.dimension_ci_
+        covered += int(lo <= m.d <= hi)
+    return covered, len(seeds) - flagged
+
+
+@pytest.mark.parametrize("family", ["sphere2", "cap2", "beta25_cube4"])
+def test_twonn_interval_covers_where_it_is_valid(family):
+    # 35-37 of 40 today; below 34 (85 %) the interval has collapsed. TwoNN's
+    # best families: on most of the zoo it covers 80-88 % at n = 1000, and on
+    # high-dimensional cubes almost never (the zoo table)
+    covered, runs = _coverage(lambda s: TwoNN(), family, 1000, SEEDS)
+    assert runs == len(SEEDS)
+    assert covered >= 34, f"TwoNN covers {covered}/{runs} on {family}"
+
+
+@pytest.mark.parametrize("family", ["torus3", "sphere2"])
+def test_gap_law_interval_covers(family):
+    seeds = SEEDS[:24]
+    covered, runs = _coverage(lambda s: GapLaw(random_state=s, n_boot=100, repeats=3), family, 1000, seeds)
+    assert runs >= 20, f"flagged {len(seeds) - runs} of {len(seeds)} runs on {family}"
+    assert covered >= runs - 3, f"GapLaw covers {covered}/{runs} unflagged runs on {family}"
+
+
+@pytest.mark.parametrize("family", ["gauss8", "mixture6_equal", "student_t4"])
+def test_weibull_never_under_covers_silently(family):
+    # outside its validity range (a varying density) the Weibull shape is
+    # biased and its interval does not cover: every such run must be flagged
+    covered, runs = _coverage(lambda s: WeibullShape(random_state=s), family, 1000, SEEDS[:15])
+    assert covered >= runs - 1, f"WeibullShape: {runs} unflagged runs on {family}, {covered} covered"
+
+
+def test_twonn_under_covers_on_a_high_dimensional_cube():
+    # the known limit that the zoo table reports: TwoNN's interval is the
+    # sampling noise of the Pareto model only, and on a 12-cube at n = 1000
+    # its bias (about -15 %) dwarfs it. If this starts to pass, the table and
+    # the docs are out of date.
+    covered, runs = _coverage(lambda s: TwoNN(), "cube12", 1000, SEEDS[:10])
+    assert covered <= 2
