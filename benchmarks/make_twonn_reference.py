@@ -33,10 +33,11 @@ The result is written as plain Python literals to
     python benchmarks/make_twonn_reference.py                 # about 25 min on 2 cores
     python benchmarks/make_twonn_reference.py --quick --out /tmp/t.py   # smoke run
 
-Parallelism: for n <= 2000 the samples are shared between ``--n-jobs``
-worker processes (one k-NN thread each: the per-call overhead dominates at
-small n); above, the k-NN itself runs on ``--n-jobs`` threads. The results
-do not depend on it.
+Parallelism: the samples of a cell are shared between ``--n-jobs`` worker
+processes, each with one k-NN thread and its BLAS and OpenMP pools limited
+to one thread (threadpoolctl): on a shared 2-core machine, BLAS/OpenMP
+threads in each of several processes oversubscribe the cores and slowed
+the k-NN calls tenfold. The results do not depend on it.
 """
 import argparse
 import datetime
@@ -47,6 +48,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from threadpoolctl import threadpool_limits
+
 import numpy as np
 
 import repgap
@@ -56,7 +59,7 @@ N_GRID = (20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 
 D_GRID = tuple(range(1, 25)) + (28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256)
 SEED = 20261201
 DUPLICATE_TOL = 1e-10  # TwoNN's default duplicate_tol
-POOL_MAX_N = 2000
+SMALL_N = 2000  # up to this size, several samples per task (the per-call overhead dominates)
 
 
 def sample_ball(n, d, s):
@@ -98,6 +101,12 @@ def twonn_mle(V, n_jobs):
     return (N - 1) / S
 
 
+def _init_worker():
+    # one thread per worker process: no oversubscription of the cores
+    global _LIMITS
+    _LIMITS = threadpool_limits(1)
+
+
 def _run_samples(args):
     n, d, s0, s1, n_jobs = args
     return [twonn_mle(sample_ball(n, d, s), n_jobs) for s in range(s0, s1)]
@@ -107,10 +116,10 @@ def simulate(n, d, s0, s1, pool, n_jobs):
     """TwoNN-MLE on samples s0..s1-1 of cell (n, d), in order."""
     if s1 <= s0:
         return []
-    if pool is None or n > POOL_MAX_N:
+    if pool is None:
         return _run_samples((n, d, s0, s1, n_jobs))
     k = pool._max_workers
-    chunk = max(1, math.ceil((s1 - s0) / (4 * k)))
+    chunk = max(1, math.ceil((s1 - s0) / (4 * k))) if n <= SMALL_N else 1
     parts = [(n, d, a, min(a + chunk, s1), 1) for a in range(s0, s1, chunk)]
     out = []
     for r in pool.map(_run_samples, parts):
@@ -183,7 +192,7 @@ def main(argv=None):
     se = [[0.0] * len(d_grid) for _ in n_grid]
     samples = [[0] * len(d_grid) for _ in n_grid]
     capped, topped = [], []
-    pool = ProcessPoolExecutor(args.n_jobs) if args.n_jobs > 1 else None
+    pool = ProcessPoolExecutor(args.n_jobs, initializer=_init_worker) if args.n_jobs > 1 else None
     try:
         for i, n in enumerate(n_grid):
             t_row = time.perf_counter()
