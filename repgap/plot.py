@@ -112,16 +112,17 @@ def plot_dimension_vs_scale(analysis, *, ax=None, title=None):
         ax.plot(s[ok], d[ok], st, color=c, ms=4, lw=1.2, label=names.get(k, k))
     if hasattr(analysis, "dimension_ci"):
         lo, hi = analysis.dimension_ci
-        ax.axhspan(lo, hi, color="C3", alpha=0.12, lw=0, label=f"gap-law interval [{lo:.2f}, {hi:.2f}]")
+        reg = getattr(analysis, "regime", None)
+        pre = reg is not None and not reg.asymptotic
+        label = f"gap-law interval [{lo:.2f}, {hi:.2f}]"
+        if pre:
+            # said where the reader looks for the headline: the band's own label
+            label += "\npre-asymptotic: the law extrapolates; the band\nspans the local slopes and both models"
+        ax.axhspan(lo, hi, color="C3", alpha=0.12 if not pre else 0.08, lw=0, hatch="//" if pre else None,
+                   label=label)
         if analysis.known_dimension is not None:
             ax.axhline(analysis.known_dimension, color="k", ls=":", lw=1.0,
                        label=f"true dimension {analysis.known_dimension}")
-        reg = getattr(analysis, "regime", None)
-        if reg is not None and not reg.asymptotic:
-            ax.text(0.02, 0.97, "pre-asymptotic: the gap law extrapolates beyond the local slopes;\n"
-                    "the interval spans the local slopes and both finite-size models",
-                    transform=ax.transAxes, va="top", ha="left", fontsize=8, color="C3",
-                    bbox=dict(facecolor="white", edgecolor="C3", alpha=0.85, lw=0.8))
         top = max(2.5 * max(hi, 1.0), (analysis.known_dimension or 0) * 2)
         ax.set_ylim(0, top)
     _log_x(ax)

@@ -45,7 +45,7 @@ def test_digits_is_flagged_pre_asymptotic_and_the_headline_spans_the_local_slope
     from repgap.plot import plot_dimension_vs_scale
 
     fig = plot_dimension_vs_scale(a)
-    assert any("pre-asymptotic" in t.get_text() for t in fig.axes[0].texts)
+    assert any("pre-asymptotic" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
 @pytest.mark.parametrize("loader", ["load_iris", "load_breast_cancer"])
