@@ -912,6 +912,28 @@ class GapLaw(_Estimator):
         (``n_duplicates_``) and, with ``train_queries``, training points
         that duplicate another training point (``n_train_duplicates_``).
         ``"drop"`` leaves those queries out of the curve.
+    check_regime : bool, default=True
+        Decide whether the curve is in the asymptotic regime of the law
+        (:func:`repgap.regime.assess_regime`, ``regime_``). When it is not,
+        ``pre_asymptotic_`` is set, a RuntimeWarning says why, and
+        ``dimension_ci_`` widens to what the data support: the local
+        slopes' intervals and the finite-size models' union (kept in
+        ``models_ci_``); the law's ``n_for_gap`` then warns that it
+        extrapolates.
+
+    Attributes
+    ----------
+    dimension_, dimension_ci_ : float, (float, float)
+    law_, law_alternative_ : LawFit
+    curve_ : GapCurve
+    regime_ : repgap.regime.Regime or None
+    models_ci_ : (float, float)
+        The union of the finite-size models' intervals.
+    pre_asymptotic_ : bool
+    storage_precision_ : dict
+        :func:`repgap._precision.check_storage_precision` of the training
+        data against the queries' neighbour distances at the full size.
+    flags_ : list of str
     """
 
     def __init__(self, test_size=0.1, sizes=None, min_size=None, repeats=5, correction="auto", interval="models",
@@ -1148,7 +1170,7 @@ def id_vs_scale(X, *, method="gride", random_state=None, **params):
         est = CorrelationDimension(random_state=random_state, **params).fit(X)
         return est.scales_, est.local_dimensions_
     if method == "gap":
-        est = GapLaw(random_state=random_state, correction=False, **params).fit(X)
+        est = GapLaw(random_state=random_state, correction=False, check_regime=False, **params).fit(X)
         c = est.curve_
         ln, lg = np.log(c.sizes), np.log(c.gaps)
         slopes = np.diff(lg) / np.diff(ln)
