@@ -346,11 +346,24 @@ class TwoNN(_Estimator):
                     random_state=self.random_state, group=self.group, backend=self.backend,
                     n_jobs=self.n_jobs).fit(X)
         n = raw.n_samples_
-        cal = lambda t: calibrate_twonn(t, n, method=self.method, discard_fraction=self.discard_fraction,  # noqa: E731
-                                        backend=self.backend, n_jobs=self.n_jobs)
         self.raw_dimension_ = raw.dimension_
-        self.dimension_ = cal(raw.dimension_)
-        self.dimension_ci_ = (cal(raw.dimension_ci_[0]), cal(raw.dimension_ci_[1]))
+        if self.method == "mle" and n >= _TABLE_MIN_N:
+            # the shipped reference: deterministic, monotone, with its own
+            # standard error, which widens each end of the interval
+            from ._twonn_reference import calibrate_twonn_table
+
+            z = stats.norm.ppf(1 - _check_confidence(self.confidence))
+            self.dimension_, self.reference_se_ = calibrate_twonn_table(raw.dimension_, n)
+            (lo, se_lo), (hi, se_hi) = (calibrate_twonn_table(t, n) for t in raw.dimension_ci_)
+            se_lo, se_hi = (0.0 if not math.isfinite(s) else s for s in (se_lo, se_hi))
+            self.dimension_ci_ = (float(lo - z * se_lo), float(hi + z * se_hi))
+        else:
+            cal = lambda t: calibrate_twonn(t, n, method=self.method, discard_fraction=self.discard_fraction,  # noqa: E731
+                                            backend=self.backend, n_jobs=self.n_jobs)
+            self.dimension_ = cal(raw.dimension_)
+            self.reference_se_ = float("nan")
+            self.dimension_ci_ = (cal(raw.dimension_ci_[0]), cal(raw.dimension_ci_[1]))
+        self.ratio_dependence_ = getattr(raw, "ratio_dependence_", 1.0)
         self.ratios_ = raw.ratios_
         self.n_duplicates_ = raw.n_duplicates_
         self.n_samples_ = n
@@ -362,11 +375,24 @@ class TwoNN(_Estimator):
 
 _REFERENCE_CACHE = {}
 _N_REFERENCE = 4
+#: From this size on, TwoNN-MLE's calibration reads the shipped reference
+#: table (``repgap._twonn_reference``); below it (and for ``method="fit"``)
+#: the reference is simulated at call time.
+_TABLE_MIN_N = 20
 
 
 def reference_twonn(n, d, *, method="mle", discard_fraction=0.1, backend=None, n_jobs=None):
-    """Mean TwoNN estimate on ``n`` points uniform in the unit d-ball
-    (``_N_REFERENCE`` fixed-seed samples; cached)."""
+    """Mean TwoNN estimate on ``n`` points uniform in the unit d-ball.
+
+    For ``method="mle"`` and n >= 20: the shipped table
+    (:func:`repgap._twonn_reference.reference_twonn_table`, simulated once
+    with many samples, smooth and increasing in d). Otherwise
+    ``_N_REFERENCE`` fixed-seed samples simulated now (cached).
+    """
+    if method == "mle" and n >= _TABLE_MIN_N:
+        from ._twonn_reference import reference_twonn_table
+
+        return reference_twonn_table(n, d)[0]
     key = (int(n), int(d), method, float(discard_fraction))
     if key not in _REFERENCE_CACHE:
         rng = np.random.default_rng([20260527, int(n), int(d)])
@@ -388,11 +414,16 @@ def calibrate_twonn(t, n, *, d_max=1024, **kw):
     ``g(d) = reference_twonn(n, d)`` increases with d; g is evaluated at
     integers (bracketing by doubling, then bisection) and interpolated
     linearly in between. Below d = 1, ``t / g(1)``; beyond ``d_max``,
-    proportional extrapolation.
+    proportional extrapolation. For TwoNN-MLE at n >= 20, the shipped
+    table's continuous inverse (:func:`repgap._twonn_reference.calibrate_twonn_table`).
     """
     t = float(t)
     if not np.isfinite(t) or t <= 0:
         return t
+    if kw.get("method", "mle") == "mle" and n >= _TABLE_MIN_N:
+        from ._twonn_reference import calibrate_twonn_table
+
+        return calibrate_twonn_table(t, n)[0]
     g = lambda d: reference_twonn(n, d, **kw)  # noqa: E731
     if t <= g(1):
         return t / g(1)
