@@ -73,15 +73,17 @@ def check_storage_precision(X, nn_distances, what="the data", stacklevel=3):
     """
     rho = storage_resolution(X)
     d = np.asarray(nn_distances, dtype=np.float64).ravel()
-    d = d[np.isfinite(d)]
+    # exact duplicates (distance 0) are counted and handled elsewhere; the
+    # scale that the rounding must be small against is that of the others
+    d = d[np.isfinite(d) & (d > 0)]
     med = float(np.median(d)) if d.size else float("nan")
     if rho == 0.0:
         ratio = 0.0
     elif med > 0:
         ratio = rho * rho / (med * med)
     else:
-        ratio = float("inf")
-    limited = bool(ratio > STORAGE_PRECISION_TOL)
+        ratio = float("nan")  # no positive distance: nothing to compare with
+    limited = bool(ratio > STORAGE_PRECISION_TOL)  # False for NaN
     dtype = str(getattr(X, "dtype", "unknown")).replace("torch.", "")
     if limited:
         warnings.warn(

@@ -684,7 +684,8 @@ class WeibullShape(_Estimator):
             m = np.mean(_levina_bickel_inverses(Rk)[:, -1])
             if m > 0:
                 self.density_spread_ = float(np.var(np.log(Rk[:, -1])) / (m * m) / special.polygamma(1, k))
-        self.valid_ = bool(self.density_spread_ <= WEIBULL_MAX_SPREAD)
+        # an unmeasurable spread (too few queries or neighbours) is not a failure
+        self.valid_ = bool(not self.density_spread_ > WEIBULL_MAX_SPREAD)
         if not self.valid_:
             warnings.warn(f"WeibullShape: the neighbour distances spread {self.density_spread_:.3g} times as much as "
                           f"one density allows (limit {WEIBULL_MAX_SPREAD:g}): the density varies across the data or "

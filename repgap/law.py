@@ -464,7 +464,7 @@ def _power_log_model(P, logn, r, powers):
 _ALPHA_BOUNDS = (1e-6, 50.0)
 
 
-def _lm_power(logn, logy, w, r, powers, P0, max_iter=200):
+def _lm_power(logn, logy, w, r, powers, P0, max_iter=3000):
     """Weighted least squares in log space for B curves at once (Levenberg-Marquardt).
 
     Minimises ``sum_j w_j^2 (model_log(p) - logy_bj)^2`` for each row b of

@@ -32,7 +32,6 @@ returned for the table and the figure.
 """
 import dataclasses
 import math
-import warnings
 
 import numpy as np
 
@@ -55,7 +54,7 @@ class Regime:
         Geometric means of consecutive fitted sizes.
     local_dimensions, local_cis : ndarray (J - 1,), (J - 1, 2)
         ``-r / slope`` between consecutive sizes and its bootstrap interval
-        (NaN where the curve rises).
+        (+inf where the curve is flat or rises: no finite dimension).
     top_dimension, top_ci : float, (float, float)
         ``-r / slope`` over the largest sizes.
     top_sizes : (int, int)
@@ -103,8 +102,10 @@ class Regime:
 
 
 def _dims_from_slope(slope, r):
+    """``-r / slope`` for a falling curve, +inf for a flat or rising one (increasing in slope)."""
+    slope = np.asarray(slope, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(slope < 0, -r / slope, np.nan)
+        return np.where(slope < 0, -r / np.where(slope < 0, slope, -1.0), np.inf)
 
 
 def _overlap(a, b):
@@ -152,24 +153,26 @@ def assess_regime(curve, law, dimension_ci=None, *, n_boot=200, random_state=Non
     q = (1 - law.confidence) / 2
     dln = np.diff(ln)
     local = _dims_from_slope(np.diff(lg) / dln, r)
-    boot_local = _dims_from_slope(np.diff(lG, axis=1) / dln, r)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (a rising curve) give NaN
-        local_cis = np.nanquantile(np.where(np.isfinite(boot_local), boot_local, np.inf), [q, 1 - q], axis=0).T
     local_sizes = np.exp(0.5 * (ln[1:] + ln[:-1]))
+    if lG.shape[0] == 0:  # every replicate had a zero gap somewhere
+        nan2 = np.full((J - 1, 2), np.nan)
+        return Regime("pre-asymptotic", "no bootstrap replicate of the curve is positive at every size",
+                      local_sizes, local, nan2, float("nan"), (float("nan"), float("nan")),
+                      (int(sizes[0]), int(sizes[-1])), supported_range=(float("nan"), float("inf")))
+    # quantiles of the slopes, mapped to dimensions: d = -r/s is increasing
+    # in s (and +inf for a flat or rising curve), so the map keeps their
+    # order, and an unbounded end stays +inf rather than NaN
+    local_cis = _dims_from_slope(np.quantile(np.diff(lG, axis=1) / dln, [q, 1 - q], axis=0), r).T
     # the top dimension: the slope over the largest sizes
     t = max(3, int(math.ceil(J / 3)) + 1)
     top = slice(J - t, J)
     X = np.stack([np.ones(t), ln[top]], axis=1)
     coef = np.linalg.lstsq(X, np.concatenate([lg[top][:, None], lG[:, top].T], axis=1), rcond=None)[0][1]
     top_d = float(_dims_from_slope(coef[0], r))
-    boots = _dims_from_slope(coef[1:], r)
-    boots = np.where(np.isfinite(boots), boots, np.inf)
-    top_ci = tuple(float(v) for v in np.quantile(boots, [q, 1 - q]))
+    top_ci = tuple(float(v) for v in _dims_from_slope(np.quantile(coef[1:], [q, 1 - q]), r))
     top_sizes = (int(sizes[top][0]), int(sizes[top][-1]))
-    finite_local = np.isfinite(local_cis)
-    lo_all = float(np.min(local_cis[:, 0][finite_local[:, 0]])) if finite_local[:, 0].any() else float("nan")
-    hi_all = float(np.max(local_cis[:, 1][finite_local[:, 1]])) if finite_local[:, 1].any() else float("inf")
+    lo_all = float(np.nanmin(local_cis[:, 0])) if np.isfinite(local_cis[:, 0]).any() else float("nan")
+    hi_all = float(np.nanmax(local_cis[:, 1])) if (~np.isnan(local_cis[:, 1])).any() else float("inf")
     widened = (min(ci[0], lo_all) if math.isfinite(lo_all) else ci[0], max(ci[1], hi_all))
     base = dict(local_sizes=local_sizes, local_dimensions=local, local_cis=local_cis, top_dimension=top_d,
                 top_ci=top_ci, top_sizes=top_sizes)
@@ -186,8 +189,8 @@ def assess_regime(curve, law, dimension_ci=None, *, n_boot=200, random_state=Non
     upper_d, upper_ci = float("nan"), (float("nan"), float("nan"))
     if h < J:
         try:
-            up = fit_law(curve, correction=_model_of(law), min_size=sizes[J - h], confidence=law.confidence,
-                         n_boot=max(int(n_boot), 20), random_state=rng, r=law.r)
+            up = fit_law(curve, correction=_model_of(law), offset=bool(law.offset), min_size=sizes[J - h],
+                         confidence=law.confidence, n_boot=max(int(n_boot), 20), random_state=rng, r=law.r)
             upper_d, upper_ci = up.dimension, tuple(up.dimension_ci)
         except ValueError:
             pass

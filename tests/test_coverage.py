@@ -57,6 +57,11 @@ def test_weibull_never_under_covers_silently(family):
     # biased and its interval does not cover: every such run must be flagged
     covered, runs = _coverage(lambda s: WeibullShape(random_state=s), family, 1000, SEEDS[:15])
     assert covered >= runs - 1, f"WeibullShape: {runs} unflagged runs on {family}, {covered} covered"
+    # and the flag comes from a measured spread above the limit, not from a failed measurement
+    from repgap.estimators import WEIBULL_MAX_SPREAD
+
+    e = WeibullShape(random_state=0).fit(datasets.zoo_family(family, 1000, random_state=SEEDS[0]).X)
+    assert np.isfinite(e.density_spread_) and e.density_spread_ > WEIBULL_MAX_SPREAD
 
 
 def test_twonn_under_covers_on_a_high_dimensional_cube():

@@ -155,3 +155,27 @@ def test_analysis_reports_every_estimators_parameters():
     assert p["gap"]["params"]["sizes"][1] == a.n_train and p["twonn"]["params"]["method"] == "mle"
     assert "k=10..20" in a.summary() and "n1=1, n2=2" in a.summary()
     assert d["storage_precision"]["limited"] is False
+
+
+def test_regime_of_a_noisy_power_law_in_high_dimension_is_asymptotic():
+    # d = 40 with few queries: some bootstrap slopes are flat, so dimension
+    # intervals reach +inf; they must stay +inf (not NaN) and overlap the law's
+    from repgap.law import fit_law
+
+    X = np.random.default_rng(1).random((600, 40))
+    c = repgap.gap_curve(X[:560], X[560:], repeats=3, random_state=0,
+                         sizes=np.unique(np.geomspace(20, 560, 8).astype(int)))
+    law = fit_law(c, correction=False, random_state=0)
+    reg = assess_regime(c, law, random_state=0)
+    assert reg.regime == "asymptotic"
+    assert not np.isnan(reg.local_cis).any() and not np.isnan(reg.top_ci).any()
+
+
+def test_storage_check_ignores_exact_duplicates():
+    from repgap._precision import check_storage_precision
+
+    X = np.random.default_rng(0).integers(0, 3, (400, 3)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoragePrecisionWarning)
+        sp = check_storage_precision(X, np.zeros(400))
+    assert not sp["limited"] and np.isnan(sp["ratio"])
