@@ -190,7 +190,8 @@ class Analysis:
         pre = self.regime is not None and not self.regime.asymptotic
         lines.append(f"law RG_n = {f.formula.replace('L^', 'RG_n^')} ({f.model_name}):  d = {self.dimension:.3f}"
                      f"  [{lo:.3f}, {hi:.3f}]  ({int(round(100 * f.confidence))}% interval"
-                     + (", spanning the local slopes and both finite-size fits)" if pre else
+                     + ((", spanning the local slopes and both finite-size fits)" if alt is not None else
+                         ", spanning the local slopes)") if pre else
                         f", spanning the {alt.model_name} fit too)" if both else ")"))
         lines.append(f"  exponent 2/d = {f.exponent:.4f} [{f.exponent_ci[0]:.4f}, {f.exponent_ci[1]:.4f}],"
                      f" constant C = {f.constant:.4g}")

@@ -817,6 +817,9 @@ class CorrelationDimension(_Estimator):
         m = min(n, int(self.max_points_group))
         sub = X if m == n else X[np.sort(rng.choice(n, m, replace=False))]
         dist = np.sqrt(_pairwise_orbit_sqdist(sub, self.group, self.backend, self.n_jobs))
+        nn_orbit = np.min(dist + np.diag(np.full(m, np.inf)), axis=1)
+        self.storage_precision_ = check_storage_precision(sub, nn_orbit, "CorrelationDimension")
+        self.storage_limited_ = self.storage_precision_["limited"]
         iu = np.triu_indices(m, 1)
         pd = dist[iu]
         pos = pd[pd > 0]
