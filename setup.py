@@ -97,7 +97,9 @@ class BuildExt(build_ext):
             if ctype == "msvc":
                 ext.extra_compile_args += ["/O2", "/std:c++17", *cflags]
             else:
-                ext.extra_compile_args += ["-O3", "-std=c++17", *cflags]
+                # no floating-point contraction: the exact float64 primitive must round
+                # as numpy does (repgap/_search/exact.py)
+                ext.extra_compile_args += ["-O3", "-std=c++17", "-ffp-contract=off", *cflags]
             ext.extra_link_args += lflags
         try:
             super().build_extensions()

@@ -190,13 +190,11 @@ def make_plan(*, backend, algorithm, group, dtype, D, n, k, n_used, orders, take
 
 
 def _kernel(Q, Rb, kb, order, ck, plan, p):
-    from .neighbors import _rotated_kd_tree, knn_prefix
+    from .neighbors import knn_prefix
 
-    if plan.bases[p] is not None:
-        return _rotated_kd_tree(Q, Rb, kb, order, ck, plan.bases[p], backend=plan.backend,
-                                n_threads=plan.n_threads, progress=False, desc="", bar=None)
     return knn_prefix(Q, Rb, kb, order, ck, backend=plan.backend, n_threads=plan.n_threads,
-                      algorithm=plan.algorithm, progress=False, group=plan.group)
+                      algorithm="auto" if plan.bases[p] is not None else plan.algorithm, progress=False,
+                      group=plan.group, basis=plan.bases[p])
 
 
 def block_knn(Q, Rb, offset, plan, ranks=None, checkpoints=None):

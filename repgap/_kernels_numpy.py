@@ -11,23 +11,20 @@ import numpy as np
 
 from scipy.spatial import cKDTree
 
+from ._search.exact import sort_pairs, sqdist_rows
+
 ALGORITHMS = ("brute", "kd_tree")
 
 
 def exact_sqdist(Q, R, qrows, ridx):
-    """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx)."""
-    diff = np.asarray(Q[qrows], dtype=np.float64)[:, None, :] - np.asarray(
-        R[ridx.ravel()], dtype=np.float64).reshape(ridx.shape + (R.shape[1],))
-    return np.einsum("ijk,ijk->ij", diff, diff)
+    """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx):
+    the one exact primitive (:func:`repgap._search.exact.sqdist_rows`)."""
+    return sqdist_rows(Q, R, qrows, ridx)
 
 
 def sort_by_distance_then_index(d, i):
     """Sort each row by (distance, index): the tie rule of every backend."""
-    o1 = np.argsort(i, axis=1, kind="stable")
-    d1 = np.take_along_axis(d, o1, 1)
-    i1 = np.take_along_axis(i, o1, 1)
-    o2 = np.argsort(d1, axis=1, kind="stable")
-    return np.take_along_axis(d1, o2, 1), np.take_along_axis(i1, o2, 1)
+    return sort_pairs(d, i)
 
 
 def _ranks_to_rows(order, ranks):

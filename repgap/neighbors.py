@@ -16,6 +16,10 @@ from ._validation import check_checkpoints, check_k, check_order, check_pair
 from .groups import Identity, check_group
 from ._kernels_torch import is_tensor
 from . import _blocks
+from ._search.certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range,
+                              scale_exponent, unit_roundoff)
+from ._search.engine import certified
+from ._search.exact import sort_pairs, sqdist_rows
 
 # Floating-point work per kernel call: about a second on two cores, so that an
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
@@ -31,12 +35,21 @@ def _chunk_rows(n, D, n_threads):
 
 
 def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="auto",
-               progress=None, desc="k-NN", bar=None, group=None):
-    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)) with the chosen kernel.
+               progress=None, desc="k-NN", bar=None, group=None, basis="auto", units=False):
+    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)), exact and certified.
 
     ``bar`` is an open :class:`~repgap._progress.Progress` counting queries
     (for callers that make several passes); otherwise one is opened here.
     ``group``: distances modulo a symmetry group (:mod:`repgap.orbit`).
+    ``basis``: ``"auto"`` (test for a low linear rank), None (never rotate)
+    or a rotation from :func:`repgap._backends.low_rank_rotation`.
+    ``units=True`` returns ``(sqdist, indices, shift)`` with the squared
+    distances in units of ``4**shift`` (data near the ends of the
+    floating-point range, whose squared distances are not representable).
+
+    The plan (backend, algorithm, rotation, search precision, rescaling) is
+    made here once, for the in-memory, streamed and dask paths alike; the
+    search is then certified by :func:`repgap._search.engine.certified`.
     """
     m, D = Q.shape
     if group is not None and not isinstance(group, Identity):
@@ -49,7 +62,7 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
                                progress=False if bar is not None else progress, desc=desc)
         if bar is not None:
             bar.update(m)
-        return out
+        return out + (0,) if units else out
     n_used = int(checkpoints[-1])
     if m * n_used * max(D, 1) < _SERIAL_WORK:
         # a parallel region costs tens of microseconds to open, and
@@ -57,119 +70,178 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         # problems run on the calling thread (results do not depend on it)
         n_threads = 1
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
-    if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
-        basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
-        if basis is not None:
-            return _rotated_kd_tree(Q, R, k, order, checkpoints, basis, backend=backend,
-                                    n_threads=n_threads, progress=progress, desc=desc, bar=bar)
+    if is_tensor(Q) or is_tensor(R):
+        out = _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar)
+        return out + (0,) if units else out
+    if isinstance(basis, str):
+        basis = None
+        if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
+            basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
+    own = bar is None
+    bar = bar if bar is not None else Progress(m, desc, progress)
+    try:
+        plan = _plan(Q, R, algo, algorithm, basis, backend)
+        run = _runner(Q, R, order, plan, backend, n_threads, bar)
+        d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
+                         shift=plan.shift, b_canonical=plan.b_canonical)
+    finally:
+        if own:
+            bar.close()
+    if units:
+        return d, i, plan.shift
+    if plan.shift:
+        d = np.ldexp(d, 2 * plan.shift)
+    return d, i
+
+
+class _Plan:
+    """How one problem is searched: the copies the kernels see and the error model."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _plan(Q, R, algo, algorithm, basis, backend):
+    """Decide the search copies (float32 for float64 data on the brute-force
+    paths; centred and rescaled by a power of two where the range demands
+    it) and build the certificate's error model."""
+    D = Q.shape[1]
+    amax = abs_max(Q, R)
+    kd = algo == "kd_tree"
+    e_c = canonical_shift(Q.dtype, amax, D)
+    cast = Q.dtype == np.float64 and not kd and basis is None and algorithm in ("auto", "brute")
+    sdt = np.dtype(np.float32) if (cast or Q.dtype == np.float32) else np.dtype(np.float64)
+    lo, hi = safe_range(sdt, D)
+    need_range = amax != 0.0 and not (lo <= amax <= hi)
+    if basis is not None and (need_range or e_c):
+        basis = None  # the rotation is computed on the stored values
+    e_s = 0
+    if basis is not None:
+        center, V, rank = basis
+        Rs = _rotate(R, center, V)
+        Qs = Rs if Q is R else _rotate(Q, center, V)
+        copy_u, b_on_copies, u, expanded = 2.0 * (D ** 1.5 + 2) * U64, False, U64, False
+        b_canonical = True
+    elif cast or need_range:
+        e_s = scale_exponent(amax) + 1
+        c0 = _mean(R, e_s)
+        Rs = _copy(R, e_s, c0, sdt)
+        Qs = Rs if Q is R else _copy(Q, e_s, c0, sdt)
+        copy_u, b_on_copies = unit_roundoff(sdt), True
+        u, expanded = (U64, False) if kd else (unit_roundoff(sdt), True)
+        b_canonical = False
+    else:
+        Rs, Qs = R, Q
+        copy_u, b_on_copies = 0.0, False
+        u, expanded = (U64, False) if kd else (unit_roundoff(sdt), True)
+        # the compiled kernels' k-d tree sums in another order than the primitive
+        b_canonical = not (kd and backend == "cython")
+    cs = _mean(Rs, 0)
+    qn = norms_about(Qs, cs)
+    rmax = float(np.max(norms_about(Rs, cs))) if Rs.shape[0] else 0.0
+    tiny = 4.0 * D * float(np.finfo(Rs.dtype).tiny)
+    model = SearchModel(D=D, u=u, expanded=expanded, copy_u=copy_u, b_on_copies=b_on_copies,
+                        unit_shift=e_s - e_c, qnorm=qn, rmax=rmax, tiny=tiny)
+    return _Plan(Qs=Qs, Rs=Rs, algo=algo, basis=basis, shift=e_c, model=model, b_canonical=b_canonical)
+
+
+def _rows(D):
+    # float64 temporaries of at most 4 MiB: the streamed paths bound memory by blocks
+    return max(1, (4 << 20) // (8 * max(D, 1)))
+
+
+def _mean(X, e):
+    rows = _rows(X.shape[1])
+    acc = np.zeros(X.shape[1])
+    for s in range(0, X.shape[0], rows):
+        B = np.asarray(X[s : s + rows], dtype=np.float64)
+        acc += np.ldexp(B, -e).sum(axis=0) if e else B.sum(axis=0)
+    return acc / max(X.shape[0], 1)
+
+
+def _copy(X, e, c0, dtype):
+    """``(X * 2**-e - c0)`` in ``dtype``: scaled first, so that nothing overflows."""
+    rows = _rows(X.shape[1])
+    out = np.empty(X.shape, dtype=dtype)
+    for s in range(0, X.shape[0], rows):
+        out[s : s + rows] = np.ldexp(np.asarray(X[s : s + rows], dtype=np.float64), -e) - c0
+    return out
+
+
+def _runner(Q, R, order, plan, backend, n_threads, bar):
+    """``run(qsel, kk, cks, first)`` for :func:`certified`: the kernel on the copies."""
     mod = kernels(backend)
+    cfg = get_config()
+    m = Q.shape[0]
+    Qs, Rs = plan.Qs, plan.Rs
+
+    def run(qsel, kk, cks, first):
+        Qsub = Qs if qsel.size == m else Qs[qsel]
+        b = bar if first else Progress(qsel.size, "", False)
+        if plan.basis is not None:
+            # k-d tree on the principal-axis coordinates; its candidates are
+            # re-ranked by their exact distances between the stored rows
+            kc = min(kk + 4, int(cks[0]))
+            if backend == "cython":
+                _, cand = mod.knn_prefix(Qsub, Rs, kc, order, cks, n_threads=n_threads, algorithm="kd_tree",
+                                         box_dims=plan.basis[2])
+            else:
+                _, cand = _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kc, order, cks,
+                                      dict(n_threads=n_threads, algorithm="kd_tree"), b)
+            if first:
+                bar.update(qsel.size)
+            t = np.stack([sqdist_rows(Q, R, qsel, cand[j]) for j in range(cand.shape[0])])
+            t, cand = sort_pairs(t, cand)
+            return t[..., :kk], cand[..., :kk]
+        kw = dict(n_threads=n_threads, algorithm=plan.algo, tile_queries=cfg["tile_queries"],
+                  tile_reference=cfg["tile_reference"])
+        return _run_kernel(mod, backend, Qsub, Rs, kk, order, cks, kw, b)
+
+    return run
+
+
+def _run_kernel(mod, backend, Q, R, k, order, checkpoints, kw, bar):
+    m, D = Q.shape
+    if backend in ("torch", "cython"):
+        # One call: the kernel reports progress and honours Ctrl-C between
+        # its tiles (torch: tiles sized from the memory budget, the reference
+        # prepared once); the k-d tree reports an estimate: kept monotone
+        report = monotone_reporter(bar, m)
+        out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
+        report(m)
+        return out
+    step = _chunk_rows(int(checkpoints[-1]), D, kw["n_threads"])
+    J = len(checkpoints)
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    for s in range(0, m, step):
+        d, i = mod.knn_prefix(Q[s : s + step], R, k, order, checkpoints, **kw)
+        out_d[:, s : s + step] = d
+        out_i[:, s : s + step] = i
+        bar.update(min(step, m - s))
+    return out_d, out_i
+
+
+def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar):
+    """Torch tensors on their device: the torch kernel (its own float64 recomputation)."""
+    mod = kernels("torch")
     cfg = get_config()
     kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
               tile_reference=cfg["tile_reference"])
     own = bar is None
-    bar = bar if bar is not None else Progress(m, desc, progress)
+    bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
     try:
-        if backend == "torch":
-            # One call, tiles sized from the memory budget (data on a device,
-            # or host arrays, whose reference is prepared once rather than
-            # per query chunk); progress and Ctrl-C between tiles
-            report = monotone_reporter(bar, m)
-            out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
-            report(m)
-            return out
-        if backend == "cython":
-            # One call: the kernel reports progress and honours Ctrl-C between
-            # its tiles, from the calling thread (the k-d tree reports an
-            # estimate: the bar is kept monotone)
-            report = monotone_reporter(bar, m)
-            out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
-            report(m)
-            return out
-        step = _chunk_rows(n_used, D, n_threads)
-        J = len(checkpoints)
-        out_d = np.empty((J, m, k))
-        out_i = np.empty((J, m, k), dtype=np.int64)
-        for s in range(0, m, step):
-            d, i = mod.knn_prefix(Q[s : s + step], R, k, order, checkpoints, **kw)
-            out_d[:, s : s + step] = d
-            out_i[:, s : s + step] = i
-            bar.update(min(step, m - s))
-        return out_d, out_i
+        return _run_kernel(mod, "torch", Q, R, k, order, checkpoints, kw, bar)
     finally:
         if own:
             bar.close()
 
 
-def _rotated_kd_tree(Q, R, k, order, checkpoints, basis, *, backend, n_threads, progress, desc, bar):
-    """The k-d tree on principal-axis coordinates, for data of low linear rank.
-
-    Rotating is exact in exact arithmetic and the tree then splits along the
-    few directions that carry the data; the k + spare candidates it finds are
-    re-ranked by their exact float64 distances on the original rows, so the
-    result is that of every other path (docs/theory.md, section 6).
-    """
-    from ._kernels_numpy import sort_by_distance_then_index
-
-    center, V, rank = basis
-    # rotated distances differ from the exact ones by float64 rounding only:
-    # a few spare candidates cover near-ties at the k-th distance
-    spare = 4
-    kk = min(k + spare, int(checkpoints[0]))
-    Rr = _rotate(R, center, V)
-    Qr = Rr if Q is R else _rotate(Q, center, V)
-    if backend == "cython":
-        # boxes and splits on the coordinates that carry the data (still
-        # exact: a box distance over fewer coordinates is a lower bound)
-        own = bar is None
-        bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
-        try:
-            _, cand = kernels("cython").knn_prefix(Qr, Rr, kk, order, checkpoints, n_threads=n_threads,
-                                                   algorithm="kd_tree", box_dims=rank)
-            bar.update(Q.shape[0])
-        finally:
-            if own:
-                bar.close()
-    else:
-        _, cand = knn_prefix(Qr, Rr, kk, order, checkpoints, backend=backend, n_threads=n_threads,
-                             algorithm="kd_tree", progress=progress, desc=desc, bar=bar)
-    J, m = cand.shape[0], Q.shape[0]
-    out_d = np.empty((J, m, k))
-    out_i = np.empty((J, m, k), dtype=np.int64)
-    step = max(1, (1 << 22) // max(1, kk * Q.shape[1]))
-    for j in range(J):
-        for s in range(0, m, step):
-            rows = cand[j, s : s + step]
-            ex = _exact_rerank_sqdist(Q, R, s, rows, backend, n_threads)
-            # the candidates come sorted by their rotated distances, which
-            # differ from the exact ones by rounding: re-sort only the rows
-            # whose order changed
-            bad = np.any((ex[:, 1:] < ex[:, :-1]) | ((ex[:, 1:] == ex[:, :-1]) & (rows[:, 1:] < rows[:, :-1])),
-                         axis=1)
-            if bad.any():
-                rows = rows.copy()
-                d2, i2 = sort_by_distance_then_index(ex[bad], rows[bad])
-                ex[bad], rows[bad] = d2, i2
-            out_d[j, s : s + step] = ex[:, :k]
-            out_i[j, s : s + step] = rows[:, :k]
-    return out_d, out_i
-
-
-def _exact_rerank_sqdist(Q, R, q0, rows, backend, n_threads):
-    """Float64 squared distances (differences first) of queries q0.. to the
-    candidate rows: the compiled kernel where available."""
-    if backend == "cython":
-        from .orbit import refine
-
-        return refine(Q[q0 : q0 + rows.shape[0]], R, rows, Identity(), backend="cython", n_threads=n_threads)
-    from ._kernels_numpy import exact_sqdist
-
-    return exact_sqdist(Q, R, np.arange(q0, q0 + rows.shape[0]), rows)
-
-
 def _rotate(X, center, V):
     out = np.empty(X.shape, dtype=np.float64)
-    for s in range(0, X.shape[0], 65536):
-        out[s : s + 65536] = (np.asarray(X[s : s + 65536], dtype=np.float64) - center) @ V.T
+    rows = _rows(X.shape[1])
+    for s in range(0, X.shape[0], rows):
+        out[s : s + rows] = (np.asarray(X[s : s + rows], dtype=np.float64) - center) @ V.T
     return out
 
 
@@ -259,11 +331,18 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     group = check_group(group)
     threads = resolve_n_jobs(n_jobs)
     ck = np.array([R.shape[0]], dtype=np.int64)
-    sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
-                         progress=progress, group=group)
+    sq, idx, shift = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
+                                progress=progress, group=group, units=True)
     if is_tensor(sq):
         return sq[0].sqrt(), idx[0]
-    return np.sqrt(sq[0]), idx[0]
+    return _distances(sq[0], shift), idx[0]
+
+
+def _distances(sq, shift):
+    # from squared distances in units of 4**shift: the square root first, so
+    # that distances whose squares are not representable come out finite
+    d = np.sqrt(sq)
+    return np.ldexp(d, shift) if shift else d
 
 
 def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=None, backend=None,
@@ -298,6 +377,6 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=N
     if od is not None and od.size < ck[-1]:
         raise ValueError(f"order has {od.size} entries but the largest checkpoint is {ck[-1]}")
     name = resolve_backend(backend)
-    sq, idx = knn_prefix(Q, R, k, od, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
-                         algorithm=algorithm, progress=progress, group=check_group(group))
-    return np.sqrt(sq), idx
+    sq, idx, shift = knn_prefix(Q, R, k, od, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
+                                algorithm=algorithm, progress=progress, group=check_group(group), units=True)
+    return _distances(sq, shift), idx

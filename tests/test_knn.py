@@ -199,8 +199,15 @@ def test_rotated_kd_tree_on_low_rank_data(backend, dtype, monkeypatch):
         pytest.skip("the torch backend has no k-d tree")
     monkeypatch.setattr(B, "ROTATED_KD_TREE_MIN_N", 1000)
     calls = []
-    real = N._rotated_kd_tree
-    monkeypatch.setattr(N, "_rotated_kd_tree", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = N._plan
+
+    def spy(*a, **kw):
+        plan = real(*a, **kw)
+        if plan.basis is not None:
+            calls.append(1)
+        return plan
+
+    monkeypatch.setattr(N, "_plan", spy)
     rng = np.random.default_rng(11)
     A = np.linalg.qr(rng.standard_normal((24, 4)))[0]
     R = (rng.random((3000, 4)) @ A.T + 1e3).astype(dtype)

@@ -1,0 +1,1 @@
+"""The exact k-NN engine (placeholder essay; see engine.py)."""

@@ -1,0 +1,151 @@
+"""Certified exact k-NN: candidate search -> float64 recomputation -> certificate -> re-search.
+
+:func:`certified` drives one problem given a ``run`` callable (a kernel of
+any backend, on the stored rows or on search copies) and its
+:class:`~repgap._search.certify.SearchModel`. Every returned distance comes
+from :func:`repgap._search.exact.sqdist_rows`; every returned list is sorted
+by (distance, index); every query is either certified or searched again
+with four times as many candidates, and, once the candidates would cover a
+large part of a prefix, exhaustively in float64. The answer therefore does
+not depend on the backend, the algorithm, the precision of the search, the
+tiles or the thread count.
+"""
+import numpy as np
+
+from .certify import U64
+from .exact import sort_pairs, sqdist_block, sqdist_rows
+
+#: candidates beyond k in the first round
+SPARE = 4
+#: factor by which a round's candidates grow for the queries not certified
+GROWTH = 4
+#: a prefix searched with at least this fraction of its rows as candidates is scanned exhaustively
+EXHAUSTIVE_FRACTION = 0.125
+
+
+class Stats:
+    """Counts of one search (for tests and benchmarks)."""
+
+    def __init__(self):
+        self.rounds = 0
+        self.researched = 0
+        self.exhaustive = 0
+
+    def __repr__(self):
+        return f"Stats(rounds={self.rounds}, researched={self.researched}, exhaustive={self.exhaustive})"
+
+
+last_stats = Stats()
+
+
+def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False):
+    """Exact k-NN within each prefix, certified.
+
+    Parameters
+    ----------
+    Q, R : ndarray
+        The stored rows (the distances are theirs).
+    k : int
+    order : ndarray of int64 or None
+    ck : ndarray of int64
+        Increasing prefix sizes, ``ck[0] >= k``.
+    run : callable ``(qsel, kk, cks, first) -> (b, idx)``
+        The candidate search for the queries ``qsel`` with ``kk`` candidates
+        at the checkpoints ``cks`` (each ``> kk``): arrays (len(cks), len(qsel), kk),
+        ``b`` in search units, ``idx`` rows of R.
+    model : SearchModel
+    shift : int
+        Canonical units are ``4**shift`` (see :func:`sqdist_rows`).
+    b_canonical : bool
+        The kernel's ``b`` are already the canonical distances (same bits).
+
+    Returns
+    -------
+    sqdist (J, m, k) in canonical units, indices (J, m, k).
+    """
+    global last_stats
+    stats = Stats()
+    m = Q.shape[0]
+    J = len(ck)
+    D = Q.shape[1]
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    todo = np.ones((J, m), dtype=bool)
+    tiny = 4.0 * D * 2.0**-1074  # subnormal differences in the recomputation
+    kk = k + SPARE
+    first = True
+    while todo.any():
+        stats.rounds += 1
+        qsel = np.flatnonzero(todo.any(axis=0))
+        if not first:
+            stats.researched += qsel.size
+        # prefixes whose every row would be a candidate: scanned exhaustively
+        thr = kk if first else kk / EXHAUSTIVE_FRACTION
+        js_full = [j for j in range(J) if todo[j, qsel].any() and ck[j] <= thr]
+        js_run = [j for j in range(J) if todo[:, qsel][j].any() and j not in js_full]
+        if js_full:
+            stats.exhaustive += 1
+            # every row of these prefixes, in float64
+            cks = np.asarray([ck[j] for j in js_full], dtype=np.int64)
+            d, i = _exhaustive(Q, R, qsel, order, cks, k, shift)
+            for a, j in enumerate(js_full):
+                w = todo[j, qsel]
+                out_d[j, qsel[w]] = d[a][w]
+                out_i[j, qsel[w]] = i[a][w]
+                todo[j, qsel[w]] = False
+        if js_run:
+            cks = np.asarray([ck[j] for j in js_run], dtype=np.int64)
+            c = int(min(kk, cks[0]))
+            b, idx = run(qsel, c, cks, first)
+            stats.kernel_rows = getattr(stats, "kernel_rows", 0) + qsel.size
+            b = np.asarray(b, dtype=np.float64)
+            idx = np.asarray(idx, dtype=np.int64)
+            for a, j in enumerate(js_run):
+                w = np.flatnonzero(todo[j, qsel])
+                qs = qsel[w]
+                bj, ij = b[a, w], idx[a, w]
+                t = bj if b_canonical else sqdist_rows(Q, R, qs, ij, shift)
+                t, ij = sort_pairs(t, ij)
+                if c >= ck[j]:
+                    ok = np.ones(qs.size, dtype=bool)
+                else:
+                    L = model.lower_bound(np.max(bj, axis=1), qs)
+                    ok = L > t[:, k - 1] * (1.0 + 2 * U64) + tiny
+                out_d[j, qs[ok]] = t[ok, :k]
+                out_i[j, qs[ok]] = ij[ok, :k]
+                todo[j, qs[ok]] = False
+        kk *= GROWTH
+        first = False
+    last_stats = stats
+    return out_d, out_i
+
+
+def _ranks_to_rows(order, ranks):
+    return ranks if order is None else np.asarray(order)[ranks]
+
+
+def _exhaustive(Q, R, qsel, order, cks, k, shift, budget=1 << 25):
+    """k best by (canonical distance, index) over every row of each prefix: (len(cks), len(qsel), k)."""
+    D = Q.shape[1]
+    a = qsel.size
+    out_d = np.empty((cks.size, a, k))
+    out_i = np.empty((cks.size, a, k), dtype=np.int64)
+    tile = int(max(64, min(4096, budget // max(1, 64 * D))))
+    qstep = int(max(1, budget // max(1, tile * D * 8)))
+    for s in range(0, a, qstep):
+        q = np.asarray(Q[qsel[s : s + qstep]], dtype=np.float64)
+        bd = np.empty((q.shape[0], 0))
+        bi = np.empty((q.shape[0], 0), dtype=np.int64)
+        start = 0
+        for j, c in enumerate(cks):
+            while start < c:
+                end = int(min(c, start + tile))
+                rows = _ranks_to_rows(order, np.arange(start, end))
+                t = sqdist_block(q, np.asarray(R[rows], dtype=np.float64), shift)
+                bd, bi = sort_pairs(np.concatenate([bd, t], 1),
+                                    np.concatenate([bi, np.broadcast_to(rows, t.shape)], 1))
+                bd, bi = bd[:, :k], bi[:, :k]
+                start = end
+            out_d[j, s : s + qstep] = bd
+            out_i[j, s : s + qstep] = bi
+    return out_d, out_i

@@ -1,0 +1,96 @@
+"""The exact float64 primitive and the (distance, index) merge.
+
+Every distance repgap returns is computed by :func:`sqdist_rows` (numpy) or
+its torch twin in :mod:`repgap._search.exact_torch`, in one fixed order of
+operations, so that every algorithm and backend gives the same bits:
+
+* each coordinate difference is formed in float64 from the stored values
+  (``float64(q_d) - float64(x_d)``), then multiplied by ``2**-e`` (an exact
+  power of two; ``e = 0`` unless the data lie outside the safe range, see
+  :func:`repgap._search.certify.scale_exponent`) and squared;
+* the squares are summed in four interleaved lanes, ``s_l = sum_i
+  sq[4 i + l]`` in increasing ``i``, the ``D mod 4`` trailing coordinates
+  are added to lane 0 in order, and the result is ``(s0 + s1) + (s2 + s3)``.
+
+This is the order of the compiled kernels' ``sqdist_strided``
+(``csrc/repgap_brute.hpp``), which is built without floating-point
+contraction (no FMA), so their recomputed distances need no second pass.
+The error of the sum is below ``(D + 2) u t`` with ``u = 2**-53``
+(Higham, *Accuracy and Stability of Numerical Algorithms*, 2002, section 4.2).
+"""
+import numpy as np
+
+#: rows of candidates recomputed per numpy call: bounds the float64 temporaries
+_ROWS = 8192
+
+
+def _lanes(sq):
+    """Four-lane sum of the last axis of ``sq`` (float64), in the fixed order."""
+    D = sq.shape[-1]
+    D4 = D - D % 4
+    if D4:
+        acc = sq[..., 0:4].copy()
+        for g in range(4, D4, 4):
+            acc += sq[..., g : g + 4]
+        s0, s1, s2, s3 = acc[..., 0], acc[..., 1], acc[..., 2], acc[..., 3]
+    else:
+        s0 = np.zeros(sq.shape[:-1])
+        s1 = s2 = s3 = None
+    for d in range(D4, D):
+        s0 = s0 + sq[..., d]
+    if s1 is None:
+        return s0 + 0.0
+    return (s0 + s1) + (s2 + s3)
+
+
+def sqdist_rows(Q, R, qrows, ridx, shift=0):
+    """Squared distances between ``Q[qrows[i]]`` and ``R[ridx[i, c]]``, float64.
+
+    Parameters
+    ----------
+    Q, R : ndarray (m, D), (n, D)
+        The stored rows (float32 or float64, any layout).
+    qrows : ndarray of int (N,)
+    ridx : ndarray of int (N, c)
+        Rows of R; negative entries (padding) give ``inf``.
+    shift : int
+        Distances are returned in units of ``4**shift``: differences are
+        multiplied by ``2**-shift`` before squaring (exact), which keeps them
+        representable for data near the ends of the floating-point range.
+    """
+    qrows = np.asarray(qrows, dtype=np.int64)
+    ridx = np.asarray(ridx, dtype=np.int64)
+    N, c = ridx.shape
+    out = np.empty((N, c))
+    if N == 0 or c == 0:
+        return out
+    step = max(1, _ROWS // max(c, 1))
+    for s in range(0, N, step):
+        rr = ridx[s : s + step]
+        bad = rr < 0
+        x = np.asarray(R[np.where(bad, 0, rr).ravel()], dtype=np.float64).reshape(rr.shape + (R.shape[1],))
+        q = np.asarray(Q[qrows[s : s + step]], dtype=np.float64)
+        diff = q[:, None, :] - x
+        if shift:
+            np.ldexp(diff, -int(shift), out=diff)  # exact (any exponent), unlike a product by 2**-shift
+        diff *= diff
+        d = _lanes(diff)
+        d[bad] = np.inf
+        out[s : s + step] = d
+    return out
+
+
+def sqdist_block(q, x, shift=0):
+    """Squared distances between every row of ``q`` (a, D) and of ``x`` (b, D),
+    both float64 arrays, in the order of :func:`sqdist_rows`: shape (a, b)."""
+    diff = q[:, None, :] - x[None, :, :]
+    if shift:
+        np.ldexp(diff, -int(shift), out=diff)
+    diff *= diff
+    return _lanes(diff)
+
+
+def sort_pairs(d, i):
+    """Sort each row by (distance, index): the tie rule of every path."""
+    o = np.lexsort((i, d), axis=-1)
+    return np.take_along_axis(d, o, -1), np.take_along_axis(i, o, -1)
