@@ -5,6 +5,30 @@ import os
 
 _controller = None
 
+# Fork safety. GNU libgomp keeps its worker threads in a pool that a forked
+# child does not inherit, and the child's first parallel region then waits
+# for them forever. The parent marks that it may have run a parallel region
+# (a thread count above one was handed out); a child forked after that runs
+# every kernel on its calling thread, which needs no pool. Threads are a
+# speed setting: no result depends on them.
+_parallel_used = False
+_forked_after_parallel = False
+
+
+def _after_fork_in_child():
+    global _forked_after_parallel
+    if _parallel_used:
+        _forked_after_parallel = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forked_child():
+    """True in a process forked after this one's parent ran parallel kernels."""
+    return _forked_after_parallel
+
 
 def available_cpus():
     """Cores this process may use: affinity mask and cgroup CPU quota (v1, v2)."""
@@ -59,15 +83,23 @@ def resolve_n_jobs(n_jobs):
             except ValueError:
                 raise ValueError(f"REPGAP_NUM_THREADS must be an integer, got {env!r}") from None
     if n_jobs is None:
-        return available_cpus()
+        return _fork_safe(available_cpus())
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int,)) and not hasattr(n_jobs, "__index__"):
         raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}")
     n_jobs = int(n_jobs)
     if n_jobs == 0:
         raise ValueError("n_jobs=0 is not a valid number of threads; use None, -1 or a positive integer")
-    if n_jobs < 0:
-        return max(1, available_cpus() + 1 + n_jobs)
-    return n_jobs
+    n = max(1, available_cpus() + 1 + n_jobs) if n_jobs < 0 else n_jobs
+    return _fork_safe(n)
+
+
+def _fork_safe(n):
+    global _parallel_used
+    if _forked_after_parallel:
+        return 1
+    if n > 1:
+        _parallel_used = True
+    return n
 
 
 def _get_controller():

@@ -25,6 +25,8 @@ from ._search.exact import sort_pairs, sqdist_rows
 # interrupt is honoured quickly and a progress bar moves; never fewer than 512
 # queries per thread, so that re-packing the reference stays negligible.
 _FLOPS_PER_CALL = 1e11
+#: Re-searches of at most this many queries run on numpy's GEMM tiles.
+_RESEARCH_NUMPY = 1024
 #: Below this many query-reference-coordinate products a search runs on one thread.
 _SERIAL_WORK = 1 << 22
 
@@ -80,7 +82,7 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     own = bar is None
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
-        plan = _plan(Q, R, algo, algorithm, basis, backend)
+        plan = _plan(Q, R, algo, algorithm, basis, backend, n_used, k)
         run = _runner(Q, R, order, plan, backend, n_threads, bar)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
                          shift=plan.shift, b_canonical=plan.b_canonical)
@@ -101,7 +103,7 @@ class _Plan:
         self.__dict__.update(kw)
 
 
-def _plan(Q, R, algo, algorithm, basis, backend):
+def _plan(Q, R, algo, algorithm, basis, backend, n_used, k):
     """Decide the search copies (float32 for float64 data on the brute-force
     paths; centred and rescaled by a power of two where the range demands
     it) and build the certificate's error model."""
@@ -123,6 +125,8 @@ def _plan(Q, R, algo, algorithm, basis, backend):
         copy_u, b_on_copies, u, expanded = 2.0 * (D ** 1.5 + 2) * U64, False, U64, False
         b_canonical = True
     elif cast or need_range:
+        if cast:  # the float32 kernel for the copies
+            algo = choose_algorithm(algorithm, backend, sdt, D, n_used, k)
         e_s = scale_exponent(amax) + 1
         c0 = _mean(R, e_s)
         Rs = _copy(R, e_s, c0, sdt)
@@ -195,6 +199,11 @@ def _runner(Q, R, order, plan, backend, n_threads, bar):
             return t[..., :kk], cand[..., :kk]
         kw = dict(n_threads=n_threads, algorithm=plan.algo, tile_queries=cfg["tile_queries"],
                   tile_reference=cfg["tile_reference"])
+        if not first and plan.algo != "kd_tree" and qsel.size <= _RESEARCH_NUMPY:
+            # a few queries searched again: numpy's GEMM tiles (same error
+            # model) beat re-packing the whole reference in the compiled kernel
+            kw["algorithm"] = "brute"
+            return _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kk, order, cks, kw, b)
         return _run_kernel(mod, backend, Qsub, Rs, kk, order, cks, kw, b)
 
     return run
@@ -342,7 +351,10 @@ def _distances(sq, shift):
     # from squared distances in units of 4**shift: the square root first, so
     # that distances whose squares are not representable come out finite
     d = np.sqrt(sq)
-    return np.ldexp(d, shift) if shift else d
+    if not shift:
+        return d
+    with np.errstate(under="ignore"):  # a subnormal distance is the true one, rounded
+        return np.ldexp(d, shift)
 
 
 def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=None, backend=None,

@@ -34,7 +34,7 @@ import numpy as np
 U64 = 2.0**-53
 U32 = 2.0**-24
 #: margin on every bound: certifying less often only costs a re-search
-SAFETY = 2.0
+SAFETY = 1.0
 
 
 def unit_roundoff(dtype):

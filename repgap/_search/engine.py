@@ -15,7 +15,9 @@ import numpy as np
 from .certify import U64
 from .exact import sort_pairs, sqdist_block, sqdist_rows
 
-#: candidates beyond k in the first round
+#: candidates beyond k in the first round: ``SPARE + k // 2`` (measured: with
+#: ``k + 4`` alone, 8 % of the queries of uniform data in D = 784 needed a second
+#: round at k = 10; with ``k + 4 + k // 2``, 0.07 %)
 SPARE = 4
 #: factor by which a round's candidates grow for the queries not certified
 GROWTH = 4
@@ -72,7 +74,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False):
     out_i = np.empty((J, m, k), dtype=np.int64)
     todo = np.ones((J, m), dtype=bool)
     tiny = 4.0 * D * 2.0**-1074  # subnormal differences in the recomputation
-    kk = k + SPARE
+    kk = k + SPARE + k // 2
     first = True
     while todo.any():
         stats.rounds += 1

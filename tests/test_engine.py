@@ -1,0 +1,240 @@
+"""The certified exact engine (repgap._search): one primitive, bit-identical
+results on every path, certificates on adversarial near-ties, the whole
+floating-point range, ties by index, fork safety (issue #14)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import repgap
+from repgap._backends import kernels
+from repgap._search import engine
+from repgap._search.exact import _lanes, sqdist_rows
+
+from conftest import AVAILABLE
+
+
+def _truth(Q, R, k):
+    """Plain float64 differences, every pair, sorted by (distance, index)."""
+    Q = np.asarray(Q, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    d2 = ((Q[:, None, :] - R[None, :, :]) ** 2).sum(-1)
+    idx = np.lexsort((np.broadcast_to(np.arange(R.shape[0]), d2.shape), d2), axis=1)[:, :k]
+    return np.sqrt(np.take_along_axis(d2, idx, 1)), idx
+
+
+def _all_paths():
+    out = []
+    for b in AVAILABLE:
+        algos = {"numpy": ["auto", "brute", "kd_tree"], "cython": ["auto", "direct", "fused", "gemm", "kd_tree"],
+                 "torch": ["auto", "brute"]}[b]
+        out += [(b, a) for a in algos]
+    return out
+
+
+def test_lanes_is_the_documented_order():
+    rng = np.random.default_rng(0)
+    for D in (1, 3, 4, 7, 9, 64):
+        sq = rng.random((5, D)) * 10.0 ** rng.integers(-8, 8, (5, D))
+        got = _lanes(sq)
+        for r in range(5):
+            s = [0.0, 0.0, 0.0, 0.0]
+            D4 = D - D % 4
+            for g in range(0, D4, 4):
+                for l in range(4):
+                    s[l] = s[l] + sq[r, g + l]
+            for d in range(D4, D):
+                s[0] = s[0] + sq[r, d]
+            want = (s[0] + s[1]) + (s[2] + s[3])
+            assert got[r] == want
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("D", [3, 5, 17, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_primitive_is_the_numpy_primitive(D, dtype):
+    # the compiled kernels' recomputed distances are the primitive's bits
+    rng = np.random.default_rng(D)
+    R = (rng.standard_normal((800, D)) + 3).astype(dtype)
+    Q = rng.standard_normal((50, D)).astype(dtype)
+    for algo in ("direct", "gemm") + (("fused",) if dtype == np.float32 else ()):
+        d, i = kernels("cython").knn_prefix(Q, R, 4, None, np.array([800]), algorithm=algo, n_threads=2)
+        assert np.array_equal(d[0], sqdist_rows(Q, R, np.arange(50), i[0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["uniform8", "rank3in40", "offset1e6", "dups"])
+def test_every_path_gives_the_same_bits(dtype, kind, monkeypatch):
+    import repgap._backends as B
+
+    monkeypatch.setattr(B, "ROTATED_KD_TREE_MIN_N", 500)  # the rotated k-d tree too
+    rng = np.random.default_rng(3)
+    if kind == "uniform8":
+        R = rng.random((3000, 8))
+    elif kind == "rank3in40":
+        R = rng.random((3000, 3)) @ np.linalg.qr(rng.standard_normal((40, 3)))[0].T
+    elif kind == "offset1e6":
+        R = rng.random((3000, 16)) + 1e6
+    else:
+        R = np.repeat(rng.random((150, 6)), 20, axis=0)[rng.permutation(3000)]
+    R = R.astype(dtype)
+    Q = R[:200] + dtype(1e-3) * rng.standard_normal((200, R.shape[1])).astype(dtype)
+    td, ti = _truth(Q, R, 5)
+    first = None
+    for b, a in _all_paths():
+        for nj in (1, 2):
+            d, i = repgap.knn(Q, R, k=5, backend=b, algorithm=a, n_jobs=nj)
+            if first is None:
+                first = (d, i)
+            assert np.array_equal(i, ti), (b, a, nj, int((i != ti).sum()))
+            assert np.array_equal(d, first[0]), (b, a, nj)
+            np.testing.assert_allclose(d, td, rtol=1e-12)
+    # tiles, blocks and prefixes do not change a bit
+    with repgap.config_context(tile_queries=16, tile_reference=64):
+        d, i = repgap.knn(Q, R, k=5)
+    assert np.array_equal(d, first[0]) and np.array_equal(i, first[1])
+    d, i = repgap.knn(Q, R, k=5, block_size=700)
+    assert np.array_equal(d, first[0]) and np.array_equal(i, first[1])
+    d, i = repgap.knn_checkpoints(Q, R, [1000, 3000], k=5)
+    assert np.array_equal(d[1], first[0]) and np.array_equal(i[1], first[1])
+
+
+def _near_ties(dtype, n_ties=40, D=24, seed=0):
+    """A query far from the reference's centre and ``n_ties`` rows at almost
+    the same distance from it (relative spacing 1e-6: far below the rounding
+    of the float32 expansion there), the nearest one last."""
+    rng = np.random.default_rng(seed)
+    q = np.zeros(D)
+    q[0] = 1000.0
+    W = rng.standard_normal((n_ties, D))
+    W[:, 0] = 0
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    radii = 1.0 + 1e-6 * np.arange(n_ties)[::-1]  # the nearest is the last tie
+    ties = q + W * radii[:, None]
+    far = rng.standard_normal((2000, D)) * 3
+    far[:, 0] -= 1000.0 * n_ties / 2000  # the mean stays near the origin
+    R = np.concatenate([far, ties]).astype(dtype)
+    return q[None, :].astype(dtype), R
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_certificate_on_adversarial_near_ties(dtype, backend):
+    Q, R = _near_ties(dtype)
+    for k in (1, 3):
+        td, ti = _truth(Q, R, k)
+        assert ti[0, 0] == R.shape[0] - 1
+        d, i = repgap.knn(Q, R, k=k, backend=backend, algorithm="brute")
+        assert np.array_equal(i, ti), (i, ti)
+        assert engine.last_stats.researched > 0  # the first candidates could not be certified
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+def test_the_old_heuristic_fails_there():
+    # the float32 kernel with its k + 8 spare candidates alone picks the wrong row
+    Q, R = _near_ties(np.float32)
+    _, ti = _truth(Q, R, 1)
+    _, i = kernels("cython").knn_prefix(Q, R, 1, None, np.array([R.shape[0]]), algorithm="fused", n_threads=1)
+    assert i[0, 0, 0] != ti[0, 0]
+
+
+def _range_cases():
+    rng = np.random.default_rng(7)
+    U = rng.random((1500, 10)).astype(np.float32)
+    ints = rng.integers(0, 60, (1500, 10))
+    return {
+        # name: (data, the same data at a safe scale, the power of two between them)
+        "float32 x 2**64 (squared norms overflow)": (U * np.float32(2.0**64), U, 64),
+        "float32 subnormal integers x 2**-149": ((ints * 2.0**-149).astype(np.float32), ints.astype(np.float32), -149),
+        "float64 x 2**532 (about 1e160)": (np.ldexp(U.astype(np.float64), 532), U.astype(np.float64), 532),
+        "float64 integers x 2**-1074 (5e-324 apart)": (ints * 2.0**-1074, ints.astype(np.float64), -1074),
+    }
+
+
+@pytest.mark.parametrize("case", list(_range_cases()))
+def test_the_whole_floating_point_range(case):
+    X, S, e = _range_cases()[case]
+    Q, Qs = X[:100], S[:100]
+    want_d, want_i = repgap.knn(Qs, S, k=3, backend="numpy")
+    with np.errstate(under="ignore"):
+        want_d = np.ldexp(want_d, e)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # nothing overflows or underflows on the way
+        for b, a in _all_paths():
+            d, i = repgap.knn(Q, X, k=3, backend=b, algorithm=a)
+            assert np.array_equal(i, want_i), (case, b, a)
+            assert np.array_equal(d, want_d), (case, b, a)
+            assert np.isfinite(d).all() and (d[:, 1:] > 0).all()
+
+
+def test_ties_are_broken_by_index_everywhere():
+    for b, a in _all_paths():
+        d, i = repgap.knn(np.zeros((1, 8)), np.zeros((20, 8)), k=3, backend=b, algorithm=a)
+        assert i.tolist() == [[0, 1, 2]] and (d == 0).all(), (b, a)
+    rng = np.random.default_rng(0)
+    B = rng.integers(0, 2, (400, 3)).astype(np.float32)
+    _, ti = _truth(B[:50], B, 12)
+    H = np.repeat(rng.random((30, 12)).astype(np.float32), 40, axis=0)[rng.permutation(1200)]
+    _, th = _truth(H[:60], H, 25)
+    for b, a in _all_paths():
+        _, i = repgap.knn(B[:50], B, k=12, backend=b, algorithm=a)
+        assert np.array_equal(i, ti), (b, a)
+        for nj in (1, 2):
+            _, i = repgap.knn(H[:60], H, k=25, backend=b, algorithm=a, n_jobs=nj)
+            assert np.array_equal(i, th), (b, a, nj)
+    with repgap.config_context(tile_queries=8, tile_reference=32):
+        _, i = repgap.knn(H[:60], H, k=25)
+    assert np.array_equal(i, th)
+    _, i = repgap.knn(H[:60], H, k=25, block_size=128)
+    assert np.array_equal(i, th)
+
+
+def test_float64_searches_float32_copies(monkeypatch):
+    # float64 data take the float32 candidate search on the brute-force paths,
+    # and still come back exact (the float64 kernels' bits)
+    import repgap.neighbors as N
+
+    seen = []
+    real = N._run_kernel
+    monkeypatch.setattr(N, "_run_kernel", lambda mod, be, Q, R, *a: seen.append(R.dtype) or real(mod, be, Q, R, *a))
+    rng = np.random.default_rng(1)
+    R = rng.standard_normal((4000, 48))
+    Q = rng.standard_normal((300, 48))
+    d, i = repgap.knn(Q, R, k=4)
+    assert seen and all(dt == np.float32 for dt in seen)
+    td, ti = _truth(Q, R, 4)
+    assert np.array_equal(i, ti)
+    d2, i2 = repgap.knn(Q, R, k=4, algorithm="gemm" if "cython" in AVAILABLE else "brute")
+    assert seen[-1] == np.float64
+    assert np.array_equal(d, d2) and np.array_equal(i, i2)
+
+
+_FORK_SCRIPT = textwrap.dedent("""
+    import os, sys, signal, multiprocessing as mp
+    import numpy as np, repgap
+    X = np.random.default_rng(0).random((20000, 32), dtype=np.float32)
+    want = repgap.knn(X[:3000], X, k=2, n_jobs=2)   # the parent runs its parallel kernels
+
+    def work(s):
+        d, i = repgap.knn(X[s : s + 500], X, k=2, n_jobs=2)
+        return bool((i == want[1][s : s + 500]).all() and (d == want[0][s : s + 500]).all())
+
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(60)
+        os._exit(0 if work(0) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    with mp.get_context("fork").Pool(2) as pool:
+        assert all(pool.map(work, [0, 500, 1000, 1500]))
+    print("ok")
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_fork_after_parallel_kernels(tmp_path):
+    script = tmp_path / "fork.py"
+    script.write_text(_FORK_SCRIPT)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-2000:]
