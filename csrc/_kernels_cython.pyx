@@ -233,7 +233,9 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
             failp[0] = 1
         for ii in prange(m, schedule="static", chunksize=256):
             i = qord[ii]
-            if threadid() == 0 and ii % 4096 == 0 and stopp[0] == 0:
+            # at the start of each of the calling thread's chunks (every
+            # chunk of 256 queries is a few milliseconds of tree search)
+            if threadid() == 0 and ii % 256 == 0 and stopp[0] == 0:
                 with gil:
                     if _poll(progress, ii * n_threads, raised):
                         stopp[0] = 1
@@ -287,6 +289,12 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
         # reference, so fewer, larger tiles are faster (measured at D = 16)
         n_tiles = max(2 * n_threads, -(-m // 4096))
         tile_queries = max(64, (-(-m // n_tiles) + 7) // 8 * 8)
+        # Ctrl-C and progress are honoured between tiles: at most 2**32
+        # multiply-adds per tile (about 0.1 s on one core), so that an
+        # interrupt is answered within a second even on a loaded machine
+        # (re-packing the reference per tile stays below 1/8 of the work)
+        cap = max(8, ((1 << 32) // max(1, int(ck[-1]) * D)) // 8 * 8)
+        tile_queries = min(tile_queries, cap)
     if tile_reference is None:
         if method == 1:
             tile_reference = 1024
@@ -488,14 +496,21 @@ def orbit_refine(const floating[:, :] Q, const floating[:, :] R, const int64_t[:
     for t in range(nt):
         works[t].reserve(D, max(D // max(g.p, 1), 1))
     cdef OrbitWork* wp
-    with nogil, parallel(num_threads=nt):
-        wp = &works[threadid()]
-        for i in prange(m, schedule="dynamic", chunksize=16):
-            for j in range(c):
-                r = cand[i, j]
-                if r < 0:
-                    continue
-                load_row(Qb + i * qs0, qs1, D, wp.a.data())
-                load_row(Rb + r * rs0, rs1, D, wp.b.data())
-                ov[i, j] = orbit_d2(g, wp[0])
+    # blocks of queries with Ctrl-C honoured between them (an orbit distance
+    # costs up to |G| D operations: about 2**30 of them per block)
+    cdef Py_ssize_t b0 = 0, b1, blk = max(16, (1 << 30) // max(1, c * D * D))
+    while b0 < m:
+        b1 = min(m, b0 + blk)
+        with nogil, parallel(num_threads=nt):
+            wp = &works[threadid()]
+            for i in prange(b0, b1, schedule="dynamic", chunksize=16):
+                for j in range(c):
+                    r = cand[i, j]
+                    if r < 0:
+                        continue
+                    load_row(Qb + i * qs0, qs1, D, wp.a.data())
+                    load_row(Rb + r * rs0, rs1, D, wp.b.data())
+                    ov[i, j] = orbit_d2(g, wp[0])
+        PyErr_CheckSignals()
+        b0 = b1
     return out

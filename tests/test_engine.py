@@ -238,3 +238,42 @@ def test_fork_after_parallel_kernels(tmp_path):
     script.write_text(_FORK_SCRIPT)
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stderr[-2000:]
+
+
+_SIGINT_SCRIPT = textwrap.dedent("""
+    import os, sys, time, signal, threading
+    import numpy as np, repgap
+    rng = np.random.default_rng(0)
+    R = rng.random((100000, 128), dtype=np.float32)
+    Q = rng.random((20000, 128), dtype=np.float32)
+    if sys.argv[1] == "float64":
+        R, Q = R.astype(np.float64), Q.astype(np.float64)
+    repgap.knn(Q[:10], R[:100], k=1)
+    sent = []
+
+    def fire():
+        time.sleep(0.5)
+        sent.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=fire, daemon=True).start()
+    try:
+        repgap.knn(Q, R, k=1, n_jobs=2)
+        print("finished")
+    except KeyboardInterrupt:
+        print(time.perf_counter() - sent[0])
+""")
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ctrl_c_within_a_second(tmp_path, dtype):
+    # the search (about 2.6e11 multiply-adds) is interrupted half a second in
+    script = tmp_path / "sigint.py"
+    script.write_text(_SIGINT_SCRIPT)
+    p = subprocess.run([sys.executable, str(script), dtype], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path, env=dict(os.environ, REPGAP_BACKEND="cython"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.strip().splitlines()[-1]
+    assert out != "finished", "the search ended before the interrupt: make it larger"
+    assert float(out) < 1.0, f"Ctrl-C took {float(out):.2f} s"
