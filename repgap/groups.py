@@ -151,6 +151,19 @@ class Group:
         """``g.y`` for an element returned by :meth:`align`."""
         raise NotImplementedError
 
+    def n_images(self, D):
+        """The number of images :meth:`images` gives for rows of length D,
+        or None when the group does not enumerate its elements (continuous
+        groups, products, permutation groups too large to list)."""
+        return None
+
+    def images(self, Y):
+        """Every image ``g.y`` of every row: shape (n, n_images(D), D), the
+        order of the elements. How a finite group describes itself to the search:
+        the k-NN modulo the group is then the plain k-NN against these
+        images (:mod:`repgap.orbit`)."""
+        raise NotImplementedError(f"{self!r} does not enumerate its elements")
+
     def check_dim(self, D):
         if self.dim is not None and D != self.dim:
             raise ValueError(f"{self!r} acts on rows of length {self.dim}, but the data have {D} columns")
@@ -188,6 +201,12 @@ class Identity(Group):
 
     def _invariant(self, X):
         return X
+
+    def n_images(self, D):
+        return 1
+
+    def images(self, Y):
+        return np.asarray(Y)[:, None, :]
 
     def apply(self, element, y):
         return np.asarray(y, dtype=np.float64)
@@ -359,6 +378,25 @@ class CyclicShift(Group):
         """The order of the group acting on rows of length D."""
         return D * (2 if self.reflections else 1)
 
+    def n_images(self, D):
+        return self.group_order(D)
+
+    def index_permutations(self, D):
+        """(order, D) int64: element g maps y to ``y[perm[g]]`` (the identity first)."""
+        shape = self.shape if self.shape else (D,)
+        grid = np.arange(D).reshape(shape)
+        out = []
+        for flip in (False, True) if self.reflections else (False,):
+            S = self._mirror(grid[None])[0] if flip else grid
+            for shift in np.ndindex(*shape):
+                out.append(np.roll(S, shift, axis=tuple(range(len(shape)))).ravel())
+        return np.asarray(out, dtype=np.int64)
+
+    def images(self, Y):
+        Y = np.asarray(Y)
+        P = self.index_permutations(Y.shape[1])
+        return np.take(Y, P.ravel(), axis=1).reshape(Y.shape[0], P.shape[0], Y.shape[1])  # C-contiguous
+
     def _grid(self, X):
         return X.reshape((X.shape[0],) + (self.shape if self.shape else (X.shape[1],)))
 
@@ -486,6 +524,13 @@ class SignFlip(Group):
     def apply(self, element, y):
         return element * np.asarray(y, dtype=np.float64)
 
+    def n_images(self, D):
+        return 2
+
+    def images(self, Y):
+        Y = np.asarray(Y)
+        return np.stack([Y, -Y], axis=1)
+
 
 # ---------------------------------------------------------------------------
 class FiniteGroup(Group):
@@ -550,6 +595,15 @@ class FiniteGroup(Group):
         if self._perms is not None:
             return Y[:, self._perms]  # (n, |G|, D)
         return np.einsum("gij,nj->ngi", self._mats, Y)
+
+    def n_images(self, D):
+        return self.order
+
+    def images(self, Y):
+        Y = np.asarray(Y)
+        if self._perms is not None:
+            return np.take(Y, self._perms.ravel(), axis=1).reshape(Y.shape[0], self.order, Y.shape[1])
+        return np.einsum("gij,nj->ngi", self._mats, np.asarray(Y, dtype=np.float64)).astype(Y.dtype, copy=False)
 
     def _align_rows(self, X, Y):
         imgs = self._images(Y)

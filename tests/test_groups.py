@@ -289,3 +289,59 @@ def test_symmetric_datasets():
     assert np.max(G.distance2(mol.X, unperm.reshape(50, 30))) < 1e-20
     with pytest.raises(ValueError, match="at least 4 atoms"):
         datasets.molecule_chains(5, 3)
+
+
+# ----------------------------------------------------------------------------- search against images (issue #14)
+
+
+def _finite_groups():
+    from repgap.groups import CyclicShift, FiniteGroup, SignFlip
+
+    D = 12
+    swaps = [np.arange(D), np.r_[np.arange(6, 12), np.arange(6)]]
+    c, s = np.cos(np.pi / 2), np.sin(np.pi / 2)
+    rot = np.eye(D)
+    rot[:2, :2] = [[c, -s], [s, c]]
+    mats = [np.linalg.matrix_power(rot, p) for p in range(4)]
+    return {"shift2d+mirror": CyclicShift((3, 4), reflections=True), "shift1d": CyclicShift(),
+            "signflip": SignFlip(), "perms": FiniteGroup(swaps), "matrices": FiniteGroup(mats)}
+
+
+@pytest.mark.parametrize("name", list(_finite_groups()))
+def test_images_search_equals_filter_and_refine(name, monkeypatch):
+    import repgap.orbit as O
+
+    g = _finite_groups()[name]
+    rng = np.random.default_rng(5)
+    R = rng.standard_normal((300, 12))
+    R[100:150] = R[:50]  # exact duplicates: ties broken by row
+    Q = np.concatenate([R[:20] + 0.01 * rng.standard_normal((20, 12)), rng.standard_normal((20, 12))])
+    order = rng.permutation(300)
+    ck = [25, 120, 300]
+    assert O.use_images(g, Q.shape[0], 300, 12)
+    got = repgap.knn_checkpoints(Q, R, ck, k=4, order=order, group=g)
+    plain = repgap.knn(Q, R, k=4, group=g)
+    monkeypatch.setattr(O, "use_images", lambda *a: False)
+    want = repgap.knn_checkpoints(Q, R, ck, k=4, order=order, group=g)
+    want_plain = repgap.knn(Q, R, k=4, group=g)
+    assert np.array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    assert np.array_equal(plain[1], want_plain[1])
+    # a transformed copy of a training row is at distance zero from it
+    x = g.images(R[7:8])[0, -1]
+    d, i = repgap.knn(x[None], R, k=1, group=g)
+    assert i[0, 0] == 7 and d[0, 0] < 1e-12
+
+
+def test_images_search_in_blocks(monkeypatch):
+    import repgap.orbit as O
+    from repgap.groups import CyclicShift
+
+    g = CyclicShift((4, 4))
+    rng = np.random.default_rng(2)
+    R = rng.random((500, 16))
+    Q = rng.random((30, 16))
+    whole = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
+    monkeypatch.setattr(O, "_IMAGES_BLOCK_ROWS", 16 * 37)  # blocks of 37 rows
+    blocks = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
+    assert np.array_equal(whole[1], blocks[1]) and np.array_equal(whole[0], blocks[0])
