@@ -86,7 +86,7 @@ def run_gpu(args):
 
     for mode in ("float32", "tf32"):
         ck = np.array([n])
-        f = lambda: knn_prefix(test, train, 1, None, ck, matmul=mode)  # noqa: E731
+        f = lambda: knn_prefix(test, train, 1, None, ck, options={"matmul": mode})  # noqa: E731
         f()
         t, (sq, idx) = median_time(f, args.repeats, sync)
         peak = res[f"peak_{mode}_tflops"]

@@ -34,7 +34,7 @@ for blk in (32, 64, 128):
     kt._BLOCK = blk
     for frac in (4, 2):
         for tr in (None, 1 << 17):
-            t, out = timeit(max_memory=free // frac, tile_reference=tr)
+            t, out = timeit(options={"max_memory": free // frac}, tile_reference=tr)
             same = ref is None or torch.equal(out[1], ref[1])
             ref = ref or out
             print(f"block {blk:4d} budget free/{frac} tile_reference {tr}: {t:.3f} s "

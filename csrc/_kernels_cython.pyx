@@ -260,15 +260,28 @@ _METHODS = {"direct": 0, "gemm": 1, "fused": 2}
 
 
 def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1,
-               str algorithm="fused", tile_queries=None, tile_reference=None,
-               int spare=8, int leafsize=32, progress=None, int box_dims=0):
+               str algorithm="brute", tile_queries=None, tile_reference=None,
+               spare=None, leafsize=None, progress=None, options=None):
     """k nearest neighbours of every query within every prefix of the reference.
 
-    Same signature and result as :func:`repgap._kernels_numpy.knn_prefix`:
-    ``(sqdist, indices)`` of shape ``(len(checkpoints), m, k)``, squared
-    Euclidean distances in float64 (exact: recomputed from the original rows)
-    and int64 indices into ``reference``, sorted by (distance, index).
+    Same signature, defaults and result as
+    :func:`repgap._kernels_numpy.knn_prefix`: ``(sqdist, indices)`` of shape
+    ``(len(checkpoints), m, k)``, squared Euclidean distances in float64
+    (recomputed from the rows by the exact primitive) and int64 indices
+    into ``reference``, sorted by (distance, index). ``options``:
+    ``{"box_dims": r}`` makes the k-d tree split and bound on the first r
+    coordinates only (rotated data of linear rank r).
     """
+    opts = dict(options or {})
+    cdef int box_dims = int(opts.pop("box_dims", 0))
+    if opts:
+        raise TypeError(f"unknown options for the cython kernels: {sorted(opts)}")
+    spare = 8 if spare is None else int(spare)
+    leafsize = 32 if leafsize is None else int(leafsize)
+    if algorithm == "brute":
+        from ._backends import GEMM_MIN_DIM_F64
+        algorithm = "fused" if queries.dtype.itemsize == 4 else (
+            "gemm" if queries.shape[1] >= GEMM_MIN_DIM_F64 else "direct")
     cdef int J = len(checkpoints)
     m = queries.shape[0]
     D = queries.shape[1]

@@ -137,7 +137,7 @@ def raise_bad(name, n, reports):
 
 class Plan:
     """What every block runs: decided once for the whole reference, as the
-    in-memory dispatcher (:func:`repgap.neighbors.knn_prefix`) decides it, so
+    in-memory dispatcher (:func:`repgap._search.plan.knn_prefix`) decides it, so
     that each pair's distance is computed by the same code as in memory."""
 
     def __init__(self, backend, algorithm, bases, group, n_threads, dtype, k):

@@ -32,8 +32,11 @@ def _ranks_to_rows(order, ranks):
 
 
 def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
-               tile_queries=None, tile_reference=None, spare=8, leafsize=16):
+               tile_queries=None, tile_reference=None, spare=None, leafsize=None, progress=None, options=None):
     """k nearest neighbours of each query within each prefix of the reference.
+
+    The kernel interface: every backend module implements this function with
+    this signature and these defaults (``tests/test_engine.py`` checks it).
 
     Parameters
     ----------
@@ -44,22 +47,40 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
         ``order[t]`` is the reference row of rank ``t``; None is the identity.
     checkpoints : ndarray of int64
         Increasing prefix sizes; prefix ``j`` is the rows of rank < checkpoints[j].
+    n_threads : int
+    algorithm : str
+        ``"brute"`` (the backend's brute force), ``"kd_tree"``, or one of the
+        backend's named kernels.
+    tile_queries, tile_reference : int, optional
+        Tile sizes (speed only).
+    spare : int, optional
+        Candidates beyond k recomputed in float64 (default: the backend's).
+    leafsize : int, optional
+        Leaf size of the k-d tree (default: the backend's).
+    progress : callable, optional
+        ``progress(queries_done)``, called between tiles, where Ctrl-C is honoured.
+    options : dict, optional
+        Backend-specific settings (none here).
 
     Returns
     -------
     sqdist : ndarray (J, m, k), float64
-        Squared Euclidean distances, exact to float64 rounding.
+        Squared Euclidean distances, by the exact primitive.
     indices : ndarray (J, m, k), int64
         Reference rows, sorted by (distance, index).
     """
+    if options:
+        raise TypeError(f"unknown options for the numpy kernels: {sorted(options)}")
+    spare = 8 if spare is None else int(spare)
     if algorithm == "kd_tree":
-        return _kdtree(queries, reference, k, order, checkpoints, n_threads, leafsize, spare)
+        return _kdtree(queries, reference, k, order, checkpoints, n_threads, 16 if leafsize is None else leafsize,
+                       spare, progress)
     if algorithm not in ALGORITHMS and algorithm not in ("direct", "fused", "gemm"):
         raise ValueError(f"unknown algorithm {algorithm!r} for the numpy backend")
-    return _brute(queries, reference, k, order, checkpoints, tile_queries, tile_reference, spare)
+    return _brute(queries, reference, k, order, checkpoints, tile_queries, tile_reference, spare, progress)
 
 
-def _brute(Q, R, k, order, checkpoints, tq, tr, spare):
+def _brute(Q, R, k, order, checkpoints, tq, tr, spare, progress=None):
     m, D = Q.shape
     J = len(checkpoints)
     dt = Q.dtype
@@ -94,11 +115,22 @@ def _brute(Q, R, k, order, checkpoints, tq, tr, spare):
             d, i = sort_by_distance_then_index(ex, rows)
             out_d[j, q0:q1] = d[:, :k]
             out_i[j, q0:q1] = i[:, :k]
+        if progress is not None:
+            progress(q1)
     return out_d, out_i
 
 
-def _kdtree(Q, R, k, order, checkpoints, n_threads, leafsize, spare):
+def _kdtree(Q, R, k, order, checkpoints, n_threads, leafsize, spare, progress=None):
+    # queries in chunks: progress and Ctrl-C between them
     m = Q.shape[0]
+    step = 1 << 15
+    if m > step:
+        parts = []
+        for s in range(0, m, step):
+            parts.append(_kdtree(Q[s : s + step], R, k, order, checkpoints, n_threads, leafsize, spare))
+            if progress is not None:
+                progress(min(m, s + step))
+        return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=1)
     J = len(checkpoints)
     out_d = np.empty((J, m, k))
     out_i = np.empty((J, m, k), dtype=np.int64)
@@ -120,6 +152,8 @@ def _kdtree(Q, R, k, order, checkpoints, n_threads, leafsize, spare):
         out_d[j] = cd
         out_i[j] = ci
         start = int(checkpoints[j])
+    if progress is not None:
+        progress(m)
     return out_d, out_i
 
 

@@ -80,14 +80,24 @@ def _as_tensor(torch, X, device):
 
 
 def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
-               tile_queries=None, tile_reference=None, spare=None, leafsize=16, device=None,
-               max_memory=None, matmul="float32", progress=None):
+               tile_queries=None, tile_reference=None, spare=None, leafsize=None, progress=None, options=None):
     """k nearest neighbours of each query within each prefix of the reference.
 
+    The kernel interface of :func:`repgap._kernels_numpy.knn_prefix`.
     Returns ``(sqdist, indices)`` of shape ``(J, m, k)``: numpy arrays for
     numpy inputs, tensors on the inputs' device for tensor inputs.
-    ``progress(done_queries)`` is called after each query tile.
+    ``progress(done_queries)`` is called after each query tile. ``options``:
+    ``device`` (where host arrays are searched), ``max_memory`` (bytes of
+    device memory for the tiles), ``matmul`` (``"float32"``, ``"tf32"`` or
+    ``"bfloat16"``: the precision of the candidate search, with more spare
+    candidates for the lower ones).
     """
+    opts = dict(options or {})
+    device = opts.pop("device", None)
+    max_memory = opts.pop("max_memory", None)
+    matmul = opts.pop("matmul", "float32")
+    if opts:
+        raise TypeError(f"unknown options for the torch kernels: {sorted(opts)}")
     torch = _torch()
     if algorithm not in ("brute", "gemm", "fused", "direct"):
         raise ValueError(f"algorithm {algorithm!r} is not available on the torch backend (use 'brute')")

@@ -17,7 +17,8 @@ import numpy as np
 from ._backends import kernels, resolve_backend
 from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
-from .neighbors import _SERIAL_WORK, knn
+from ._search.plan import _SERIAL_WORK
+from .neighbors import knn
 from ._validation import check_array, check_pair
 
 
@@ -61,7 +62,7 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
     name = resolve_backend(backend)
     n, m = X.shape[0], (X.shape[0] if Y is None else Y.shape[0])
     total = n * (n - 1) // 2 if Y is None else n * m
-    # small problems on the calling thread, as in repgap.neighbors.knn_prefix
+    # small problems on the calling thread, as in repgap._search.plan.knn_prefix
     threads = 1 if total * X.shape[1] < _SERIAL_WORK else resolve_n_jobs(n_jobs)
     with Progress(total, "pair distances", progress) as bar:
         return kernels(name).pair_counts(X, Y, edges, n_threads=threads, progress=monotone_reporter(bar, total))

@@ -193,7 +193,7 @@ def test_ties_are_broken_by_index_everywhere():
 def test_float64_searches_float32_copies(monkeypatch):
     # float64 data take the float32 candidate search on the brute-force paths,
     # and still come back exact (the float64 kernels' bits)
-    import repgap.neighbors as N
+    import repgap._search.plan as N
 
     seen = []
     real = N._run_kernel
@@ -277,3 +277,27 @@ def test_ctrl_c_within_a_second(tmp_path, dtype):
     out = p.stdout.strip().splitlines()[-1]
     assert out != "finished", "the search ended before the interrupt: make it larger"
     assert float(out) < 1.0, f"Ctrl-C took {float(out):.2f} s"
+
+
+def test_one_kernel_interface():
+    # every backend's kernel module implements the same signature, same defaults
+    import inspect
+
+    from repgap._backends import BACKENDS
+
+    sigs = {}
+    for b in BACKENDS:
+        if b in AVAILABLE:
+            sigs[b] = inspect.signature(kernels(b).knn_prefix)
+    ref = sigs["numpy"]
+    assert list(ref.parameters) == ["queries", "reference", "k", "order", "checkpoints", "n_threads", "algorithm",
+                                    "tile_queries", "tile_reference", "spare", "leafsize", "progress", "options"]
+    for b, sig in sigs.items():
+        assert list(sig.parameters) == list(ref.parameters), b
+        for name, p in ref.parameters.items():
+            assert sig.parameters[name].default == p.default, (b, name)
+            assert sig.parameters[name].kind == p.kind, (b, name)
+    for b in sigs:
+        with pytest.raises(TypeError, match="unknown options"):
+            kernels(b).knn_prefix(np.zeros((2, 3)), np.zeros((4, 3)), 1, None, np.array([4]),
+                                  options={"no_such_option": 1})

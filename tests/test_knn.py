@@ -193,7 +193,7 @@ def test_rotated_kd_tree_on_low_rank_data(backend, dtype, monkeypatch):
     # a 4-D cube linearly embedded in R^24 far from the origin: auto takes the
     # k-d tree on principal axes; results equal the float64 ground truth
     import repgap._backends as B
-    import repgap.neighbors as N
+    import repgap._search.plan as N
 
     if backend == "torch":
         pytest.skip("the torch backend has no k-d tree")

@@ -51,7 +51,7 @@ def test_tensors_stay_tensors_and_match_the_reference(device, matmul):
     Rt, Qt = torch.from_numpy(R).to(device), torch.from_numpy(Q).to(device)
     from repgap._kernels_torch import knn_prefix
 
-    sq, idx = knn_prefix(Qt, Rt, 3, None, np.array([6000]), matmul=matmul)
+    sq, idx = knn_prefix(Qt, Rt, 3, None, np.array([6000]), options={"matmul": matmul})
     assert sq.device.type == device.type and idx.device.type == device.type
     np.testing.assert_allclose(np.sqrt(sq[0].cpu().numpy()), rd, rtol=1e-6)
     d, i = repgap.knn(Qt, Rt, k=3)
@@ -95,7 +95,7 @@ def test_memory_budget_tiles_do_not_change_results(device):
     ck = np.array([1000, 3000])
     order = rng.permutation(3000)
     a = knn_prefix(Q, R, 4, order, ck)
-    b = knn_prefix(Q, R, 4, order, ck, max_memory=200_000)  # tiny tiles
+    b = knn_prefix(Q, R, 4, order, ck, options={"max_memory": 200_000})  # tiny tiles
     c = knn_prefix(Q, R, 4, order, ck, tile_queries=33, tile_reference=257)
     for x in (b, c):
         torch.testing.assert_close(x[0], a[0], rtol=0, atol=0)
@@ -114,7 +114,7 @@ def test_tensor_input_errors():
     from repgap._kernels_torch import knn_prefix
 
     with pytest.raises(ValueError, match="matmul"):
-        knn_prefix(torch.zeros((5, 3)), torch.zeros((10, 3)), 1, None, [10], matmul="fp8")
+        knn_prefix(torch.zeros((5, 3)), torch.zeros((10, 3)), 1, None, [10], options={"matmul": "fp8"})
     # an explicit numpy backend on tensors: computed on the host, numpy out
     d, _ = repgap.knn(torch.zeros((5, 3)), torch.ones((10, 3)), backend="numpy")
     assert isinstance(d, np.ndarray)

@@ -1,0 +1,230 @@
+"""The plan and the run: how one in-memory problem is searched.
+
+:func:`knn_prefix` is the one entry point below the public API (used by
+:mod:`repgap.neighbors`, :mod:`repgap.gap`, :mod:`repgap._blocks`,
+:mod:`repgap._dask` and :mod:`repgap.orbit`): it decides the backend's
+algorithm, the rotation, the search copies and their precision, then hands
+the kernel to :func:`repgap._search.engine.certified`.
+"""
+import numpy as np
+
+from .._backends import choose_algorithm, kernels, low_rank_rotation, use_rotated_kd_tree
+from .._config import get_config
+from .._progress import Progress, monotone_reporter
+from .._kernels_torch import is_tensor
+from ..groups import Identity
+from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range, scale_exponent,
+                      unit_roundoff)
+from .engine import certified
+from .exact import sort_pairs, sqdist_rows
+
+#: Re-searches of at most this many queries run on numpy's GEMM tiles.
+_RESEARCH_NUMPY = 1024
+#: Below this many query-reference-coordinate products a search runs on one thread.
+_SERIAL_WORK = 1 << 22
+
+
+def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="auto",
+               progress=None, desc="k-NN", bar=None, group=None, basis="auto", units=False):
+    """Validated inputs -> (sqdist (J, m, k), indices (J, m, k)), exact and certified.
+
+    ``bar`` is an open :class:`~repgap._progress.Progress` counting queries
+    (for callers that make several passes); otherwise one is opened here.
+    ``group``: distances modulo a symmetry group (:mod:`repgap.orbit`).
+    ``basis``: ``"auto"`` (test for a low linear rank), None (never rotate)
+    or a rotation from :func:`repgap._backends.low_rank_rotation`.
+    ``units=True`` returns ``(sqdist, indices, shift)`` with the squared
+    distances in units of ``4**shift`` (data near the ends of the
+    floating-point range, whose squared distances are not representable).
+
+    The plan (backend, algorithm, rotation, search precision, rescaling) is
+    made here once, for the in-memory, streamed and dask paths alike; the
+    search is then certified by :func:`repgap._search.engine.certified`.
+    """
+    m, D = Q.shape
+    if group is not None and not isinstance(group, Identity):
+        if algorithm not in ("auto", "brute"):
+            raise ValueError(f"algorithm={algorithm!r} cannot be combined with group=; the k-NN modulo a group "
+                             "chooses its own kernels (use algorithm='auto')")
+        from ..orbit import orbit_knn_prefix
+
+        out = orbit_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
+                               progress=False if bar is not None else progress, desc=desc)
+        if bar is not None:
+            bar.update(m)
+        return out + (0,) if units else out
+    n_used = int(checkpoints[-1])
+    if m * n_used * max(D, 1) < _SERIAL_WORK:
+        # a parallel region costs tens of microseconds to open, and
+        # milliseconds on a loaded machine (threads wait for a core): small
+        # problems run on the calling thread (results do not depend on it)
+        n_threads = 1
+    algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
+    if is_tensor(Q) or is_tensor(R):
+        out = _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar)
+        return out + (0,) if units else out
+    if isinstance(basis, str):
+        basis = None
+        if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
+            basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
+    own = bar is None
+    bar = bar if bar is not None else Progress(m, desc, progress)
+    try:
+        plan = _plan(Q, R, algo, algorithm, basis, backend, n_used, k)
+        run = _runner(Q, R, order, plan, backend, n_threads, bar)
+        d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
+                         shift=plan.shift, b_canonical=plan.b_canonical)
+    finally:
+        if own:
+            bar.close()
+    if units:
+        return d, i, plan.shift
+    if plan.shift:
+        d = np.ldexp(d, 2 * plan.shift)
+    return d, i
+
+
+class _Plan:
+    """How one problem is searched: the copies the kernels see and the error model."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _plan(Q, R, algo, algorithm, basis, backend, n_used, k):
+    """Decide the search copies (float32 for float64 data on the brute-force
+    paths; centred and rescaled by a power of two where the range demands
+    it) and build the certificate's error model."""
+    D = Q.shape[1]
+    amax = abs_max(Q, R)
+    kd = algo == "kd_tree"
+    e_c = canonical_shift(Q.dtype, amax, D)
+    cast = Q.dtype == np.float64 and not kd and basis is None and algorithm in ("auto", "brute")
+    sdt = np.dtype(np.float32) if (cast or Q.dtype == np.float32) else np.dtype(np.float64)
+    lo, hi = safe_range(sdt, D)
+    need_range = amax != 0.0 and not (lo <= amax <= hi)
+    if basis is not None and (need_range or e_c):
+        basis = None  # the rotation is computed on the stored values
+    e_s = 0
+    if basis is not None:
+        center, V, rank = basis
+        Rs = _rotate(R, center, V)
+        Qs = Rs if Q is R else _rotate(Q, center, V)
+        copy_u, b_on_copies, u, expanded = 2.0 * (D ** 1.5 + 2) * U64, False, U64, False
+        b_canonical = True
+    elif cast or need_range:
+        if cast:  # the float32 kernel for the copies
+            algo = choose_algorithm(algorithm, backend, sdt, D, n_used, k)
+        e_s = scale_exponent(amax) + 1
+        c0 = _mean(R, e_s)
+        Rs = _copy(R, e_s, c0, sdt)
+        Qs = Rs if Q is R else _copy(Q, e_s, c0, sdt)
+        copy_u, b_on_copies = unit_roundoff(sdt), True
+        u, expanded = (U64, False) if kd else (unit_roundoff(sdt), True)
+        b_canonical = False
+    else:
+        Rs, Qs = R, Q
+        copy_u, b_on_copies = 0.0, False
+        u, expanded = (U64, False) if kd else (unit_roundoff(sdt), True)
+        # the compiled kernels' k-d tree sums in another order than the primitive
+        b_canonical = not (kd and backend == "cython")
+    cs = _mean(Rs, 0)
+    qn = norms_about(Qs, cs)
+    rmax = float(np.max(norms_about(Rs, cs))) if Rs.shape[0] else 0.0
+    tiny = 4.0 * D * float(np.finfo(Rs.dtype).tiny)
+    model = SearchModel(D=D, u=u, expanded=expanded, copy_u=copy_u, b_on_copies=b_on_copies,
+                        unit_shift=e_s - e_c, qnorm=qn, rmax=rmax, tiny=tiny)
+    return _Plan(Qs=Qs, Rs=Rs, algo=algo, basis=basis, shift=e_c, model=model, b_canonical=b_canonical)
+
+
+def _rows(D):
+    # float64 temporaries of at most 4 MiB: the streamed paths bound memory by blocks
+    return max(1, (4 << 20) // (8 * max(D, 1)))
+
+
+def _mean(X, e):
+    rows = _rows(X.shape[1])
+    acc = np.zeros(X.shape[1])
+    for s in range(0, X.shape[0], rows):
+        B = np.asarray(X[s : s + rows], dtype=np.float64)
+        acc += np.ldexp(B, -e).sum(axis=0) if e else B.sum(axis=0)
+    return acc / max(X.shape[0], 1)
+
+
+def _copy(X, e, c0, dtype):
+    """``(X * 2**-e - c0)`` in ``dtype``: scaled first, so that nothing overflows."""
+    rows = _rows(X.shape[1])
+    out = np.empty(X.shape, dtype=dtype)
+    for s in range(0, X.shape[0], rows):
+        out[s : s + rows] = np.ldexp(np.asarray(X[s : s + rows], dtype=np.float64), -e) - c0
+    return out
+
+
+def _runner(Q, R, order, plan, backend, n_threads, bar):
+    """``run(qsel, kk, cks, first)`` for :func:`certified`: the kernel on the copies."""
+    mod = kernels(backend)
+    cfg = get_config()
+    m = Q.shape[0]
+    Qs, Rs = plan.Qs, plan.Rs
+
+    def run(qsel, kk, cks, first):
+        Qsub = Qs if qsel.size == m else Qs[qsel]
+        b = bar if first else Progress(qsel.size, "", False)
+        if plan.basis is not None:
+            # k-d tree on the principal-axis coordinates; its candidates are
+            # re-ranked by their exact distances between the stored rows
+            kc = min(kk + 4, int(cks[0]))
+            if backend == "cython":
+                _, cand = mod.knn_prefix(Qsub, Rs, kc, order, cks, n_threads=n_threads, algorithm="kd_tree",
+                                         options={"box_dims": plan.basis[2]})
+            else:
+                _, cand = _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kc, order, cks,
+                                      dict(n_threads=n_threads, algorithm="kd_tree"), b)
+            if first:
+                bar.update(qsel.size)
+            t = np.stack([sqdist_rows(Q, R, qsel, cand[j]) for j in range(cand.shape[0])])
+            t, cand = sort_pairs(t, cand)
+            return t[..., :kk], cand[..., :kk]
+        kw = dict(n_threads=n_threads, algorithm=plan.algo, tile_queries=cfg["tile_queries"],
+                  tile_reference=cfg["tile_reference"])
+        if not first and plan.algo != "kd_tree" and qsel.size <= _RESEARCH_NUMPY:
+            # a few queries searched again: numpy's GEMM tiles (same error
+            # model) beat re-packing the whole reference in the compiled kernel
+            kw["algorithm"] = "brute"
+            return _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kk, order, cks, kw, b)
+        return _run_kernel(mod, backend, Qsub, Rs, kk, order, cks, kw, b)
+
+    return run
+
+
+def _run_kernel(mod, backend, Q, R, k, order, checkpoints, kw, bar):
+    """One call of the kernel interface; it reports progress and honours
+    Ctrl-C between its tiles (the k-d tree reports an estimate: kept monotone)."""
+    m = Q.shape[0]
+    report = monotone_reporter(bar, m)
+    out = mod.knn_prefix(Q, R, k, order, checkpoints, progress=report, **kw)
+    report(m)
+    return out
+
+
+def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar):
+    """Torch tensors on their device: the torch kernel (its own float64 recomputation)."""
+    mod = kernels("torch")
+    cfg = get_config()
+    kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
+              tile_reference=cfg["tile_reference"])
+    own = bar is None
+    bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
+    try:
+        return _run_kernel(mod, "torch", Q, R, k, order, checkpoints, kw, bar)
+    finally:
+        if own:
+            bar.close()
+
+
+def _rotate(X, center, V):
+    out = np.empty(X.shape, dtype=np.float64)
+    rows = _rows(X.shape[1])
+    for s in range(0, X.shape[0], rows):
+        out[s : s + rows] = (np.asarray(X[s : s + rows], dtype=np.float64) - center) @ V.T
+    return out
