@@ -1,1 +1,69 @@
-"""The exact k-NN engine (placeholder essay; see engine.py)."""
+"""The exact k-NN engine: plan -> candidate search -> float64 recomputation -> certificate.
+
+Every answer repgap gives (the gap, its curve, the law, the point-process
+estimators, memorisation, the same modulo a group) rests on one question:
+which k rows of a reference set are nearest to each query, and at what
+distance, exactly. This package answers it once, for every backend and
+every array type.
+
+Design
+------
+::
+
+    knn / knn_checkpoints / gap / _blocks / _dask / orbit
+                          |
+                          v
+        plan.knn_prefix(Q, R, k, order, checkpoints, backend, ...)
+          | decides, once per problem:
+          |   algorithm (kd_tree / brute kernels, _backends.choose_algorithm)
+          |   rotation to principal axes (data of low linear rank)
+          |   search copies: float32 for float64 data on the brute-force
+          |   paths; centred and rescaled by a power of two where the range
+          |   demands it (certify.safe_range)
+          |   the error model of those choices (certify.SearchModel)
+          v
+        engine.certified(Q, R, k, order, checkpoints, run, model)
+          | round 1: run(kk = k + 4 + k // 2) on the kernel of the backend
+          | recompute: exact.sqdist_rows (one primitive, one order)
+          | certify: model.lower_bound(b_max) > k-th distance ?
+          | round r: the rest with 4x the candidates (numpy GEMM tiles for
+          |          a few queries); prefixes mostly covered: exhaustive
+          v
+        (squared distances, indices), sorted by (distance, index)
+
+* **One kernel interface.** ``repgap._kernels_numpy``, the compiled
+  ``repgap._kernels_cython`` and ``repgap._kernels_torch`` each expose
+  ``knn_prefix(queries, reference, k, order, checkpoints, *, n_threads,
+  algorithm, tile_queries, tile_reference, spare, leafsize, progress,
+  options)`` with the same defaults; backend settings (the k-d tree's box
+  dimensions, torch's device, memory budget and matmul precision) travel in
+  ``options``. ``tests/test_engine.py`` checks the signatures. A kernel
+  only has to return, per query and prefix, ``kk`` rows chosen by its own
+  search values with their float64 distances: it need not be exact, the
+  engine makes it so.
+* **One exact primitive.** :func:`repgap._search.exact.sqdist_rows` sums the
+  squared float64 differences in four interleaved lanes, the order of the
+  compiled kernels' ``sqdist_strided`` (built without FMA contraction), so
+  the compiled brute-force kernels' distances are already its bits and
+  every other path is recomputed by it. Every algorithm, backend, thread
+  count, tile size and block size then returns the same bits.
+* **A certificate, not a heuristic.** :mod:`repgap._search.certify` bounds
+  the error of each kind of search a priori (precision, D, centred norms,
+  rounding of the copies); a query is answered only when no row outside
+  its candidates can beat or tie its k-th neighbour. Near-ties beyond any
+  fixed number of spare candidates, exact duplicates and data at the ends
+  of the floating-point range are re-searched until they are certified.
+* **Speed is a plan decision, never a correctness one.** float64 data take
+  the float32 candidate search; the rotated k-d tree, the choice of the
+  tree and of the kernel only change how fast the certificate is reached.
+
+Adding a backend: an entry in :data:`repgap._backends.BACKENDS` with its
+loader in :func:`repgap._backends.kernels` and availability in
+:func:`repgap._backends.backend_status`, and one kernel module implementing
+``knn_prefix``; the engine, the certificate and the tests (which run every
+available backend against the numpy reference) need no change.
+"""
+from .engine import certified
+from .exact import sort_pairs, sqdist_rows
+
+__all__ = ["certified", "sort_pairs", "sqdist_rows"]
