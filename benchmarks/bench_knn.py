@@ -52,8 +52,14 @@ LOW_RANK = 16
 
 
 # ----------------------------------------------------------------------------- data
-def make_data(n, m, d, rng):
-    """(R, Q) float32. D <= 16: uniform in [0,1)^D; else rank-16 Gaussian Z @ W."""
+def make_data(n, m, d, rng, kind="default"):
+    """(R, Q) float32. D <= 16: uniform in [0,1)^D; else rank-16 Gaussian Z @ W.
+    ``kind="lowrank+noise"``: rank 20 plus isotropic noise of 1/10 its scale."""
+    if kind == "lowrank+noise":
+        Z = rng.standard_normal((n + m, 20))
+        W = rng.standard_normal((20, d)) / np.sqrt(20)
+        X = np.ascontiguousarray((Z @ W + 0.1 * rng.standard_normal((n + m, d))).astype(np.float32))
+        return X[:n].copy(), X[n:].copy()
     if d <= 16:
         X = rng.random((n + m, d), dtype=np.float32)
     else:
@@ -187,9 +193,61 @@ def exactness(Q, R, rg, fa):
     return out
 
 
+# ----------------------------------------------------------------------------- modulo a finite group
+def bench_cyclic(args, rng, n=2000, m=300, k=1):
+    """Random 8 x 8 images under the 64 cyclic shifts (issue #14's case):
+    repgap's k-NN modulo the group (the search against the images, which it
+    chooses here), its invariant filter and refinement (forced), and the
+    plain k-NN against the augmented set of n x 64 images (no deduplication:
+    the lower bound of any exact method that uses the images)."""
+    import repgap.orbit as O
+    from repgap.groups import CyclicShift
+
+    g = CyclicShift((8, 8))
+    R = rng.random((n, 64))
+    Q = rng.random((m, 64))
+    A = g.images(R).reshape(-1, 64)
+    rows = []
+
+    def record(method, fn, note=""):
+        med, times, warm, res = timed(fn, args.repeats, slow_s=30.0)
+        rows.append({"method": method, "median_s": med, "n_timed": len(times), "note": note})
+        print(f"  {method:<40s} {med:9.4f} s  (n={len(times)})", flush=True)
+        return res
+
+    got = record("repgap.knn(group=CyclicShift((8, 8)))", lambda: repgap.knn(Q, R, k=k, group=g, n_jobs=args.threads),
+                 note="auto: search against the images")
+    real = O.use_images
+    O.use_images = lambda *a: False
+    try:
+        filt = record("  same, invariant filter + refinement", lambda: repgap.knn(Q, R, k=k, group=g,
+                                                                                   n_jobs=args.threads),
+                      note="the first wave's path")
+    finally:
+        O.use_images = real
+    aug = record("repgap.knn on the augmented set", lambda: repgap.knn(Q, A, k=k, n_jobs=args.threads),
+                 note=f"{n} x 64 images, float64")
+    base = rows[0]["median_s"]
+    for r in rows:
+        r["ratio_to_repgap"] = r["median_s"] / base
+    same = bool(np.array_equal(got[1], filt[1]) and np.array_equal(got[1], aug[1] // 64))
+    return {"n_reference": n, "n_queries": m, "k": k, "rows": rows, "same_neighbours": same,
+            "max_abs_distance_diff": float(max(np.abs(got[0] - filt[0]).max(), np.abs(got[0] - aug[0]).max()))}
+
+
+def fmt_cyclic(c):
+    lines = [f"\n=== modulo CyclicShift((8, 8)): {c['n_queries']} queries, {c['n_reference']} random 8 x 8 images, "
+             f"k = {c['k']} ===", f"{'method':<42s} {'median s':>10s} {'n':>2s} {'ratio':>7s}  note"]
+    for r in c["rows"]:
+        lines.append(f"{r['method']:<42s} {r['median_s']:>10.4f} {r['n_timed']:>2d} {r['ratio_to_repgap']:>7.2f}  {r['note']}")
+    lines.append(f"same neighbours on the three paths: {c['same_neighbours']}; "
+                 f"largest distance difference {c['max_abs_distance_diff']:.3g}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- driver
-def bench_shape(n, m, d, args, peak, rng):
-    R, Q = make_data(n, m, d, rng)
+def bench_shape(n, m, d, args, peak, rng, kind="default"):
+    R, Q = make_data(n, m, d, rng, kind)
     th = args.threads
     flops = 2.0 * d * n * m
     rows = []
@@ -252,10 +310,38 @@ def bench_shape(n, m, d, args, peak, rng):
         results[("torch", k)] = record("torch cdist+topk", k, lambda k=k: run_torch(Q, R, k), brute=True,
                                        note=f"chunks of {TORCH_CHUNK} queries")
 
-    # ratios to repgap (same k): peer_time / repgap_time
+    # float64: the same data in numpy's default type (repgap takes the float32
+    # candidate search and certifies it; faiss has no float64 index, so its
+    # float32 time above is the peer)
+    if not args.no_float64:
+        R64, Q64 = R.astype(np.float64), Q.astype(np.float64)
+        for k in (1, 10):
+            results[("repgap64", k)] = record("repgap.knn float64", k, lambda k=k: run_repgap(Q64, R64, k, th),
+                                              brute=False, note="float64 input; ratio: to repgap float32")
+        if d <= 16:
+            for k in (1, 10):
+                record("scipy cKDTree float64", k, lambda k=k: run_ckdtree(Q64, R64, k, th), brute=False,
+                       note="build+query; ratio: to repgap float64")
+        if d <= 64:
+            with threadpool_limits(limits=th):
+                for k in (1, 10):
+                    record("sklearn brute float64", k, lambda k=k: run_sklearn(Q64, R64, k, "brute", th),
+                           brute=False, note="fit+kneighbors; ratio: to repgap float64")
+    float64_same = None
+    if all(results.get((t, k)) is not None for t in ("repgap", "repgap64") for k in (1, 10)):
+        # the float64 copy holds the same points: the exact answers are the same bits
+        float64_same = all(np.array_equal(results[("repgap64", k)][0], results[("repgap", k)][0])
+                           and np.array_equal(results[("repgap64", k)][1], results[("repgap", k)][1])
+                           for k in (1, 10))
+
+    # ratios to repgap (same k): peer_time / repgap_time; float64 peers to repgap float64
     base = {r["k"]: r["median_s"] for r in rows if r["method"] == "repgap.knn" and "median_s" in r}
+    base64 = {r["k"]: r["median_s"] for r in rows if r["method"] == "repgap.knn float64" and "median_s" in r}
     for r in rows:
         if "median_s" not in r:
+            continue
+        if r["method"].endswith("float64") and r["method"] != "repgap.knn float64":
+            r["ratio_to_repgap"] = r["median_s"] / base64[r["k"]] if r["k"] in base64 else None
             continue
         if r["method"] == "repgap.gap_curve":
             r["ratio_to_repgap"] = None
@@ -285,13 +371,16 @@ def bench_shape(n, m, d, args, peak, rng):
             exact["gap_curve_sizes"] = [int(x) for x in np.asarray(gc.sizes)]
             exact["gap_curve_last_value"] = gap_last
             exact["knn_mean_sq_dist"] = rg_full
-    return {"n_reference": n, "n_queries": m, "D": d, "flops_full_matrix": flops, "rows": rows,
+    if exact is not None:
+        exact["float64_same_answer_as_float32"] = float64_same
+    return {"n_reference": n, "n_queries": m, "D": d, "kind": kind, "flops_full_matrix": flops, "rows": rows,
             "exactness": exact}
 
 
 def fmt_table(shape):
     n, m, d = shape["n_reference"], shape["n_queries"], shape["D"]
-    lines = [f"\n=== n_reference={n}, n_queries={m}, D={d} (float32) ===",
+    kind = shape.get("kind", "default")
+    lines = [f"\n=== n_reference={n}, n_queries={m}, D={d} ({'float32' if kind == 'default' else kind}) ===",
              f"{'method':<20s} {'k':>3s} {'median s':>10s} {'n':>2s} {'ratio':>7s} {'GFLOP/s':>8s} "
              f"{'%peak':>6s} {'idx=rg':>7s}  note"]
     for r in shape["rows"]:
@@ -322,6 +411,9 @@ def fmt_table(shape):
                 e["disagree_repgap_closer"], e["disagree_tie"], e["disagree_faiss_closer"]))
         lines.append("  repgap distance vs float64 recomputation (sample): max abs diff {:.3g}".format(
             e["repgap_dist_vs_float64_recompute_max_abs"]))
+        if e.get("float64_same_answer_as_float32") is not None:
+            lines.append("  repgap float64 input: the same distances and indices as float32, bit for bit: {}".format(
+                e["float64_same_answer_as_float32"]))
         if e.get("gap_curve_last_value") is not None:
             lines.append("  gap_curve last value {:.6g} vs mean squared knn distance {:.6g}".format(
                 e["gap_curve_last_value"], e["knn_mean_sq_dist"]))
@@ -355,9 +447,12 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="timed calls after the warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2, help="threads for every method")
     p.add_argument("--out", default=None, help="write all results to this JSON file")
+    p.add_argument("--no-float64", action="store_true", help="skip the float64 rows")
+    p.add_argument("--no-cyclic", action="store_true", help="skip the case modulo cyclic shifts")
     args = p.parse_args(argv)
 
-    shapes = QUICK_SHAPES if args.quick else FULL_SHAPES
+    shapes = [(n, m, d, "default") for n, m, d in (QUICK_SHAPES if args.quick else FULL_SHAPES)]
+    shapes.append((3_000, 1_000, 784, "lowrank+noise") if args.quick else (30_000, 3_000, 784, "lowrank+noise"))
     info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(), "threads": args.threads,
             "repeats": args.repeats, "quick": args.quick, "slow_threshold_s": SLOW_S, "seed": SEED,
             "versions": versions()}
@@ -373,21 +468,28 @@ def main(argv=None):
     rng = np.random.default_rng(SEED)
     t_all = time.perf_counter()
     out_shapes = []
-    for n, m, d in shapes:
-        print(f"\n--- shape n_reference={n}, n_queries={m}, D={d}", flush=True)
-        s = bench_shape(n, m, d, args, peak["gflops"], rng)
+    for n, m, d, kind in shapes:
+        print(f"\n--- shape n_reference={n}, n_queries={m}, D={d}, {kind}", flush=True)
+        s = bench_shape(n, m, d, args, peak["gflops"], rng, kind)
         out_shapes.append(s)
         print(fmt_table(s), flush=True)
+    cyclic = None
+    if not args.no_cyclic:
+        print("\n--- modulo CyclicShift((8, 8))", flush=True)
+        cyclic = bench_cyclic(args, rng, n=500 if args.quick else 2000, m=100 if args.quick else 300)
     total = time.perf_counter() - t_all
 
     print("\n\n########## summary (ratio = peer time / repgap time; > 1: repgap faster) ##########")
     for s in out_shapes:
         print(fmt_table(s))
+    if cyclic is not None:
+        print(fmt_cyclic(cyclic))
     print(f"\nGEMM peak {peak['gflops']:.1f} GFLOP/s; total benchmark time {total:.1f} s")
 
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"info": info, "gemm_peak": peak, "shapes": out_shapes, "total_s": total}, f, indent=1)
+            json.dump({"info": info, "gemm_peak": peak, "shapes": out_shapes, "cyclic": cyclic, "total_s": total},
+                      f, indent=1)
         print(f"wrote {args.out}")
 
 

@@ -9,6 +9,7 @@ this module owns the OpenMP parallel loop and the per-thread buffers.
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport malloc, free
+from libc.math cimport INFINITY
 from libcpp.vector cimport vector
 
 import numpy as np
@@ -83,6 +84,38 @@ cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
     int brute_work_alloc[T](const BruteProblem[T]& p, BruteWork[T]* w)
     void brute_work_free(void* mem)
     void brute_query_tile[T](const BruteProblem[T]& p, BruteWork[T]* w, int64_t tile)
+
+
+cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
+    double sqdist_strided[T](const T* q, Py_ssize_t qs1, const T* r, Py_ssize_t rs1, int D)
+
+
+def exact_sqdist_rows(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] qrows,
+                      const int64_t[:, ::1] ridx, int n_threads=1):
+    """The exact float64 primitive (``repgap._search.exact``), compiled:
+    squared distances between ``Q[qrows[i]]`` and ``R[ridx[i, c]]`` (inf for
+    ``ridx < 0``), in the same order of operations as its numpy form."""
+    cdef Py_ssize_t N = ridx.shape[0], C = ridx.shape[1], i, c
+    cdef Py_ssize_t itemsize = sizeof(floating)
+    cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
+    cdef Py_ssize_t rs0 = R.strides[0] // itemsize, rs1 = R.strides[1] // itemsize
+    cdef int D = Q.shape[1]
+    cdef const floating* Qb = _base(Q)
+    cdef const floating* Rb = _base(R)
+    cdef int64_t r
+    out = np.empty((N, C), dtype=np.float64)
+    cdef double[:, ::1] ov = out
+    if N == 0 or C == 0:
+        return out
+    with nogil, parallel(num_threads=max(n_threads, 1)):
+        for i in prange(N, schedule="static"):
+            for c in range(C):
+                r = ridx[i, c]
+                if r < 0:
+                    ov[i, c] = INFINITY
+                else:
+                    ov[i, c] = sqdist_strided(Qb + qrows[i] * qs0, qs1, Rb + r * rs0, rs1, D)
+    return out
 
 
 cdef extern from "repgap_kdtree.hpp" namespace "repgap" nogil:

@@ -11,15 +11,15 @@ import numpy as np
 
 from scipy.spatial import cKDTree
 
-from ._search.exact import sort_pairs, sqdist_rows
+from ._search.exact import sort_pairs, sqdist_rows_numpy
 
 ALGORITHMS = ("brute", "kd_tree")
 
 
 def exact_sqdist(Q, R, qrows, ridx):
     """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx):
-    the one exact primitive (:func:`repgap._search.exact.sqdist_rows`)."""
-    return sqdist_rows(Q, R, qrows, ridx)
+    the one exact primitive (:func:`repgap._search.exact.sqdist_rows_numpy`)."""
+    return sqdist_rows_numpy(Q, R, qrows, ridx)
 
 
 def sort_by_distance_then_index(d, i):

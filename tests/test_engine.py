@@ -12,7 +12,7 @@ import pytest
 import repgap
 from repgap._backends import kernels
 from repgap._search import engine
-from repgap._search.exact import _lanes, sqdist_rows
+from repgap._search.exact import _lanes, sqdist_rows, sqdist_rows_numpy
 
 from conftest import AVAILABLE
 
@@ -62,7 +62,8 @@ def test_compiled_primitive_is_the_numpy_primitive(D, dtype):
     Q = rng.standard_normal((50, D)).astype(dtype)
     for algo in ("direct", "gemm") + (("fused",) if dtype == np.float32 else ()):
         d, i = kernels("cython").knn_prefix(Q, R, 4, None, np.array([800]), algorithm=algo, n_threads=2)
-        assert np.array_equal(d[0], sqdist_rows(Q, R, np.arange(50), i[0]))
+        assert np.array_equal(d[0], sqdist_rows_numpy(Q, R, np.arange(50), i[0]))
+        assert np.array_equal(d[0], sqdist_rows(Q, R, np.arange(50), i[0], n_threads=2))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

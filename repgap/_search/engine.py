@@ -40,7 +40,7 @@ class Stats:
 last_stats = Stats()
 
 
-def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False):
+def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1):
     """Exact k-NN within each prefix, certified.
 
     Parameters
@@ -106,7 +106,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False):
                 w = np.flatnonzero(todo[j, qsel])
                 qs = qsel[w]
                 bj, ij = b[a, w], idx[a, w]
-                t = bj if b_canonical else sqdist_rows(Q, R, qs, ij, shift)
+                t = bj if b_canonical else sqdist_rows(Q, R, qs, ij, shift, n_threads)
                 t, ij = sort_pairs(t, ij)
                 if c >= ck[j]:
                     ok = np.ones(qs.size, dtype=bool)

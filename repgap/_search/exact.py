@@ -1,8 +1,9 @@
 """The exact float64 primitive and the (distance, index) merge.
 
-Every distance repgap returns is computed by :func:`sqdist_rows` (numpy) or
-its torch twin in :mod:`repgap._search.exact_torch`, in one fixed order of
-operations, so that every algorithm and backend gives the same bits:
+Every distance repgap returns for host arrays is computed by
+:func:`sqdist_rows_numpy` or its compiled twin (``exact_sqdist_rows`` in
+``repgap._kernels_cython``, which :func:`sqdist_rows` prefers), in one fixed
+order of operations, so that every algorithm and backend gives the same bits:
 
 * each coordinate difference is formed in float64 from the stored values
   (``float64(q_d) - float64(x_d)``), then multiplied by ``2**-e`` (an exact
@@ -43,7 +44,26 @@ def _lanes(sq):
     return (s0 + s1) + (s2 + s3)
 
 
-def sqdist_rows(Q, R, qrows, ridx, shift=0):
+def sqdist_rows(Q, R, qrows, ridx, shift=0, n_threads=1):
+    """Squared distances between ``Q[qrows[i]]`` and ``R[ridx[i, c]]``, float64:
+    the compiled primitive where it exists (same bits), else
+    :func:`sqdist_rows_numpy`."""
+    if not shift and Q.dtype == R.dtype and Q.dtype in (np.float32, np.float64) and Q.shape[1] > 0:
+        mod = _compiled()
+        if mod is not None:
+            return mod.exact_sqdist_rows(Q, R, np.ascontiguousarray(qrows, dtype=np.int64),
+                                         np.ascontiguousarray(ridx, dtype=np.int64), n_threads=n_threads)
+    return sqdist_rows_numpy(Q, R, qrows, ridx, shift)
+
+
+def _compiled():
+    from .._backends import _load_cython
+
+    mod = _load_cython()
+    return mod if mod is not None and hasattr(mod, "exact_sqdist_rows") else None
+
+
+def sqdist_rows_numpy(Q, R, qrows, ridx, shift=0):
     """Squared distances between ``Q[qrows[i]]`` and ``R[ridx[i, c]]``, float64.
 
     Parameters

@@ -73,7 +73,7 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         plan = _plan(Q, R, algo, algorithm, basis, backend, n_used, k)
         run = _runner(Q, R, order, plan, backend, n_threads, bar)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
-                         shift=plan.shift, b_canonical=plan.b_canonical)
+                         shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads)
     finally:
         if own:
             bar.close()
