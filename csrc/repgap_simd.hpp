@@ -334,6 +334,53 @@ static void nn1_f32_avx512(const float* Q, int D, const float* P, const float* r
     _mm512_storeu_si512(pan_out + 96, i3l); _mm512_storeu_si512(pan_out + 112, i3h);
 }
 
+// k <= 2 in low dimension: as nn1_f32_avx512, for 2 queries at a time, keeping the
+// two smallest values per SIMD lane (and their panels). The two nearest rows of
+// the tile by these values are always among the lanes' two smallest, so the
+// candidate list fed from them holds the approximate first and second
+// neighbours: the certificate of the exact engine (repgap/_search) then needs
+// only the second candidate's distance.
+__attribute__((target("avx512f")))
+static void nn2_f32_avx512(const float* Q, int D, const float* P, const float* rn, int npan,
+                           float* min1_out, std::int32_t* pan1_out, float* min2_out, std::int32_t* pan2_out) {
+    const float* q0 = Q; const float* q1 = Q + D;
+    const __m512 inf = _mm512_set1_ps(__builtin_inff());
+    __m512 a0l = inf, a0h = inf, a1l = inf, a1h = inf;      // smallest
+    __m512 b0l = inf, b0h = inf, b1l = inf, b1h = inf;      // second smallest
+    const __m512i z = _mm512_setzero_si512();
+    __m512i ia0l = z, ia0h = z, ia1l = z, ia1h = z, ib0l = z, ib0h = z, ib1l = z, ib1h = z;
+    for (int b = 0; b < npan; ++b) {
+        const float* pan = P + (std::size_t)b * D * 32;
+        const __m512 rl = _mm512_loadu_ps(rn + (std::size_t)b * 32), rh = _mm512_loadu_ps(rn + (std::size_t)b * 32 + 16);
+        __m512 x0 = rl, y0 = rh, x1 = rl, y1 = rh;
+        for (int d = 0; d < D; ++d) {
+            const __m512 lo = _mm512_loadu_ps(pan + (std::size_t)d * 32);
+            const __m512 hi = _mm512_loadu_ps(pan + (std::size_t)d * 32 + 16);
+            __m512 q;
+            q = _mm512_set1_ps(q0[d]); x0 = _mm512_fmadd_ps(lo, q, x0); y0 = _mm512_fmadd_ps(hi, q, y0);
+            q = _mm512_set1_ps(q1[d]); x1 = _mm512_fmadd_ps(lo, q, x1); y1 = _mm512_fmadd_ps(hi, q, y1);
+        }
+        const __m512i bi = _mm512_set1_epi32(b);
+#define REPGAP_UPD2(v, m1, i1, m2, i2)                                           \
+        {   const __mmask16 lt1 = _mm512_cmp_ps_mask(v, m1, _CMP_LT_OQ);           \
+            const __mmask16 lt2 = _mm512_cmp_ps_mask(v, m2, _CMP_LT_OQ);           \
+            m2 = _mm512_mask_mov_ps(m2, lt2, v); i2 = _mm512_mask_mov_epi32(i2, lt2, bi); \
+            m2 = _mm512_mask_mov_ps(m2, lt1, m1); i2 = _mm512_mask_mov_epi32(i2, lt1, i1); \
+            m1 = _mm512_mask_mov_ps(m1, lt1, v); i1 = _mm512_mask_mov_epi32(i1, lt1, bi); }
+        REPGAP_UPD2(x0, a0l, ia0l, b0l, ib0l) REPGAP_UPD2(y0, a0h, ia0h, b0h, ib0h)
+        REPGAP_UPD2(x1, a1l, ia1l, b1l, ib1l) REPGAP_UPD2(y1, a1h, ia1h, b1h, ib1h)
+#undef REPGAP_UPD2
+    }
+    _mm512_storeu_ps(min1_out + 0, a0l); _mm512_storeu_ps(min1_out + 16, a0h);
+    _mm512_storeu_ps(min1_out + 32, a1l); _mm512_storeu_ps(min1_out + 48, a1h);
+    _mm512_storeu_ps(min2_out + 0, b0l); _mm512_storeu_ps(min2_out + 16, b0h);
+    _mm512_storeu_ps(min2_out + 32, b1l); _mm512_storeu_ps(min2_out + 48, b1h);
+    _mm512_storeu_si512(pan1_out + 0, ia0l); _mm512_storeu_si512(pan1_out + 16, ia0h);
+    _mm512_storeu_si512(pan1_out + 32, ia1l); _mm512_storeu_si512(pan1_out + 48, ia1h);
+    _mm512_storeu_si512(pan2_out + 0, ib0l); _mm512_storeu_si512(pan2_out + 16, ib0h);
+    _mm512_storeu_si512(pan2_out + 32, ib1l); _mm512_storeu_si512(pan2_out + 48, ib1h);
+}
+
 inline int cpu_level() {
     // 2: AVX-512F, 1: AVX2 + FMA, 0: portable. __builtin_cpu_supports also checks
     // that the operating system saves the wide registers.
@@ -415,6 +462,14 @@ inline void nn1_panels(const float* Q, int D, const float* P, const float* rn, i
     nn1_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out);
 #endif
 }
+inline void nn2_panels(const float* Q, int D, const float* P, const float* rn, int npan,
+                       float* min1, std::int32_t* pan1, float* min2, std::int32_t* pan2) {
+#if REPGAP_X86_SIMD
+    nn2_f32_avx512(Q, D, P, rn, npan, min1, pan1, min2, pan2);
+#endif
+}
+inline void nn2_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*,
+                       double*, std::int32_t*) {}
 // The sweep is float32 only (the driver checks sizeof(T) == 4); this overload
 // exists so that the double instantiation of the driver compiles.
 inline void nn1_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*) {}

@@ -302,3 +302,22 @@ def test_one_kernel_interface():
         with pytest.raises(TypeError, match="unknown options"):
             kernels(b).knn_prefix(np.zeros((2, 3)), np.zeros((4, 3)), 1, None, np.array([4]),
                                   options={"no_such_option": 1})
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("D", [2, 7, 16])
+def test_two_per_lane_sweep(D):
+    # k = 2 at small D takes the two-smallest-per-lane sweep (AVX-512): its two
+    # candidates are the numpy reference's, and k = 1 through the engine
+    # (which asks it for two) is exact
+    rng = np.random.default_rng(D)
+    R = rng.random((5000, D), dtype=np.float32)
+    R[2500:2600] = R[:100]  # duplicates: equal candidates in one lane or two
+    Q = rng.random((700, D), dtype=np.float32)
+    ck = np.array([1000, 5000])
+    d, i = kernels("cython").knn_prefix(Q, R, 2, None, ck, algorithm="fused", n_threads=2)
+    rd, ri = kernels("numpy").knn_prefix(Q, R, 2, None, ck)
+    assert np.array_equal(i, ri) and np.array_equal(d, rd)
+    td, ti = _truth(np.concatenate([Q, R[:50]]), R, 1)
+    d1, i1 = repgap.knn(np.concatenate([Q, R[:50]]), R, k=1, backend="cython")
+    assert np.array_equal(i1, ti)

@@ -40,7 +40,7 @@ class Stats:
 last_stats = Stats()
 
 
-def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1):
+def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1, first=None):
     """Exact k-NN within each prefix, certified.
 
     Parameters
@@ -60,6 +60,9 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
         Canonical units are ``4**shift`` (see :func:`sqdist_rows`).
     b_canonical : bool
         The kernel's ``b`` are already the canonical distances (same bits).
+    first : int, optional
+        Candidates of the first round (default ``k + SPARE + k // 2``): the
+        plan asks for 2 when k = 1 on the compiled kernel's two-per-lane sweep.
 
     Returns
     -------
@@ -74,7 +77,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
     out_i = np.empty((J, m, k), dtype=np.int64)
     todo = np.ones((J, m), dtype=bool)
     tiny = 4.0 * D * 2.0**-1074  # subnormal differences in the recomputation
-    kk = k + SPARE + k // 2
+    kk = int(first) if first else k + SPARE + k // 2
     first = True
     while todo.any():
         stats.rounds += 1

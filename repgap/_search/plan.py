@@ -11,6 +11,7 @@ import numpy as np
 from .._backends import choose_algorithm, kernels, low_rank_rotation, use_rotated_kd_tree
 from .._config import get_config
 from .._progress import Progress, monotone_reporter
+from .._threads import blas_single_thread
 from .._kernels_torch import is_tensor
 from ..groups import Identity
 from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range, scale_exponent,
@@ -18,6 +19,9 @@ from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, s
 from .engine import certified
 from .exact import sort_pairs, sqdist_rows
 
+#: k = 1 at most this many features: the compiled kernel's two-per-lane sweep
+#: (NN2_MAX_DIM in csrc/repgap_brute.hpp), for which the first round asks for 2
+_SWEEP_MAX_DIM = 16
 #: Re-searches of at most this many queries run on numpy's GEMM tiles.
 _RESEARCH_NUMPY = 1024
 #: Below this many query-reference-coordinate products a search runs on one thread.
@@ -73,7 +77,9 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         plan = _plan(Q, R, algo, algorithm, basis, backend, n_used, k)
         run = _runner(Q, R, order, plan, backend, n_threads, bar)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
-                         shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads)
+                         shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads,
+                         first=2 if (k == 1 and backend == "cython" and plan.algo == "fused" and D <= _SWEEP_MAX_DIM
+                                     and plan.Rs.dtype == np.float32) else None)
     finally:
         if own:
             bar.close()
@@ -190,8 +196,11 @@ def _runner(Q, R, order, plan, backend, n_threads, bar):
         if not first and plan.algo != "kd_tree" and qsel.size <= _RESEARCH_NUMPY:
             # a few queries searched again: numpy's GEMM tiles (same error
             # model) beat re-packing the whole reference in the compiled kernel
+            # (on one BLAS thread: BLAS threads left spinning would slow the
+            # next OpenMP kernel by a quarter, measured at D = 16)
             kw["algorithm"] = "brute"
-            return _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kk, order, cks, kw, b)
+            with blas_single_thread():
+                return _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kk, order, cks, kw, b)
         return _run_kernel(mod, backend, Qsub, Rs, kk, order, cks, kw, b)
 
     return run
