@@ -14,7 +14,7 @@ from repgap._backends import kernels
 from repgap._search import engine
 from repgap._search.exact import _lanes, sqdist_rows, sqdist_rows_numpy
 
-from conftest import AVAILABLE
+from conftest import AVAILABLE, _backend_algorithms
 
 
 def _truth(Q, R, k):
@@ -27,12 +27,8 @@ def _truth(Q, R, k):
 
 
 def _all_paths():
-    out = []
-    for b in AVAILABLE:
-        algos = {"numpy": ["auto", "brute", "kd_tree"], "cython": ["auto", "direct", "fused", "gemm", "kd_tree"],
-                 "torch": ["auto", "brute"]}[b]
-        out += [(b, a) for a in algos]
-    return out
+    """Every (backend, algorithm) pair of this installation."""
+    return [(b, a) for b, a in _backend_algorithms() if b in AVAILABLE]
 
 
 def test_lanes_is_the_documented_order():
