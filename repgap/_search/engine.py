@@ -14,6 +14,7 @@ import numpy as np
 
 from .certify import U64
 from .exact import sort_pairs, sqdist_block, sqdist_rows
+from .._kernels_numpy import _ranks_to_rows
 
 #: candidates beyond k in the first round: ``SPARE + k // 2`` (measured: with
 #: ``k + 4`` alone, 8 % of the queries of uniform data in D = 784 needed a second
@@ -40,7 +41,7 @@ class Stats:
 last_stats = Stats()
 
 
-def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1, first=None):
+def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1, first_kk=None):
     """Exact k-NN within each prefix, certified.
 
     Parameters
@@ -60,7 +61,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
         Canonical units are ``4**shift`` (see :func:`sqdist_rows`).
     b_canonical : bool
         The kernel's ``b`` are already the canonical distances (same bits).
-    first : int, optional
+    first_kk : int, optional
         Candidates of the first round (default ``k + SPARE + k // 2``): the
         plan asks for 2 when k = 1 on the compiled kernel's two-per-lane sweep.
 
@@ -77,7 +78,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
     out_i = np.empty((J, m, k), dtype=np.int64)
     todo = np.ones((J, m), dtype=bool)
     tiny = 4.0 * D * 2.0**-1074  # subnormal differences in the recomputation
-    kk = int(first) if first else k + SPARE + k // 2
+    kk = int(first_kk) if first_kk else k + SPARE + k // 2
     first = True
     while todo.any():
         stats.rounds += 1
@@ -87,7 +88,7 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
         # prefixes whose every row would be a candidate: scanned exhaustively
         thr = kk if first else kk / EXHAUSTIVE_FRACTION
         js_full = [j for j in range(J) if todo[j, qsel].any() and ck[j] <= thr]
-        js_run = [j for j in range(J) if todo[:, qsel][j].any() and j not in js_full]
+        js_run = [j for j in range(J) if todo[j, qsel].any() and j not in js_full]
         if js_full:
             stats.exhaustive += 1
             # every row of these prefixes, in float64
@@ -102,7 +103,6 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
             cks = np.asarray([ck[j] for j in js_run], dtype=np.int64)
             c = int(min(kk, cks[0]))
             b, idx = run(qsel, c, cks, first)
-            stats.kernel_rows = getattr(stats, "kernel_rows", 0) + qsel.size
             b = np.asarray(b, dtype=np.float64)
             idx = np.asarray(idx, dtype=np.int64)
             for a, j in enumerate(js_run):
@@ -123,10 +123,6 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
         first = False
     last_stats = stats
     return out_d, out_i
-
-
-def _ranks_to_rows(order, ranks):
-    return ranks if order is None else np.asarray(order)[ranks]
 
 
 def _exhaustive(Q, R, qsel, order, cks, k, shift, budget=1 << 25):

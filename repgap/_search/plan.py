@@ -78,7 +78,7 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         run = _runner(Q, R, order, plan, backend, n_threads, bar)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
                          shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads,
-                         first=2 if (k == 1 and backend == "cython" and plan.algo == "fused" and D <= _SWEEP_MAX_DIM
+                         first_kk=2 if (k == 1 and backend == "cython" and plan.algo == "fused" and D <= _SWEEP_MAX_DIM
                                      and plan.Rs.dtype == np.float32) else None)
     finally:
         if own:
