@@ -143,3 +143,62 @@ def check_random_state(seed):
     if seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
         return np.random.default_rng(seed)
     raise TypeError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")
+
+
+# --------------------------------------------------------------------------- parameters
+# One wording for every constructor and option: the message names the
+# parameter, shows the value it got and says what is allowed, so that a user
+# never has to read a traceback to find which argument was wrong.
+def _describe(value):
+    return f"{value!r} ({type(value).__name__})" if not isinstance(value, (int, float, str)) else repr(value)
+
+
+def check_int(value, name, low=None, high=None, allow_none=False):
+    """An integer parameter in ``[low, high]``; floats with an integral value are refused too.
+
+    ``2.5`` is not silently truncated to 2: a non-integral value is an error
+    that names the parameter.
+    """
+    if value is None and allow_none:
+        return None
+    rng = _range_text(low, high)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer{rng}, got {_describe(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer{rng}, got {value}")
+    return value
+
+
+def check_real(value, name, low=None, high=None, low_open=False, high_open=False, allow_none=False):
+    """A finite real parameter in the interval given (open or closed at each end)."""
+    if value is None and allow_none:
+        return None
+    rng = _range_text(low, high, low_open, high_open)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number{rng}, got {_describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{rng}, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be a finite number{rng}, got {value:g}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be a finite number{rng}, got {value:g}")
+    return value
+
+
+def check_choice(value, name, choices):
+    """One of a fixed set of strings."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_describe(value)}")
+    return value
+
+
+def _range_text(low, high, low_open=False, high_open=False):
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f" {'<' if high_open else '<='} {high:g}"
+    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
