@@ -19,12 +19,14 @@ import numpy as np
 
 from ._validation import check_random_state
 from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
-                         _levina_bickel_inverses, _split)
+                         WeibullShape, _levina_bickel_inverses, _split)
 from .gap import _host
 
 #: The point-process estimators that ``analyze`` runs by default, beside the gap law.
 DEFAULT_ESTIMATORS = ("calibrated", "twonn", "mle", "gride", "corr")
-_KNOWN = ("calibrated", "twonn", "mle", "gride", "corr")
+#: Also accepted: the Weibull shape of the nearest-neighbour distances (off by
+#: default: it assumes one density, and flags itself when that fails).
+_KNOWN = ("calibrated", "twonn", "mle", "gride", "corr", "weibull")
 _LABELS = {
     "gap": "gap law (Perera et al.)",
     "calibrated": "TwoNN, ball-calibrated",
@@ -32,6 +34,7 @@ _LABELS = {
     "mle": "MLE (Levina-Bickel)",
     "gride": "GRIDE (Denti et al.)",
     "corr": "correlation dim. (G-P)",
+    "weibull": "Weibull shape of NN dist.",
 }
 
 
@@ -252,6 +255,8 @@ def _estimator_params(name, e):
     if name == "corr":
         return {"c_range": [float(v) for v in e.c_range], "n_bins": int(e.n_bins),
                 "fit_range": [float(v) for v in e.fit_range_], "n_pairs_fit": int(e.n_pairs_fit_)}
+    if name == "weibull":
+        return {"test_size": e.test_size, "density_spread": float(e.density_spread_)}
     return {}
 
 
@@ -311,6 +316,19 @@ def _check_methods(methods):
     return methods
 
 
+def _check_not_constant(X, name, block=1 << 16):
+    """Identical rows everywhere make every gap 0: say so, instead of a failing fit."""
+    X = np.asarray(X) if not hasattr(X, "shape") else X
+    if getattr(X, "ndim", 0) != 2 or X.shape[0] < 2:
+        return
+    first = np.asarray(X[:1])
+    for s in range(0, X.shape[0], block):
+        if np.any(np.asarray(X[s:s + block]) != first):
+            return
+    raise ValueError(f"{name}: all {X.shape[0]} rows are identical, so the gap is 0 at every size and no "
+                     "dimension can be estimated; check that the right array was passed")
+
+
 def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, target_gap=None, test_size=0.1,
             confidence=0.95, n_boot=200, random_state=0, backend=None, n_jobs=None, known_dimension=None,
             known_volume=None, progress=None, train_queries="auto"):
@@ -339,7 +357,8 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
         back.
     methods : sequence of str, optional
         Point-process estimators run beside the gap law, from
-        ``"calibrated", "twonn", "mle", "gride", "corr"`` (default all).
+        ``"calibrated", "twonn", "mle", "gride", "corr"`` (default all) and
+        ``"weibull"``.
     target_gap : float, optional
         The gap for which to predict the training-set size (default: half
         the gap measured at the full training set).
@@ -361,6 +380,9 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
 
     methods = _check_methods(methods)
     rng = check_random_state(random_state)
+    _check_not_constant(X, "X")
+    if test is not None:
+        _check_not_constant(np.concatenate([np.asarray(X[:1]), np.asarray(test)]), "X and test together")
     clock = _Clock()
     with config_context(progress=progress) if progress is not None else contextlib.nullcontext():
         if test is None:
@@ -394,6 +416,9 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
                 e = clock(m, MLE(duplicates="keep", confidence=confidence, **common).fit, st)
             elif m == "gride":
                 e = clock(m, GRIDE(duplicates="keep", confidence=confidence, **common).fit, st)
+            elif m == "weibull":
+                e = clock(m, WeibullShape(duplicates="keep", random_state=rng, confidence=confidence,
+                                          **common).fit, train)
             else:
                 e = clock(m, CorrelationDimension(random_state=rng, confidence=confidence, **common).fit, train)
             fitted[m] = e

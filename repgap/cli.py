@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line (``repgap: error: ...``) and exit 2."""
 
     def error(self, message):
+        if message.startswith("argument "):  # "argument --repeats: ..." -> "--repeats: ..."
+            message = message[len("argument "):]
         raise CLIError(f"{self.prog.split()[-1] if ' ' in self.prog else ''} {message}".strip())
 
 
@@ -98,12 +100,22 @@ def parse_group(specs, row_shape=()):
 
 
 def _sizes(text):
+    """``--sizes``: positive integers separated by commas or spaces (``1e4`` is allowed)."""
     if text is None:
         return None
-    try:
-        return [int(float(v)) for v in text.replace(",", " ").split()]
-    except ValueError:
-        raise CLIError(f"--sizes must be integers separated by commas, got {text!r}") from None
+    out = []
+    for v in text.replace(",", " ").split():
+        try:
+            f = float(v)
+        except ValueError:
+            f = float("nan")
+        if not (np.isfinite(f) and f == int(f) and f >= 1):
+            raise CLIError(f"--sizes: {v!r} is not a positive integer; give training sizes separated by commas, "
+                           "e.g. --sizes 1000,2000,4000")
+        out.append(int(f))
+    if not out:
+        raise CLIError("--sizes is empty; give training sizes separated by commas, e.g. --sizes 1000,2000,4000")
+    return out
 
 
 def _methods(text):
@@ -113,19 +125,82 @@ def _methods(text):
         return None
     if text.strip().lower() == "none":
         return ()
-    ms = [m.strip() for m in text.split(",") if m.strip()]
+    ms = [m.strip().lower() for m in text.split(",") if m.strip()]
     bad = [m for m in ms if m not in _KNOWN]
     if bad:
-        raise CLIError(f"unknown estimator {bad[0]!r} in --methods; choose from {', '.join(_KNOWN)}")
+        raise CLIError(f"unknown estimator {bad[0]!r} in --methods; choose from {', '.join(_KNOWN)} (or 'none')")
     return ms
 
 
+_FORMATS = ("png", "svg", "pdf")
+
+
 def _formats(text):
-    fm = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in fm if f not in ("png", "svg", "pdf")]
-    if bad:
-        raise CLIError(f"unknown figure format {bad[0]!r}; use png, svg or pdf")
-    return fm
+    fm = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    bad = [f for f in fm if f not in _FORMATS]
+    if bad or not fm:
+        raise CLIError(f"--format: unknown figure format {(bad or [text])[0]!r}; use {', '.join(_FORMATS)} "
+                       "(comma separated)")
+    return list(dict.fromkeys(fm))
+
+
+# argparse ``type=`` functions: they run while the options are parsed, before
+# any file is read, and their message names the option (argparse prefixes it).
+def _number(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not np.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return v
+
+
+def _integer(low, allowed=""):
+    def parse(text):
+        v = _number(text)
+        if v != int(v) or v < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}{allowed}")
+        return int(v)
+    return parse
+
+
+def _n_jobs(text):
+    v = _number(text)
+    if v != int(v) or not (v >= 1 or v == -1):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a positive number of threads, or -1 for all cores")
+    return int(v)
+
+
+def _real(low=None, high=None, low_open=True, high_open=True):
+    def parse(text):
+        v = _number(text)
+        if (low is not None and (v < low or (low_open and v == low))) or \
+                (high is not None and (v > high or (high_open and v == high))):
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {' and '.join(x for x in (lo, hi) if x)}")
+        return v
+    return parse
+
+
+def _backend(text):
+    from ._backends import check_backend_name
+
+    try:
+        check_backend_name(text)
+    except (ValueError, TypeError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _check_backend_available(name):
+    """An explicit ``--backend`` that is not installed fails before any work."""
+    if name in (None, "auto"):
+        return
+    from ._backends import resolve_backend
+
+    resolve_backend(name)
 
 
 # --------------------------------------------------------------------------- output
@@ -136,6 +211,13 @@ class _Say:
     def __call__(self, msg):
         if not self.quiet:
             print(msg, file=sys.stderr, flush=True)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the command line: ``repgap: warning: ...`` on one line,
+    without the source line that Python's default format prints."""
+    text = " ".join(str(message).split())
+    print(f"repgap: warning: {text}", file=sys.stderr if file is None else file, flush=True)
 
 
 def _write_json(path, obj):
@@ -161,8 +243,34 @@ def _figures(say, save, *args, **kw):
         return []
 
 
-def _write_analysis(a, out, formats, plots, say, extra=None):
-    os.makedirs(out, exist_ok=True)
+def _figure_names(stems, formats, plots):
+    return [f"{s}.{f}" for s in stems for f in formats] if plots else []
+
+
+_ANALYSIS_FIGURES = ("gap_curve", "dimension_vs_scale", "nn_distances")
+_ANALYSIS_FILES = ("gap_curve.csv", "dimension.csv", "report.json")
+
+
+def _plan(args, folder, names, inputs, option="--out"):
+    """The outputs of a command, checked before any work (see :mod:`repgap._outputs`)."""
+    from ._outputs import OutputPlan
+
+    plan = OutputPlan(folder, names, inputs, overwrite=getattr(args, "overwrite", False), option=option)
+    plan.check()
+    return plan
+
+
+def _check_inputs(*paths):
+    """Inputs must be regular files (or ``-``): a FIFO would block, a folder is a typo."""
+    from .io import check_regular_file
+
+    for p in paths:
+        if p is not None and p != "-":
+            check_regular_file(p)
+
+
+def _write_analysis(a, out, formats, plots, say, extra=None, timings=None):
+    """Write the analysis files into ``out`` (a staging folder); returns report.json's dict."""
     rep = a.to_dict()
     if extra:
         rep.update(extra)
@@ -181,7 +289,8 @@ def _write_analysis(a, out, formats, plots, say, extra=None):
 
         paths = _figures(say, save_report_figures, a, out, formats)
     rep.setdefault("timings_s", {})["figures"] = time.perf_counter() - t
-    rep["files"] = sorted(os.path.basename(p) for p in paths) + ["dimension.csv", "gap_curve.csv", "report.json"]
+    rep["timings_s"].update(timings or {})
+    rep["files"] = sorted(os.path.basename(p) for p in paths) + list(_ANALYSIS_FILES[:2]) + ["report.json"]
     _write_json(os.path.join(out, "report.json"), rep)
     return rep
 
@@ -203,54 +312,91 @@ def _train_queries(text):
     return v
 
 
-def cmd_analyze(args, say):
+def _check_split(n, test_size, path):
+    """``--test-size`` must leave at least one held-out and two training rows (as ``analyze``)."""
+    n_test = int(round(test_size * n))
+    if not 1 <= n_test < n - 1:
+        raise CLIError(f"--test-size {test_size:g} holds out {n_test} of the {n} rows of {path}; at least 1 "
+                       f"held-out and 2 training rows are needed: give --test FILE, or a --test-size between "
+                       f"{1.5 / n:.2g} and {(n - 2.5) / n:.2g}")
+
+
+def _analysis_job(args, say, X, T, shape, inputs, data_name, extra_files=(), before_write=None, **known):
+    """The common part of ``analyze`` and ``demo``: check, run, write."""
     from .analysis import analyze
 
     t0 = time.perf_counter()
+    formats = _formats(args.format)
+    plots = not args.no_plots
+    plan = _plan(args, args.out, list(extra_files) + list(_ANALYSIS_FILES)
+                 + _figure_names(_ANALYSIS_FIGURES, formats, plots), inputs)
+    group = parse_group(args.group, shape)
+    methods = _methods(args.methods)
+    sizes = _sizes(args.sizes)
+    train_queries = _train_queries(getattr(args, "train_queries", "all"))
+    _check_backend_available(args.backend)
+    if T is None:
+        _check_split(X.shape[0], args.test_size, data_name)
+    say(f"analysing {data_name}: {X.shape[0]} x {X.shape[1]}" + (f", held-out {args.test}" if T is not None else "")
+        + (f", modulo {group!r}" if group is not None else ""))
+    a = analyze(X, T, group=group, sizes=sizes, repeats=args.repeats, methods=methods, target_gap=args.target_gap,
+                test_size=args.test_size, random_state=args.seed, backend=args.backend, n_jobs=args.n_jobs,
+                train_queries=train_queries, **known)
+    print(a.summary())
+    t1 = time.perf_counter()
+    extra = {"input": inputs_report(inputs, args), "repgap_version": __version__}
+    with plan.staging() as stage:
+        if before_write is not None:
+            before_write(stage)
+        rep = _write_analysis(a, stage, formats, plots, say, extra)
+        rep["timings_s"]["write"] = time.perf_counter() - t1
+        rep["timings_s"]["command_total"] = time.perf_counter() - t0
+        _write_json(os.path.join(stage, "report.json"), rep)
+        files = sorted(os.listdir(stage))
+    print(f"\nwrote {', '.join(files)} to {args.out}/")
+    return a
+
+
+def inputs_report(inputs, args):
+    out = {"key": getattr(args, "key", None)}
+    for what, p in inputs.items():
+        out[{"DATA": "data", "--test": "test"}.get(what, what)] = p if p in (None, "-") else os.path.abspath(p)
+    return out
+
+
+def cmd_analyze(args, say):
+    _check_inputs(args.data, args.test)
+    inputs = {"DATA": args.data, "--test": args.test}
+    # the plan is checked again with the results' names, but an existing
+    # output or an unwritable folder must fail before the data are read
+    _plan(args, args.out, list(_ANALYSIS_FILES), inputs)
+    _formats(args.format), _methods(args.methods), _sizes(args.sizes), _train_queries(args.train_queries)
+    _check_backend_available(args.backend)
     X, shape = _load(args.data, args.key)
     T = None
     if args.test is not None:
         T, _ = _load(args.test, args.test_key)
         _same_features(X, T, args.data, args.test)
-    group = parse_group(args.group, shape)
-    methods = _methods(args.methods)
-    sizes = _sizes(args.sizes)
-    train_queries = _train_queries(getattr(args, "train_queries", "all"))
-    t_load = time.perf_counter() - t0
-    say(f"analysing {args.data}: {X.shape[0]} x {X.shape[1]}" + (f", held-out {args.test}" if T is not None else "")
-        + (f", modulo {group!r}" if group is not None else ""))
-    a = analyze(X, T, group=group, sizes=sizes, repeats=args.repeats, methods=methods, target_gap=args.target_gap,
-                test_size=args.test_size, random_state=args.seed, backend=args.backend, n_jobs=args.n_jobs,
-                train_queries=train_queries,
-                known_dimension=getattr(args, "known_dimension", None),
-                known_volume=getattr(args, "known_volume", None))
-    print(a.summary())
-    t1 = time.perf_counter()
-    extra = {"input": {"data": os.path.abspath(args.data), "test": args.test and os.path.abspath(args.test),
-                       "key": args.key}, "repgap_version": __version__}
-    rep = _write_analysis(a, args.out, _formats(args.format), not args.no_plots, say, extra)
-    rep["timings_s"]["load"] = t_load
-    rep["timings_s"]["write"] = time.perf_counter() - t1
-    rep["timings_s"]["command_total"] = time.perf_counter() - t0
-    _write_json(os.path.join(args.out, "report.json"), rep)
-    print(f"\nwrote {', '.join(rep['files'])} to {args.out}/")
-    return a
+    return _analysis_job(args, say, X, T, shape, inputs, args.data,
+                         known_dimension=getattr(args, "known_dimension", None),
+                         known_volume=getattr(args, "known_volume", None))
 
 
 def cmd_demo(args, say):
     from . import datasets
 
     d = args.dim
+    args.test, args.sizes, args.target_gap, args.test_size, args.group = None, None, None, 0.1, None
+    args.key = None
+    # every check before the data are drawn
+    _formats(args.format)
+    _plan(args, args.out, ["demo_data.npy"] + list(_ANALYSIS_FILES), {})
     say(f"repgap demo: a {d}-dimensional flat torus embedded in R^{2 * d}, {args.n} points (known answer d = {d})")
     m = datasets.flat_torus(args.n, d, random_state=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "demo_data.npy")
-    np.save(path, m.X.astype(np.float32))
-    ns = argparse.Namespace(data=path, key=None, test=None, test_key=None, group=None, methods=args.methods,
-                            sizes=None, repeats=args.repeats, target_gap=None, test_size=0.1, seed=args.seed,
-                            backend=args.backend, n_jobs=args.n_jobs, out=args.out, format=args.format,
-                            no_plots=args.no_plots, known_dimension=d, known_volume=m.volume)
-    a = cmd_analyze(ns, say)
+    X = m.X.astype(np.float32)
+    a = _analysis_job(args, say, X, None, (), {}, "the demo data", extra_files=["demo_data.npy"],
+                      before_write=lambda stage: np.save(os.path.join(stage, "demo_data.npy"), X),
+                      known_dimension=d, known_volume=m.volume)
     lo, hi = a.dimension_ci
     err = 100 * (a.dimension - d) / d
     inside = "inside" if lo <= d <= hi else "OUTSIDE"
@@ -262,10 +408,18 @@ def cmd_demo(args, say):
 def cmd_id(args, say):
     from .estimators import METHODS, id_vs_scale, intrinsic_dimension
 
-    X, shape = _load(args.data, args.key)
-    group = parse_group(args.group, shape)
+    _check_inputs(args.data)
     if args.method not in METHODS:
         raise CLIError(f"unknown method {args.method!r}; choose from {', '.join(METHODS)}")
+    if args.scale and args.method not in ("gride", "mle", "corr", "gap"):
+        raise CLIError("--scale works with --method gride, mle, corr or gap")
+    plan = None
+    if args.json:
+        plan = _plan(args, os.path.dirname(args.json) or ".", [os.path.basename(args.json)], {"DATA": args.data},
+                     option="--json")
+    _check_backend_available(args.backend)
+    X, shape = _load(args.data, args.key)
+    group = parse_group(args.group, shape)
     params = {} if args.method in ("corr", "weibull") else {"duplicates": args.duplicates}
     if args.backend:
         params["backend"] = args.backend
@@ -280,21 +434,29 @@ def cmd_id(args, say):
     if nd:
         print(f"duplicates: {nd} points repeat another ({args.duplicates})")
     if args.scale:
-        if args.method not in ("gride", "mle", "corr", "gap"):
-            raise CLIError("--scale works with --method gride, mle, corr or gap")
         s, dims = id_vs_scale(X, method=args.method, random_state=args.seed)
         print(f"  {'scale':>10}  {'dimension':>9}")
         for a, b in zip(s, dims):
             print(f"  {a:>10.4g}  {b:>9.3f}")
         out["scale"] = {"scales": np.asarray(s).tolist(), "dimensions": np.asarray(dims).tolist()}
-    if args.json:
-        _write_json(args.json, out)
+    if plan is not None:
+        with plan.staging() as stage:
+            _write_json(os.path.join(stage, os.path.basename(args.json)), out)
     return res
 
 
 def cmd_gap(args, say):
     from .gap import gap_curve, representation_gap
 
+    _check_inputs(args.train, args.test)
+    inputs = {"TRAIN": args.train, "TEST": args.test}
+    plan = None
+    if args.out:
+        formats = _formats(args.format)
+        plan = _plan(args, args.out, ["gap.json", "nn_distances.csv"]
+                     + _figure_names(("gap_curve",), formats, args.curve and not args.no_plots), inputs)
+    sizes = _sizes(args.sizes)
+    _check_backend_available(args.backend)
     R, shape = _load(args.train, args.key)
     Q, _ = _load(args.test, args.test_key)
     _same_features(R, Q, args.train, args.test)
@@ -307,33 +469,43 @@ def cmd_gap(args, say):
         print(f"duplicates: {res.n_zero} held-out points coincide with a training point")
     out = {"gap": res.value, "stderr": res.stderr, "n_train": res.n_train, "n_test": res.n_test,
            "n_zero": res.n_zero, "k": res.k, "r": res.r}
+    c = f = None
     if args.curve:
         from .law import fit_law
 
-        c = gap_curve(R, Q, sizes=_sizes(args.sizes), repeats=args.repeats, random_state=args.seed, **kw)
+        c = gap_curve(R, Q, sizes=sizes, repeats=args.repeats, random_state=args.seed, **kw)
         f = fit_law(c, random_state=args.seed)
-        print(f"  {'n_train':>9}  {'gap':>11}  {'stderr':>9}")
-        for n, g, s in zip(c.sizes, c.gaps, c.stderr):
-            print(f"  {int(n):>9}  {g:>11.5g}  {s:>9.2g}")
+        law = f.predict(c.sizes)
+        print(f"  {'n_train':>9}  {'gap':>11}  {'stderr':>9}  {'law':>11}")
+        for n, g, s, p in zip(c.sizes, c.gaps, c.stderr, law):
+            print(f"  {int(n):>9}  {g:>11.5g}  {s:>9.2g}  {p:>11.5g}")
         lo, hi = f.dimension_ci
         print(f"law: d = {f.dimension:.3f} [{lo:.3f}, {hi:.3f}] (no finite-size term; `repgap analyze` fits it)")
-        out["curve"] = {"sizes": c.sizes.tolist(), "gaps": c.gaps.tolist(), "stderr": c.stderr.tolist()}
+        out["curve"] = {"sizes": c.sizes.tolist(), "gaps": c.gaps.tolist(), "stderr": c.stderr.tolist(),
+                        "law": np.asarray(law).tolist()}
         out["law"] = {"dimension": f.dimension, "dimension_ci": list(f.dimension_ci)}
-        if args.out and not args.no_plots:
-            os.makedirs(args.out, exist_ok=True)
-            from .plot import _save, plot_gap_curve
+    if plan is not None:
+        with plan.staging() as stage:
+            if c is not None and not args.no_plots:
+                from .plot import _save, plot_gap_curve
 
-            _figures(say, lambda: _save({"gap_curve": plot_gap_curve(c, f)}, args.out, _formats(args.format), 130))
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        _write_json(os.path.join(args.out, "gap.json"), out)
-        np.savetxt(os.path.join(args.out, "nn_distances.csv"), res.distances, header="nn_distance", comments="")
+                _figures(say, lambda: _save({"gap_curve": plot_gap_curve(c, f)}, stage, _formats(args.format), 130))
+            _write_json(os.path.join(stage, "gap.json"), out)
+            np.savetxt(os.path.join(stage, "nn_distances.csv"), res.distances, header="nn_distance", comments="")
     return res
 
 
 def cmd_memorization(args, say):
     from .diffusion import memorization
 
+    _check_inputs(args.samples, args.train, args.test)
+    inputs = {"SAMPLES": args.samples, "TRAIN": args.train, "--test": args.test}
+    plan = None
+    if args.out:
+        formats = _formats(args.format)
+        plan = _plan(args, args.out, ["memorization.json", "memorization.csv"]
+                     + _figure_names(("memorization",), formats, not args.no_plots), inputs)
+    _check_backend_available(args.backend)
     S, shape = _load(args.samples, args.key)
     R, _ = _load(args.train, args.train_key)
     _same_features(S, R, args.samples, args.train)
@@ -343,7 +515,7 @@ def cmd_memorization(args, say):
         _same_features(T, R, args.test, args.train)
     group = parse_group(args.group, shape)
     rep = memorization(S, R, test=T, group=group, ratio=args.ratio, backend=args.backend, n_jobs=args.n_jobs)
-    print(f"memorised: {rep.fraction_memorized:.2%} of {rep.n_samples} generated samples "
+    print(f"memorized: {rep.fraction_memorized:.2%} of {rep.n_samples} generated samples "
           f"(d1/d2 < {rep.threshold:.3g}; Gu et al. 2023)")
     print(f"  median distance to the nearest training item: {np.median(rep.distances):.4g}")
     if rep.p_value is not None:
@@ -352,19 +524,21 @@ def cmd_memorization(args, say):
         verdict = "closer to the training set than fresh data" if rep.p_value < 0.05 else \
             "no closer to the training set than fresh data"
         print(f"  one-sided Mann-Whitney p = {rep.p_value:.3g}: generated samples sit {verdict}")
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
+    if plan is not None:
         out = {"fraction_memorized": rep.fraction_memorized, "n_samples": rep.n_samples, "threshold": rep.threshold,
                "test_fraction_memorized": rep.test_fraction_memorized, "p_value": rep.p_value,
                "statistic": rep.statistic}
-        _write_json(os.path.join(args.out, "memorization.json"), out)
-        _write_csv(os.path.join(args.out, "memorization.csv"), ["sample", "d1", "d2", "ratio", "memorized", "nearest"],
-                   [[i, float(a), float(b), float(c), int(m), int(j)] for i, (a, b, c, m, j) in
-                    enumerate(zip(rep.distances, rep.second_distances, rep.ratios, rep.memorized, rep.indices))])
-        if not args.no_plots:
-            from .plot import _save, plot_memorization
+        with plan.staging() as stage:
+            _write_json(os.path.join(stage, "memorization.json"), out)
+            _write_csv(os.path.join(stage, "memorization.csv"),
+                       ["sample", "d1", "d2", "ratio", "memorized", "nearest"],
+                       [[i, float(a), float(b), float(c), int(m), int(j)] for i, (a, b, c, m, j) in
+                        enumerate(zip(rep.distances, rep.second_distances, rep.ratios, rep.memorized, rep.indices))])
+            if not args.no_plots:
+                from .plot import _save, plot_memorization
 
-            _figures(say, lambda: _save({"memorization": plot_memorization(rep)}, args.out, _formats(args.format), 130))
+                _figures(say, lambda: _save({"memorization": plot_memorization(rep)}, stage,
+                                            _formats(args.format), 130))
     return rep
 
 
@@ -378,14 +552,23 @@ def cmd_config(args, say):
 
 
 # --------------------------------------------------------------------------- parser
+_DATA_HELP = ".npy, .npz, .csv, .tsv, .txt or .pt file of shape (n_samples, n_features), or - (standard input)"
+
+
 def build_parser():
     common = _Parser(add_help=False)
     g = common.add_argument_group("common options")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status messages")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars, status messages or warnings")
     g.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
-    g.add_argument("--backend", default=None, help="auto (default), cython, numpy or torch")
-    g.add_argument("--n-jobs", type=int, default=None, help="threads (default: all available cores)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--backend", default=None, type=_backend,
+                   help="auto, cython, numpy or torch (default: auto, or REPGAP_BACKEND)")
+    g.add_argument("--n-jobs", type=_n_jobs, default=None,
+                   help="threads: a positive number, or -1 for all (default: REPGAP_NUM_THREADS, else all cores)")
+    g.add_argument("--seed", type=_integer(0), default=0, help="random seed (default 0)")
+
+    writes = _Parser(add_help=False)
+    writes.add_argument("--overwrite", action="store_true",
+                        help="replace existing output files (default: refuse; an input is never replaced)")
 
     p = _Parser(prog="repgap", description="The Representation Gap of a data set: how much data a task needs, "
                 "its intrinsic dimension, and what symmetry buys (arXiv:2605.21692).")
@@ -393,90 +576,107 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def figs(q):
-        q.add_argument("--format", default="png", help="figure formats, comma separated: png, svg, pdf")
-        q.add_argument("--no-plots", action="store_true", help="write no figures")
+        q.add_argument("--format", default="png", help="figure formats, comma separated: png, svg, pdf (default png)")
+        q.add_argument("--no-plots", action="store_true", help="write no figures (default: write them)")
 
-    a = sub.add_parser("analyze", parents=[common], help="the main job: gap curve, law, dimension, sample needs",
+    a = sub.add_parser("analyze", parents=[common, writes],
+                       help="the main job: gap curve, law, dimension, sample needs",
                        description="Gap curve, fitted law with interval, point-process estimators, dimension "
                        "across scales, the size needed for a target gap, duplicates; a table, report.json, CSVs "
-                       "and figures.")
-    a.add_argument("data", help=".npy, .npz, .csv, .tsv, .txt or .pt file of shape (n_samples, n_features)")
-    a.add_argument("--test", help="held-out points (default: hold out --test-size of DATA)")
-    a.add_argument("--key", help="array name inside an .npz or a dict .pt file")
-    a.add_argument("--test-key", help="array name inside the --test file")
-    a.add_argument("--group", action="append", help=_GROUP_HELP)
+                       "and figures. Outputs never replace an input, nor an existing file without --overwrite.")
+    a.add_argument("data", help=_DATA_HELP)
+    a.add_argument("--test", help="held-out points, a file as DATA (default: hold out --test-size of DATA)")
+    a.add_argument("--key", help="array name inside an .npz or a dict .pt file (default: its only array)")
+    a.add_argument("--test-key", help="array name inside the --test file (default: its only array)")
+    a.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     a.add_argument("--sizes", help="training sizes of the curve, comma separated (default: 12 from n/30 to n)")
-    a.add_argument("--repeats", type=int, default=5, help="random orders of the training set (default 5)")
+    a.add_argument("--repeats", type=_integer(1), default=5, help="random orders of the training set (default 5)")
     a.add_argument("--train-queries", default="all",
                    help="training points also used as queries of the gap curve: all (default: up to 200,000 when "
                         "the training set is in memory, none when it is a memory-mapped --test run; about 3x less "
                         "noise in the law's fit, at about n/m times the cost of the curve), none, or a number")
     a.add_argument("--methods", help="point-process estimators, comma separated, or 'none' "
-                   "(default: calibrated,twonn,mle,gride,corr)")
-    a.add_argument("--target-gap", type=float, help="gap for which to predict n (default: half the measured gap)")
-    a.add_argument("--test-size", type=float, default=0.1, help="held-out fraction when --test is absent")
+                   "(default: calibrated,twonn,mle,gride,corr; also weibull)")
+    a.add_argument("--target-gap", type=_real(0), help="gap for which to predict n (default: half the measured gap)")
+    a.add_argument("--test-size", type=_real(0, 1), default=0.1,
+                   help="held-out fraction of DATA when --test is absent (default 0.1)")
     a.add_argument("--out", default="repgap-report", help="output folder (default ./repgap-report)")
     figs(a)
     a.set_defaults(func=cmd_analyze)
 
-    d = sub.add_parser("demo", parents=[common], help="analyze a built-in data set with a known answer (< 1 min)",
+    d = sub.add_parser("demo", parents=[common, writes], help="analyze a built-in data set with a known answer",
                        description="Runs `analyze` on a flat torus of known dimension and says how close the "
-                       "estimate came.")
-    d.add_argument("--n", type=int, default=22000, help="points (default 22000)")
-    d.add_argument("--dim", type=int, default=5, help="intrinsic dimension of the torus (default 5)")
-    d.add_argument("--repeats", type=int, default=5)
-    d.add_argument("--methods", help="as for analyze")
+                       "estimate came; writes the data (demo_data.npy) and the report to --out.")
+    d.add_argument("--n", type=_integer(100), default=22000, help="points (default 22000)")
+    d.add_argument("--dim", type=_integer(1), default=5, help="intrinsic dimension of the torus (default 5)")
+    d.add_argument("--repeats", type=_integer(1), default=5, help="random orders of the training set (default 5)")
+    d.add_argument("--methods", help="as for analyze (default: calibrated,twonn,mle,gride,corr)")
     d.add_argument("--out", default="repgap-demo", help="output folder (default ./repgap-demo)")
     figs(d)
     d.set_defaults(func=cmd_demo)
 
-    i = sub.add_parser("id", parents=[common], help="one intrinsic-dimension estimator")
-    i.add_argument("data")
-    i.add_argument("--method", default="calibrated", help="calibrated (default), gap, twonn, mle, gride, corr, weibull")
-    i.add_argument("--key")
-    i.add_argument("--group", action="append", help=_GROUP_HELP)
+    i = sub.add_parser("id", parents=[common, writes], help="one intrinsic-dimension estimator",
+                       description="Estimate the intrinsic dimension of DATA with one estimator, with its "
+                       "interval; --scale adds the dimension across scales.")
+    i.add_argument("data", help=_DATA_HELP)
+    i.add_argument("--method", default="calibrated",
+                   help="calibrated (default), gap, twonn, mle, gride, corr or weibull")
+    i.add_argument("--key", help="array name inside an .npz or a dict .pt file (default: its only array)")
+    i.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     i.add_argument("--duplicates", default="keep", choices=("raise", "drop", "keep"),
                    help="policy for repeated points (default keep: left out of distance ratios)")
-    i.add_argument("--scale", action="store_true", help="also print the dimension across scales")
-    i.add_argument("--json", help="write the result to this JSON file")
+    i.add_argument("--scale", action="store_true", help="also print the dimension across scales (default: no)")
+    i.add_argument("--json", help="write the result to this JSON file (default: none)")
     i.set_defaults(func=cmd_id)
 
-    gp = sub.add_parser("gap", parents=[common], help="the Representation Gap of TRAIN measured on TEST")
-    gp.add_argument("train")
-    gp.add_argument("test")
-    gp.add_argument("--key", help="array name in TRAIN (.npz/.pt)")
-    gp.add_argument("--test-key", help="array name in TEST (.npz/.pt)")
-    gp.add_argument("--group", action="append", help=_GROUP_HELP)
-    gp.add_argument("-k", type=int, default=1, help="k-th neighbour (default 1)")
-    gp.add_argument("-r", type=float, default=2.0, help="power of the distance (default 2)")
-    gp.add_argument("--curve", action="store_true", help="also the gap curve over sizes and the law")
-    gp.add_argument("--sizes")
-    gp.add_argument("--repeats", type=int, default=5)
-    gp.add_argument("--out", help="write gap.json, nn_distances.csv (and a figure with --curve) here")
+    gp = sub.add_parser("gap", parents=[common, writes], help="the Representation Gap of TRAIN measured on TEST",
+                        description="The mean k-th-neighbour distance (to the power r) from each TEST point to "
+                        "TRAIN, modulo --group; --curve adds the curve over training-set sizes and the law fitted "
+                        "to it.")
+    gp.add_argument("train", help="the training set; " + _DATA_HELP)
+    gp.add_argument("test", help="held-out points, a file as TRAIN")
+    gp.add_argument("--key", help="array name in TRAIN (.npz/.pt; default: its only array)")
+    gp.add_argument("--test-key", help="array name in TEST (.npz/.pt; default: its only array)")
+    gp.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
+    gp.add_argument("-k", type=_integer(1), default=1, help="k-th neighbour (default 1)")
+    gp.add_argument("-r", type=_real(0), default=2.0, help="power of the distance (default 2)")
+    gp.add_argument("--curve", action="store_true", help="also the gap curve over sizes and the law (default: no)")
+    gp.add_argument("--sizes", help="training sizes of the curve, comma separated (default: 12 from n/30 to n)")
+    gp.add_argument("--repeats", type=_integer(1), default=5,
+                    help="random orders of the training set for the curve (default 5)")
+    gp.add_argument("--out", help="write gap.json, nn_distances.csv (and a figure with --curve) here "
+                    "(default: write nothing)")
     figs(gp)
     gp.set_defaults(func=cmd_gap)
 
-    m = sub.add_parser("memorization", parents=[common], help="which generated samples copy training items")
-    m.add_argument("samples", help="generated samples")
-    m.add_argument("train", help="the model's training set")
-    m.add_argument("--test", help="held-out real data (adds the two-sample test)")
-    m.add_argument("--key")
-    m.add_argument("--train-key")
-    m.add_argument("--test-key")
-    m.add_argument("--group", action="append", help=_GROUP_HELP)
-    m.add_argument("--ratio", type=float, default=1 / 3, help="memorised when d1/d2 < RATIO (default 1/3)")
-    m.add_argument("--out", help="write memorization.json, .csv and a figure here")
+    m = sub.add_parser("memorization", parents=[common, writes], help="which generated samples copy training items",
+                       description="A generated sample is memorized when its nearest training item is much "
+                       "closer than the second nearest (d1/d2 < RATIO, Gu et al. 2023); with --test, a two-sample "
+                       "test of whether the samples sit closer to the training set than fresh data.")
+    m.add_argument("samples", help="generated samples; " + _DATA_HELP)
+    m.add_argument("train", help="the model's training set, a file as SAMPLES")
+    m.add_argument("--test", help="held-out real data (adds the two-sample test; default: none)")
+    m.add_argument("--key", help="array name in SAMPLES (.npz/.pt; default: its only array)")
+    m.add_argument("--train-key", help="array name in TRAIN (.npz/.pt; default: its only array)")
+    m.add_argument("--test-key", help="array name in the --test file (.npz/.pt; default: its only array)")
+    m.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
+    m.add_argument("--ratio", type=_real(0, 1, high_open=False), default=1 / 3,
+                   help="memorized when d1/d2 < RATIO (default 1/3)")
+    m.add_argument("--out", help="write memorization.json, .csv and a figure here (default: write nothing)")
     figs(m)
     m.set_defaults(func=cmd_memorization)
 
-    c = sub.add_parser("config", parents=[common], help="backends, OpenMP, threads, BLAS (show_config)")
-    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("config", parents=[common], help="backends, OpenMP, threads, BLAS (show_config)",
+                       description="The version, each backend's status, OpenMP, the SIMD level, threads and BLAS.")
+    c.add_argument("--json", action="store_true", help="print the configuration as JSON (default: a table)")
     c.set_defaults(func=cmd_config)
     return p
 
 
 def main(argv=None):
     """Entry point of the ``repgap`` console script; returns the exit status."""
+    import warnings
+
     from ._backends import BackendUnavailableError
     from ._config import config_context
     from .io import DataError
@@ -484,29 +684,36 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     verbose = "-v" in argv or "--verbose" in argv
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
-        say = _Say(args.quiet)
-        with config_context(progress=False if args.quiet else None):
-            args.func(args, say)
-        return 0
-    except KeyboardInterrupt:
-        print("repgap: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPT
-    except (CLIError, DataError, BackendUnavailableError, ValueError, TypeError, KeyError, OSError,
-            ImportError, MemoryError) as e:
-        if verbose:
-            import traceback
+    with warnings.catch_warnings():
+        try:
+            args = parser.parse_args(argv)
+            if args.command is None:
+                parser.print_help()
+                return EXIT_USAGE
+            say = _Say(args.quiet)
+            if args.quiet:
+                warnings.simplefilter("ignore")
+            else:
+                warnings.showwarning = _one_line_warning
+            with config_context(progress=False if args.quiet else None):
+                args.func(args, say)
+            return 0
+        except KeyboardInterrupt:
+            print("repgap: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPT
+        except (CLIError, DataError, BackendUnavailableError, ValueError, TypeError, KeyError, OSError,
+                ImportError, MemoryError, OverflowError) as e:
+            if verbose:
+                import traceback
 
-            traceback.print_exc()
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if isinstance(e, MemoryError):
-            msg = "out of memory (try a smaller --sizes/--repeats, or the numpy backend with fewer threads)"
-        print(f"repgap: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
+                traceback.print_exc()
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if isinstance(e, MemoryError):
+                msg = "out of memory (try a smaller --sizes/--repeats, or the numpy backend with fewer threads)"
+            elif isinstance(e, OSError) and getattr(e, "filename", None):
+                msg = f"{e.filename}: {e.strerror or msg}"
+            print(f"repgap: error: {msg}", file=sys.stderr)
+            return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

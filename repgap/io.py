@@ -5,8 +5,18 @@ Every reader opens the file read-only and never unpickles: ``.npy`` and
 mapped, ``mmap_mode="r"``), ``.pt`` with ``torch.load(weights_only=True)``,
 text with :func:`numpy.loadtxt`. A file that cannot be used raises
 :class:`DataError` with one line that names the file and the problem.
+
+Only regular files are read: a named pipe, a socket or a device would block
+or never end, so they are refused before anything opens them. ``-`` reads
+standard input (a ``.npy`` stream, or a table of numbers separated by commas,
+tabs or spaces). A ``.npy`` header is checked against the file's size before
+any memory is taken, so a truncated or forged header is a one-line error,
+not an attempt to allocate what it claims.
 """
+import io as _io
 import os
+import stat
+import sys
 
 import numpy as np
 
@@ -37,12 +47,14 @@ def _text_delimiter(ext):
 
 def _load_text(path, ext):
     delim = _text_delimiter(ext)
+    lines = []
     with open(path, "r", encoding="utf-8", errors="replace") as f:
-        first = ""
         for line in f:
             if line.strip() and not line.lstrip().startswith("#"):
-                first = line
-                break
+                lines.append(line)
+                if len(lines) == 2:
+                    break
+    first = lines[0] if lines else ""
     skip = 0
     if first:
         cells = [c for c in (first.split(delim) if delim else first.split()) if c.strip()]
@@ -53,7 +65,40 @@ def _load_text(path, ext):
     try:
         return np.loadtxt(path, delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
     except ValueError as e:
-        raise DataError(f"{path}: not a table of numbers ({str(e).splitlines()[0]})") from None
+        hint = _delimiter_hint(lines[skip] if len(lines) > skip else first, delim, ext)
+        if hint:
+            raise DataError(f"{path}: not a table of numbers: {hint}") from None
+        detail = str(e).splitlines()[0]
+        if len(detail) > 120:
+            detail = detail[:117] + "..."
+        raise DataError(f"{path}: not a table of numbers ({detail})") from None
+
+
+_DELIMITER_NAMES = {";": "semicolons (';')", "\t": "tabs", "|": "bars ('|')", ",": "commas", " ": "spaces"}
+
+
+def _delimiter_hint(line, delim, ext):
+    """When a text table fails to parse, say which separator its first row uses instead."""
+    line = line.strip()
+    if not line:
+        return ""
+    expected = {",": "commas", "\t": "tabs", None: "spaces or tabs"}[delim]
+    for sep in (";", "\t", "|", ",", " "):
+        if sep == delim or (delim is None and sep in ("\t", " ")):
+            continue
+        cells = [c for c in line.split(sep) if c.strip()]
+        if len(cells) > 1:
+            try:
+                [float(c.replace(",", ".")) for c in cells]
+            except ValueError:
+                continue
+            fix = {";": "a .csv must be comma separated: convert it (e.g. `tr ';' ','`, and decimal commas "
+                   "to points), or save it as .npy",
+                   "\t": "rename it to .tsv", "|": "convert the separators to commas",
+                   ",": "rename it to .csv", " ": "rename it to .txt"}[sep]
+            return (f"its rows look separated by {_DELIMITER_NAMES[sep]}, but {ext} files are read as separated by "
+                    f"{expected}; {fix}")
+    return ""
 
 
 def _load_torch(path, key):
@@ -106,13 +151,82 @@ def load_array(path, *, key=None, mmap=None):
     return as_rows(read_array(path, key=key, mmap=mmap), os.fspath(path))
 
 
-def read_array(path, *, key=None, mmap=None):
-    """The array stored in ``path``, as stored (see :func:`load_array`)."""
+def check_regular_file(path):
+    """Raise :class:`DataError` unless ``path`` is an existing regular file (a symbolic
+    link to one is fine). Named pipes, sockets and devices are refused before they
+    are opened: opening a FIFO blocks until a writer appears."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"{path}: no such file")
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"{path}: is a directory, not a data file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise DataError(f"{path}: is {kind}, not a regular file; save the data to a file first "
+                        "(or pipe them to '-', standard input)")
+    return st
+
+
+def _check_npy_size(path, size):
+    """Compare a .npy header's claim with the file's size before anything is allocated."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"{path}: not a valid .npy file (its header: {str(e).splitlines()[0]})") from None
+        offset = f.tell()
+    if dtype.hasobject:
+        return  # np.load refuses it with its own (pickle) message
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if offset + need > size:
+        raise DataError(f"{path}: its header describes {shape} {dtype} values ({need:,} bytes) but the file holds "
+                        f"{size - offset:,} bytes of data: it is truncated or corrupt")
+
+
+def _read_stdin(key):
+    if key is not None:
+        raise DataError("-: --key applies to .npz and .pt files, not to standard input")
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise DataError("-: standard input is empty")
+    if data.startswith(b"\x93NUMPY"):
+        try:
+            return np.load(_io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DataError(f"-: cannot read standard input as .npy ({str(e).splitlines()[0]})") from None
+    text = data.decode("utf-8", errors="replace")
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    delim = "," if "," in first else "\t" if "\t" in first else None
+    cells = [c for c in (first.split(delim) if delim else first.split()) if c.strip()]
+    try:
+        [float(c) for c in cells]
+        skip = 0
+    except ValueError:
+        skip = 1
+    try:
+        return np.loadtxt(_io.StringIO(text), delimiter=delim, skiprows=skip, ndmin=2, dtype=np.float64)
+    except ValueError as e:
+        hint = _delimiter_hint(first, delim, "standard-input")
+        raise DataError(f"-: standard input is not a table of numbers ({hint or str(e).splitlines()[0]})") from None
+
+
+def read_array(path, *, key=None, mmap=None):
+    """The array stored in ``path``, as stored (see :func:`load_array`); ``"-"`` reads standard input."""
+    path = os.fspath(path)
+    if path == "-":
+        return _read_stdin(key)
+    st = check_regular_file(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in READERS:
         raise DataError(f"{path}: unknown format {ext or '(no extension)'!r}; use one of {', '.join(READERS)}")
@@ -125,10 +239,12 @@ def read_array(path, *, key=None, mmap=None):
             raise DataError(f"{path}: permission denied") from None
         if head != magic[0]:
             raise DataError(f"{path}: not {magic[1]} (its first bytes are not the format's header)")
+        if ext == ".npy":
+            _check_npy_size(path, st.st_size)
     try:
         if ext == ".npy":
             if mmap is None:
-                mmap = os.path.getsize(path) > MMAP_THRESHOLD
+                mmap = st.st_size > MMAP_THRESHOLD
             X = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         elif ext == ".npz":
             with np.load(path, allow_pickle=False) as z:

@@ -62,10 +62,11 @@ def test_analyze_report_contents(tmp_path, capsys, torus):
     assert "law RG_n" in out and "duplicates:" in out
     assert rep["gap_curve"]["n_train_queries"] == rep["data"]["n_train"]  # all of them by default
     assert rep["law"]["model"] in ("boundary term in the scale", "curvature term")
-    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--train-queries", "none"] + FAST,
+    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--overwrite", "--train-queries",
+                          "none"] + FAST,
                          capsys)
     assert code == 0 and json.load(open(out_dir / "report.json"))["gap_curve"]["n_train_queries"] == 0
-    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--train-queries", "500"] + FAST,
+    code, out, err = run(["analyze", str(p), "--out", str(out_dir), "--no-plots", "--overwrite", "--train-queries", "500"] + FAST,
                          capsys)
     assert code == 0 and json.load(open(out_dir / "report.json"))["gap_curve"]["n_train_queries"] == 500
 
@@ -160,7 +161,7 @@ def _bad_inputs(tmp_path):
         "unknown method": (["id", g, "--method", "magic"], "unknown method 'magic'"),
         "unknown estimator": (["analyze", g, "--methods", "twonn,magic"], "unknown estimator 'magic'"),
         "unknown backend": (["gap", g, g, "--backend", "gpu9"], "backend"),
-        "bad option value": (["analyze", g, "--repeats", "many"], "invalid int value"),
+        "bad option value": (["analyze", g, "--repeats", "many"], "--repeats: 'many' is not a number"),
         "unknown option": (["analyze", g, "--frobnicate"], "unrecognized arguments"),
         "k too large": (["gap", g, g, "-k", "500"], "k"),
         "bad train queries": (["analyze", g, "--train-queries", "some"], "--train-queries must be"),
