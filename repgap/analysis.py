@@ -375,6 +375,28 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
     -------
     Analysis
     """
+    # Warnings raised deep in the job would point at this module's internals
+    # (Python prints the source line of the frame that warned); they are
+    # collected and raised again once each, pointing at the caller's line.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = _analyze(X, test, group=group, sizes=sizes, repeats=repeats, methods=methods,
+                            target_gap=target_gap, test_size=test_size, confidence=confidence, n_boot=n_boot,
+                            random_state=random_state, backend=backend, n_jobs=n_jobs,
+                            known_dimension=known_dimension, known_volume=known_volume, progress=progress,
+                            train_queries=train_queries)
+        finally:
+            pending = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
+    for category, message in pending:
+        warnings.warn(message, category, stacklevel=2)
+    return result
+
+
+def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, target_gap=None, test_size=0.1,
+            confidence=0.95, n_boot=200, random_state=0, backend=None, n_jobs=None, known_dimension=None,
+            known_volume=None, progress=None, train_queries="auto"):
+    """The job of :func:`analyze`, warnings raised where they arise."""
     from ._config import config_context
     from .law import predicted_gap
 
