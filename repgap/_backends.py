@@ -96,11 +96,22 @@ def available_backends():
 
 
 def check_backend_name(name):
+    choices = ", ".join(map(repr, ("auto",) + BACKENDS))
     if not isinstance(name, str):
-        raise TypeError(f"backend must be a string, got {name!r}")
+        raise TypeError(f"backend must be one of {choices} or None, got {name!r} ({type(name).__name__})")
     if name != "auto" and name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of 'auto', {', '.join(map(repr, BACKENDS))}")
+        raise ValueError(f"unknown backend {name!r}; choose one of {choices} (or None for the configured default)")
     return name
+
+
+def check_algorithm(algorithm):
+    """One of :data:`ALGORITHMS`, or an error naming the value."""
+    choices = ", ".join(map(repr, ALGORITHMS))
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be one of {choices}, got {algorithm!r} ({type(algorithm).__name__})")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {choices}")
+    return algorithm
 
 
 def resolve_backend(backend=None):
@@ -132,8 +143,12 @@ def resolve_backend(backend=None):
 
 
 def resolve_backend_for_tensors(backend=None):
-    """As :func:`resolve_backend`, for torch-tensor inputs: ``auto`` means torch."""
-    name = resolve_backend(backend) if backend not in (None, "auto") else None
+    """As :func:`resolve_backend`, for torch-tensor inputs: ``auto`` means torch
+    (an explicit ``backend="auto"`` argument too: the argument wins over the
+    configuration)."""
+    if backend == "auto":
+        return "torch"
+    name = resolve_backend(backend) if backend is not None else None
     if name is None:
         from ._config import get_config
 
@@ -199,10 +214,10 @@ def low_rank_rotation(R):
 
 
 def choose_algorithm(algorithm, backend, dtype, n_features, n_reference, k):
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(map(repr, ALGORITHMS))}")
+    check_algorithm(algorithm)
     if algorithm == "kd_tree" and backend == "torch":
-        raise ValueError("algorithm 'kd_tree' is not available on the torch backend")
+        raise ValueError("algorithm 'kd_tree' is not available on the torch backend; use algorithm='auto' or "
+                         "'brute', or another backend")
     if algorithm == "auto":
         if backend != "torch" and use_kd_tree(n_features, n_reference, k):
             return "kd_tree"

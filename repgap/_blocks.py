@@ -453,13 +453,13 @@ def open_source(train, name):
     return ArraySource(np.asarray(X), name)
 
 
-def prefix_ranks(orders, checkpoints, n, k):
+def prefix_ranks(orders, checkpoints, n, k, name="checkpoints"):
     """For prefixes of random orders: the checked checkpoints, the largest one
     (the rows used), each row's rank in each order (``n_used`` for rows past
     it) and the orders for the plan; for a plain search ``(None, n, None, [None])``."""
     if orders is None:
         return None, n, None, [None]
-    ck = check_checkpoints(checkpoints, n, k)
+    ck = check_checkpoints(checkpoints, n, k, name, "the reference set")
     n_used = int(ck[-1])
     orders = [check_order(o, n) for o in orders]
     for o in orders:
@@ -471,19 +471,26 @@ def prefix_ranks(orders, checkpoints, n, k):
     return ck, n_used, ranks_all, orders
 
 
+def check_block_options(block_size, max_memory):
+    """``(block_size, max_memory)`` checked: None, or a positive integer
+    number of rows; None, or a finite number of bytes >= 1 (as an int)."""
+    from ._kernels_torch import check_max_memory
+    from ._validation import check_int
+
+    block_size = check_int(block_size, "block_size (rows per block)", low=1, allow_none=True)
+    return block_size, check_max_memory(max_memory, "max_memory")
+
+
 def block_rows(shape, dtype, block_size, max_memory):
     """Rows per block from ``block_size`` (rows) or ``max_memory`` (bytes of
     reference per block, about a third of the streaming memory: two read
     buffers and the kernel's packed copy), else about 64 MiB of rows."""
     rb = max(1, shape[1] * np.dtype(dtype).itemsize)
+    block_size, max_memory = check_block_options(block_size, max_memory)
     if block_size is not None:
-        if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-            raise ValueError(f"block_size must be a positive integer (rows), got {block_size!r}")
-        return int(block_size)
+        return block_size
     if max_memory is not None:
-        if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float, np.integer)) or max_memory <= 0:
-            raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
-        return max(1, int(max_memory) // (3 * rb))
+        return max(1, max_memory // (3 * rb))
     return max(1, DEFAULT_BLOCK_BYTES // rb)
 
 
@@ -539,21 +546,20 @@ def stream_prefix(queries, train, k, checkpoints=None, orders=None, *, group=Non
 
 def gap_result(sq, idx, n, m, k, r):
     """A GapResult from (J=1, m, k) exact squared distances, as repgap.gap does it."""
-    from .gap import GapResult, _power
+    from .gap import GapResult, _power, single_point_stderr
 
     sqk = sq[0, :, k - 1]
     vals = _power(sqk, r)
-    stderr = float(np.std(vals, ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
+    stderr = single_point_stderr(vals, m)
     return GapResult(value=float(np.mean(vals)), stderr=stderr, distances=np.sqrt(sqk),
                      indices=idx[0, :, k - 1].copy(), n_train=int(n), n_test=int(m),
                      n_zero=int(np.count_nonzero(sq[0, :, 0] == 0)), k=k, r=r)
 
 
 def curve_orders(n, repeats, random_state):
-    from ._validation import check_random_state
+    from ._validation import check_int, check_random_state
 
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
+    repeats = check_int(repeats, "repeats", low=1)
     rng = check_random_state(random_state)
     return [rng.permutation(n) for _ in range(int(repeats))]
 
@@ -611,8 +617,8 @@ def gap_curve(mode, train, test, *, sizes=None, repeats=5, k=1, r=2, random_stat
     n = reference_rows(train)
     k = check_k(k, n, what="the training set")
     r = check_power(r)
+    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k, "sizes")
     orders = curve_orders(n, repeats, random_state)
-    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
     sq, _, _, _ = _prefix(mode, test, train, k, ck, orders, qname="test", rname="train", desc="gap curve",
                           k_what="the training set", **kw)
     return gap_curve_result(sq, ck, sq.shape[2], k, r, repeats, random_state)

@@ -10,6 +10,8 @@ _DEFAULTS = {
     "progress": None,         # None: a bar when tqdm is installed and stderr is a terminal
 }
 _global = dict(_DEFAULTS)
+#: the largest tile size accepted (the compiled kernels count in C ints)
+MAX_TILE = 2**31 - 1
 _local = threading.local()
 
 
@@ -41,18 +43,23 @@ def set_config(**params):
     unknown = set(params) - set(_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown configuration key(s): {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
+    # every value is checked before any is set: a bad call changes nothing
+    params = dict(params)
     if params.get("backend") is not None:
         from ._backends import check_backend_name
 
         check_backend_name(params["backend"])
-    if params.get("n_jobs") is not None:
-        from ._threads import resolve_n_jobs
+    if "n_jobs" in params:
+        from ._threads import check_n_jobs
 
-        resolve_n_jobs(params["n_jobs"])
+        params["n_jobs"] = check_n_jobs(params["n_jobs"])
+    from ._validation import check_bool, check_int
+
     for key in ("tile_queries", "tile_reference"):
-        v = params.get(key)
-        if v is not None and (int(v) != v or v < 1):
-            raise ValueError(f"{key} must be a positive integer or None, got {v!r}")
+        if key in params:
+            params[key] = check_int(params[key], key, low=1, high=MAX_TILE, allow_none=True)
+    if "progress" in params:
+        params["progress"] = check_bool(params["progress"], "progress", allow_none=True)
     _global.update(params)
     _current().update(params)
 

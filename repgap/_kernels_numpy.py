@@ -69,9 +69,15 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
     indices : ndarray (J, m, k), int64
         Reference rows, sorted by (distance, index).
     """
+    from ._validation import check_int
+
     if options:
-        raise TypeError(f"unknown options for the numpy kernels: {sorted(options)}")
-    spare = 8 if spare is None else int(spare)
+        raise TypeError(f"unknown options for the numpy kernels: {sorted(options)} (it takes none)")
+    check_int(n_threads, "n_threads", low=1)
+    tile_queries = check_int(tile_queries, "tile_queries", low=1, allow_none=True)
+    tile_reference = check_int(tile_reference, "tile_reference", low=1, allow_none=True)
+    leafsize = check_int(leafsize, "leafsize", low=1, allow_none=True)
+    spare = 8 if spare is None else check_int(spare, "spare", low=0)
     if algorithm == "kd_tree":
         return _kdtree(queries, reference, k, order, checkpoints, n_threads, 16 if leafsize is None else leafsize,
                        spare, progress)

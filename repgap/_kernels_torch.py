@@ -92,19 +92,28 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
     ``"bfloat16"``: the precision of the candidate search, with more spare
     candidates for the lower ones).
     """
+    from ._validation import check_int
+
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of torch backend settings (device, max_memory, matmul) or None, "
+                        f"got {options!r} ({type(options).__name__})")
     opts = dict(options or {})
     device = opts.pop("device", None)
-    max_memory = opts.pop("max_memory", None)
+    max_memory = check_max_memory(opts.pop("max_memory", None), "options['max_memory']")
     matmul = opts.pop("matmul", "float32")
     if opts:
-        raise TypeError(f"unknown options for the torch kernels: {sorted(opts)}")
+        raise TypeError(f"unknown options for the torch kernels: {sorted(opts)}; known: device, max_memory, matmul")
     torch = _torch()
     if algorithm not in ("brute", "gemm", "fused", "direct"):
         raise ValueError(f"algorithm {algorithm!r} is not available on the torch backend (use 'brute')")
-    if matmul not in SPARE:
-        raise ValueError(f"matmul must be one of {', '.join(map(repr, SPARE))}, got {matmul!r}")
+    if not isinstance(matmul, str) or matmul not in SPARE:
+        raise ValueError(f"options['matmul'] must be one of {', '.join(map(repr, SPARE))}, got {matmul!r}")
+    n_threads = check_int(n_threads, "n_threads", low=1)
+    tile_queries = check_int(tile_queries, "tile_queries", low=1, allow_none=True)
+    tile_reference = check_int(tile_reference, "tile_reference", low=1, allow_none=True)
+    spare = check_int(spare, "spare", low=0, allow_none=True)
     tensors = is_tensor(queries)
-    dev = torch.device(device) if device is not None else (queries.device if tensors else torch.device("cpu"))
+    dev = _device(torch, device) if device is not None else (queries.device if tensors else torch.device("cpu"))
     Q = _as_tensor(torch, queries, dev)
     R = _as_tensor(torch, reference, dev)
     old_threads = torch.get_num_threads()
@@ -124,6 +133,25 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
     if tensors:
         return out_d, out_i
     return out_d.cpu().numpy(), out_i.cpu().numpy()
+
+
+def check_max_memory(max_memory, name="max_memory"):
+    """A memory budget in bytes: None, or a finite number >= 1 (an int)."""
+    from ._validation import check_real
+
+    if max_memory is None:
+        return None
+    value = check_real(max_memory, f"{name} (bytes)", low=1)
+    return int(value)
+
+
+def _device(torch, device):
+    """``torch.device(device)``, or an error naming ``options['device']``."""
+    try:
+        return torch.device(device)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"options['device'] must be a torch device (e.g. 'cpu', 'cuda', 'cuda:0' or a "
+                         f"torch.device), got {device!r}: {exc}") from None
 
 
 def _tiles(m, n, D, K, itemsize, budget, tq, tr):
@@ -592,6 +620,8 @@ def pair_counts(X, Y, edges, *, n_threads=1, tile=None, progress=None, device=No
 def check_tensor(X, name):
     """Validate a 2-D floating tensor without copying it off its device."""
     torch = _torch()
+    if X.is_complex():
+        raise TypeError(f"{name} has dtype {X.dtype}; expected real numbers (float32, float64 or integers)")
     if X.ndim != 2:
         raise ValueError(f"{name} must be a 2-D tensor of shape (n_samples, n_features), got shape {tuple(X.shape)}")
     if X.shape[0] == 0 or X.shape[1] == 0:
@@ -617,11 +647,13 @@ def check_tensor(X, name):
 
 
 def check_tensor_pair(Q, R, qname="queries", rname="reference"):
+    from ._validation import check_array
+
     torch = _torch()
     if not is_tensor(R):
-        R = torch.as_tensor(np.asarray(R), device=Q.device)
+        R = torch.as_tensor(check_array(R, rname), device=Q.device)
     if not is_tensor(Q):
-        Q = torch.as_tensor(np.asarray(Q), device=R.device)
+        Q = torch.as_tensor(check_array(Q, qname), device=R.device)
     if Q.device != R.device:
         raise ValueError(f"{qname} is on {Q.device} but {rname} is on {R.device}; put them on one device")
     Q, R = check_tensor(Q, qname), check_tensor(R, rname)

@@ -63,16 +63,42 @@ def _cgroup_quota():
     return None
 
 
+#: the largest thread count accepted (a guard against typos such as n_jobs=10**9)
+MAX_THREADS = 1 << 16
+
+
+def check_n_jobs(n_jobs, name="n_jobs"):
+    """``n_jobs`` as an int (-1 or 1 .. MAX_THREADS) or None; every other value
+    raises an error that names it and says what is allowed."""
+    import numbers
+
+    allowed = f"None (the default), -1 (all available cores) or a positive integer (at most {MAX_THREADS})"
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        shown = repr(n_jobs) if isinstance(n_jobs, (int, float, str)) else f"{n_jobs!r} ({type(n_jobs).__name__})"
+        raise TypeError(f"{name} must be {allowed}, got {shown}")
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError(f"{name}=0 is not a valid number of threads; use {allowed}")
+    if n_jobs < -1:
+        raise ValueError(f"{name}={n_jobs} is not a valid number of threads; use {allowed}")
+    if n_jobs > MAX_THREADS:
+        raise ValueError(f"{name}={n_jobs} is more threads than repgap accepts; use {allowed}")
+    return n_jobs
+
+
 def resolve_n_jobs(n_jobs):
     """Number of threads for ``n_jobs``.
 
     ``None``: the configured default (``set_config(n_jobs=...)``, then
     ``REPGAP_NUM_THREADS``), else all available cores; ``-1``: all available
-    cores; ``-2``: all but one, and so on (as in scikit-learn); a positive
-    number: exactly that many; ``0``: an error.
+    cores; a positive number: exactly that many; ``0``, other negative
+    numbers, non-integers: an error naming the value (README, "Threads").
     """
     from ._config import get_config
 
+    n_jobs = check_n_jobs(n_jobs)
     if n_jobs is None:
         n_jobs = get_config()["n_jobs"]
     if n_jobs is None:
@@ -81,15 +107,12 @@ def resolve_n_jobs(n_jobs):
             try:
                 n_jobs = int(env)
             except ValueError:
-                raise ValueError(f"REPGAP_NUM_THREADS must be an integer, got {env!r}") from None
+                raise ValueError(f"REPGAP_NUM_THREADS must be an integer (-1 or a positive number of threads), "
+                                 f"got {env!r}") from None
+            n_jobs = check_n_jobs(n_jobs, "REPGAP_NUM_THREADS")
     if n_jobs is None:
         return _fork_safe(available_cpus())
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int,)) and not hasattr(n_jobs, "__index__"):
-        raise TypeError(f"n_jobs must be an integer or None, got {n_jobs!r}")
-    n_jobs = int(n_jobs)
-    if n_jobs == 0:
-        raise ValueError("n_jobs=0 is not a valid number of threads; use None, -1 or a positive integer")
-    n = max(1, available_cpus() + 1 + n_jobs) if n_jobs < 0 else n_jobs
+    n = available_cpus() if n_jobs == -1 else n_jobs
     return _fork_safe(n)
 
 

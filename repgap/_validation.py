@@ -13,12 +13,24 @@ _FINITE_CHUNK = 1 << 16  # rows checked at a time: bounded temporary memory
 
 def _to_numpy(X, name):
     if hasattr(X, "detach") and hasattr(X, "cpu") and type(X).__module__.startswith("torch"):
-        X = X.detach().cpu().numpy()
+        X = X.detach()
+        if X.is_complex():
+            raise TypeError(f"{name} has dtype {X.dtype}; expected real numbers (float32, float64 or integers)")
+        if str(X.dtype) in ("torch.bfloat16", "torch.float16"):
+            # numpy has no bfloat16: both half types widen to float32 exactly
+            import torch
+
+            X = X.to(torch.float32)
+        X = X.cpu().numpy()
     elif hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name}: sparse matrices are not supported; pass a dense array")
     elif hasattr(X, "compute") and hasattr(X, "chunks") and type(X).__module__.startswith("dask"):
         raise TypeError(f"{name}: dask arrays are not supported yet; call .compute() first")
-    return np.asarray(X)
+    try:
+        return np.asarray(X)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences, objects numpy cannot read
+        raise ValueError(f"{name} cannot be read as an array of numbers ({exc}); pass a rectangular "
+                         "array-like") from None
 
 
 def check_array(X, name="X"):
@@ -86,63 +98,142 @@ def check_pair(queries, reference, qname="queries", rname="reference"):
 
 
 def check_k(k, n_reference, name="k", what="the reference set"):
+    """The number of neighbours: an integer in [1, n_reference] (``n_reference``
+    None: only its type and ``k >= 1``, before the data are read)."""
+    rng = f" (1 <= {name} <= {n_reference})" if n_reference is not None else ""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {k!r}")
+        raise TypeError(f"{name} must be a positive integer{rng}, got {_describe(k)}")
     k = int(k)
     if k < 1:
-        raise ValueError(f"{name} must be >= 1, got {k}")
-    if k > n_reference:
-        raise ValueError(f"{name}={k} is larger than {what}, which has {n_reference} samples")
+        raise ValueError(f"{name} must be >= 1{rng}, got {k}")
+    if n_reference is not None and k > n_reference:
+        raise ValueError(f"{name}={k} is larger than {what}, which has {n_reference} samples; "
+                         f"use 1 <= {name} <= {n_reference}")
     return k
 
 
-def check_power(r):
-    if isinstance(r, bool) or not isinstance(r, numbers.Real) or not np.isfinite(r) or r <= 0:
-        raise ValueError(f"r must be a positive finite number, got {r!r}")
-    return float(r)
+def check_power(r, name="r"):
+    """The exponent of a gap: a positive finite real number."""
+    if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Real):
+        raise TypeError(f"{name} must be a positive finite number, got {_describe(r)}")
+    r = float(r)
+    if not np.isfinite(r) or r <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {r!r}")
+    return r
 
 
-def check_checkpoints(checkpoints, n, k):
-    """Increasing prefix sizes between k and n."""
-    c = np.asarray(checkpoints)
+def check_checkpoints(checkpoints, n, k, name="checkpoint sizes", what="the training set"):
+    """Increasing prefix sizes between k and n (integers; floats only with integral values)."""
+    if isinstance(checkpoints, (str, bytes, dict, set)) or checkpoints is None:
+        raise TypeError(f"{name} must be a non-empty increasing sequence of integers in [{k}, {n}], "
+                        f"got {_describe(checkpoints)}")
+    if isinstance(checkpoints, (list, tuple)) and any(isinstance(c, (bool, np.bool_)) for c in checkpoints):
+        raise TypeError(f"{name} must be integers, got booleans in {list(checkpoints)!r}")
+    try:
+        c = np.asarray(checkpoints)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a non-empty increasing sequence of integers in [{k}, {n}], "
+                        f"got {_describe(checkpoints)} ({exc})") from None
     if c.ndim != 1 or c.size == 0:
-        raise ValueError(f"checkpoint sizes must be a non-empty 1-D sequence, got shape {c.shape}")
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers in [{k}, {n}], "
+                         f"got {_short(c)} of shape {c.shape}")
+    if c.dtype == object and c.ndim == 1 and all(isinstance(v, numbers.Integral) for v in c):
+        if max(c) > n:  # Python integers beyond int64
+            raise ValueError(f"the largest of {name} ({max(c)}) is larger than {what} ({n} samples); "
+                             f"use sizes in [{k}, {n}]")
+        if min(c) < k:
+            raise ValueError(f"the smallest of {name} ({min(c)}) is smaller than k={k}; use sizes in [{k}, {n}]")
+        c = c.astype(np.int64)
     if c.dtype.kind == "f":
-        if not np.all(np.isfinite(c)) or np.any(c != np.round(c)):
-            raise ValueError(f"checkpoint sizes must be integers, got {c.tolist()}")
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"{name} must be finite integers in [{k}, {n}], got {_short(c)}")
+        if np.any(c != np.round(c)):
+            raise ValueError(f"{name} must be integers in [{k}, {n}], got the non-integral {_short(c)}")
     elif c.dtype.kind not in "iu":
-        raise TypeError(f"checkpoint sizes must be integers, got dtype {c.dtype}")
+        raise TypeError(f"{name} must be integers in [{k}, {n}], got dtype {c.dtype} ({_short(c)})")
+    # the range first, in the given dtype: a huge value must not wrap around in int64
+    if c.max() > n:
+        raise ValueError(f"the largest of {name} ({_num(c.max())}) is larger than {what} ({n} samples); "
+                         f"use sizes in [{k}, {n}]")
+    if c.min() < k:
+        raise ValueError(f"the smallest of {name} ({_num(c.min())}) is smaller than k={k}; use sizes in [{k}, {n}]")
     c = c.astype(np.int64)
     if np.any(np.diff(c) <= 0):
-        raise ValueError(f"checkpoint sizes must be strictly increasing, got {c.tolist()}")
-    if c[0] < k:
-        raise ValueError(f"the smallest checkpoint size ({c[0]}) is smaller than k={k}")
-    if c[-1] > n:
-        raise ValueError(f"the largest checkpoint size ({c[-1]}) is larger than the training set ({n} samples)")
+        raise ValueError(f"{name} must be strictly increasing, got {_short(c)}")
     return c
 
 
+def _num(x):
+    x = x.item() if hasattr(x, "item") else x
+    return int(x) if float(x).is_integer() else x
+
+
+def _short(a, limit=10):
+    """A list for a message, shortened when long."""
+    v = np.asarray(a).ravel().tolist()
+    return repr(v) if len(v) <= limit else repr(v[:limit])[:-1] + f", ... ({len(v)} values)]"
+
+
 def check_order(order, n):
-    o = np.asarray(order)
-    if o.ndim != 1 or o.dtype.kind not in "iu":
-        raise ValueError(f"order must be a 1-D integer array, got dtype {o.dtype} and shape {o.shape}")
-    o = o.astype(np.int64, copy=False)
+    """An ordering of (some of) the n reference rows: distinct integers in [0, n)."""
+    try:
+        o = np.asarray(order)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"order must be a 1-D array of distinct integers in [0, {n - 1}], got {_describe(order)} "
+                        f"({exc})") from None
+    if o.dtype.kind not in "iu":
+        raise TypeError(f"order must be a 1-D array of distinct integers in [0, {n - 1}], got dtype {o.dtype}")
+    if o.ndim != 1:
+        raise ValueError(f"order must be a 1-D array of distinct integers in [0, {n - 1}], got shape {o.shape}")
     if o.size > n or (o.size and (o.min() < 0 or o.max() >= n)):
-        raise ValueError(f"order must index the {n} reference rows")
+        bad = o.min() if o.size and o.min() < 0 else (o.max() if o.size else None)
+        detail = f"it holds {int(bad)}" if o.size <= n else f"it has {o.size} entries"
+        raise ValueError(f"order must index the {n} reference rows (distinct integers in [0, {n - 1}]); {detail}")
+    o = o.astype(np.int64, copy=False)
     if np.unique(o).size != o.size:
         raise ValueError("order must not repeat a reference row")
     return o
 
 
-def check_random_state(seed):
-    """A numpy Generator from None, an int, a SeedSequence or a Generator."""
+def check_random_state(seed, name="random_state"):
+    """A numpy Generator from None, a non-negative int, a SeedSequence, a RandomState or a Generator."""
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, np.random.RandomState):
         return np.random.default_rng(seed.randint(0, 2**31 - 1))
-    if seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
+    if seed is None or isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if seed < 0:
+            raise ValueError(f"{name} must be None, a non-negative integer or a numpy Generator, got {int(seed)}")
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"{name} must be None, a non-negative integer or a numpy Generator, got {_describe(seed)}")
+
+
+def check_seed(seed, name="random_state"):
+    """:func:`check_random_state`'s checks, without drawing from ``seed``: returns it unchanged."""
+    if not isinstance(seed, (np.random.Generator, np.random.RandomState, np.random.SeedSequence, type(None))):
+        check_random_state(seed, name)
+    return seed
+
+
+def as_float64(x, name):
+    """An array-like (numpy, torch, nested lists) as a float64 ndarray: real
+    numbers only (complex, strings and objects are refused with a message)."""
+    x = _to_numpy(x, name)
+    if x.dtype == object or x.dtype.kind in "USVMmOc":
+        raise TypeError(f"{name} has dtype {x.dtype}; expected real numbers")
+    return np.asarray(x, dtype=np.float64)
+
+
+def check_bool(value, name, allow_none=False):
+    """A boolean flag (numpy booleans too); 0, 1 and strings are refused."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "True, False or None" if allow_none else "True or False"
+        raise TypeError(f"{name} must be {allowed}, got {_describe(value)}")
+    return bool(value)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -177,7 +268,10 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
     rng = _range_text(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number{rng}, got {_describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be a finite number{rng}, got an integer of {len(str(value))} digits") from None
     if not np.isfinite(value):
         raise ValueError(f"{name} must be a finite number{rng}, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -189,16 +283,25 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
 
 def check_choice(value, name, choices):
     """One of a fixed set of strings."""
-    if value not in choices:
+    try:
+        known = any(value is c or (isinstance(value, type(c)) and isinstance(value, bool) == isinstance(c, bool)
+                                   and bool(value == c)) for c in choices)
+    except (TypeError, ValueError):  # arrays and other values without a plain ==
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_describe(value)}")
     return value
+
+
+def _fmt(x):
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 def _range_text(low, high, low_open=False, high_open=False):
     if low is None and high is None:
         return ""
     if high is None:
-        return f" {'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {_fmt(low)}"
     if low is None:
-        return f" {'<' if high_open else '<='} {high:g}"
-    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f" {'<' if high_open else '<='} {_fmt(high)}"
+    return f" in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"

@@ -8,13 +8,15 @@ estimate is the mean over held-out points. The general form used here is the
 mean of the k-th nearest-neighbour distance to the power r.
 """
 import dataclasses
+import numbers
+import warnings
 
 import numpy as np
 
 from ._progress import Progress
 from ._threads import resolve_n_jobs
-from ._validation import check_checkpoints, check_k, check_power, check_random_state
-from .neighbors import check_inputs, knn_prefix
+from ._validation import _describe, check_checkpoints, check_int, check_k, check_power, check_random_state, check_seed
+from .neighbors import check_inputs, check_options, knn_prefix
 from ._kernels_torch import is_tensor
 from .groups import check_group
 from . import _blocks
@@ -180,6 +182,9 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
     >>> 0.5 < res.value * 5000 * np.pi / 1.0 < 1.5   # ~ Gamma(2) / (n V_2) for d = 2
     True
     """
+    check_options(k=k, backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, group=group,
+                  block_size=block_size, max_memory=max_memory)
+    check_power(r)
     mode = _blocks.route(test, train, block_size, max_memory)
     if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
@@ -197,7 +202,7 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
     sqk = sq[0, :, k - 1]
     vals = _power(sqk, r)
     m = Q.shape[0]
-    stderr = float(np.std(vals, ddof=1) / np.sqrt(m)) if m > 1 else float("nan")
+    stderr = single_point_stderr(vals, m)
     return GapResult(
         value=float(np.mean(vals)),
         stderr=stderr,
@@ -209,6 +214,16 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
         k=k,
         r=r,
     )
+
+
+def single_point_stderr(vals, m):
+    """The standard error of the mean of ``vals`` over m test points; NaN,
+    with a warning, for a single test point (no spread to measure)."""
+    if m > 1:
+        return float(np.std(vals, ddof=1) / np.sqrt(m))
+    warnings.warn("the standard error of a gap measured on a single test point is undefined: stderr is NaN "
+                  "(pass at least 2 test points)", RuntimeWarning, stacklevel=3)
+    return float("nan")
 
 
 def curve_statistics(vals):
@@ -226,6 +241,9 @@ def curve_statistics(vals):
 
 def default_sizes(n, n_sizes=12, smallest=100):
     """About ``n_sizes`` log-spaced integer sizes from ``min(smallest, n)`` to ``n``."""
+    n = check_int(n, "n", low=1)
+    n_sizes = check_int(n_sizes, "n_sizes", low=1)
+    smallest = check_int(smallest, "smallest", low=1)
     lo = min(smallest, n)
     if lo == n:
         return np.array([n], dtype=np.int64)
@@ -277,6 +295,15 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     -------
     GapCurve
     """
+    check_options(k=k, backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, group=group,
+                  block_size=block_size, max_memory=max_memory)
+    check_power(r)
+    repeats = check_int(repeats, "repeats", low=1)
+    check_seed(random_state)
+    _check_train_queries(train_queries, None)
+    if sizes is not None and isinstance(sizes, (str, bytes, numbers.Number)):
+        raise TypeError(f"sizes must be None or an increasing sequence of integers (training-set sizes), "
+                        f"got {_describe(sizes)}")
     mode = _blocks.route(test, train, block_size, max_memory)
     if mode is not None and train_queries is not False and train_queries != 0:
         raise ValueError("train_queries is not available for dask arrays, memory maps and .npy paths "
@@ -290,9 +317,7 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
     n, m = R.shape[0], Q.shape[0]
     k = check_k(k, n, what="the training set")
     r = check_power(r)
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
-    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k)
+    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k, "sizes")
     group = check_group(group)
     rng = check_random_state(random_state)
     threads = resolve_n_jobs(n_jobs)
@@ -444,12 +469,17 @@ class _NeighbourPool:
 
 
 def _check_train_queries(train_queries, n):
-    """The number of training points used as queries (0, ..., n)."""
+    """The number of training points used as queries (0, ..., n); ``n`` None:
+    only the checks, before the data are read."""
     if isinstance(train_queries, (bool, np.bool_)):
-        return n if train_queries else 0
-    if isinstance(train_queries, (int, np.integer)) and train_queries >= 0:
-        return int(min(train_queries, n))
-    raise ValueError(f"train_queries must be a bool or a non-negative integer, got {train_queries!r}")
+        return (n if train_queries else 0) if n is not None else None
+    if not isinstance(train_queries, numbers.Integral):
+        raise TypeError(f"train_queries must be a bool or a non-negative integer (a number of training points), "
+                        f"got {_describe(train_queries)}")
+    if train_queries < 0:
+        raise ValueError(f"train_queries must be a bool or a non-negative integer (a number of training points), "
+                         f"got {int(train_queries)}")
+    return int(min(train_queries, n)) if n is not None else None
 
 
 def _concat_rows(Q, R, rows):

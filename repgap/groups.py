@@ -38,6 +38,8 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ._validation import _to_numpy, as_float64, check_bool, check_int
+
 __all__ = [
     "Group", "Identity", "Translation", "Rotation", "CyclicShift", "Permutation", "SignFlip",
     "FiniteGroup", "Product", "Alignment", "check_group",
@@ -63,8 +65,8 @@ class Alignment(tuple):
 
 def _rows(x, y, D):
     """Broadcast x and y to (n, D) float64 arrays; returns (X, Y, scalar?)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = as_float64(x, "x")
+    y = as_float64(y, "y")
     scalar = x.ndim == 1 and y.ndim == 1
     X, Y = np.atleast_2d(x), np.atleast_2d(y)
     if X.ndim != 2 or Y.ndim != 2:
@@ -130,7 +132,9 @@ class Group:
 
     def invariant(self, X):
         """Invariant features with ``||inv(x) - inv(y)|| <= d_G(x, y)``, shape (n, F)."""
-        X = np.asarray(X, dtype=np.float64)
+        X = as_float64(X, "X")
+        if X.ndim not in (1, 2):
+            raise ValueError(f"X must be a row (1-D) or a batch of rows (2-D), got shape {X.shape}")
         one = X.ndim == 1
         X = np.atleast_2d(X)
         if self.dim is not None and X.shape[1] != self.dim:
@@ -182,6 +186,15 @@ class Group:
         return d2, [o[1] for o in out], np.array([o[2] for o in out]).reshape(X.shape)
 
 
+def _arg(cls, check, value, name, **kw):
+    """A constructor argument through ``check`` (check_int, check_bool), with
+    the class named in the message: ``Translation: p must be ...``."""
+    try:
+        return check(value, name, **kw)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{cls}: {exc}") from None
+
+
 def check_group(group):
     """None, a Group, or an error naming what was passed."""
     if group is None or isinstance(group, Group):
@@ -209,7 +222,7 @@ class Identity(Group):
         return np.asarray(Y)[:, None, :]
 
     def apply(self, element, y):
-        return np.asarray(y, dtype=np.float64)
+        return as_float64(y, "y")
 
 
 # ---------------------------------------------------------------------------
@@ -230,9 +243,7 @@ class Translation(Group):
     invariant_is_isometry = True
 
     def __init__(self, p):
-        self.p = int(p)
-        if self.p < 1:
-            raise ValueError(f"p must be a positive integer, got {p!r}")
+        self.p = _arg("Translation", check_int, p, "p (the dimension of the points)", low=1)
         self.orbit_dimension = self.p
 
     def __repr__(self):
@@ -243,7 +254,7 @@ class Translation(Group):
             raise ValueError(f"{self!r}: rows of length {D} are not clouds of points in R^{self.p}")
 
     def centre(self, X):
-        C = _clouds(np.asarray(X, dtype=np.float64), self.p)
+        C = _clouds(as_float64(X, "X"), self.p)
         return C - C.mean(axis=1, keepdims=True)
 
     def _align_rows(self, X, Y):
@@ -257,7 +268,7 @@ class Translation(Group):
         return self.centre(X).reshape(X.shape)
 
     def apply(self, element, y):
-        return (_clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p) + element).reshape(np.shape(y))
+        return (_clouds(np.atleast_2d(as_float64(y, "y")), self.p) + element).reshape(np.shape(y))
 
 
 # ---------------------------------------------------------------------------
@@ -301,10 +312,10 @@ class Rotation(Group):
     """
 
     def __init__(self, p, reflections=False):
-        self.p = int(p)
+        self.p = _arg("Rotation", check_int, p, "p (the dimension of the points, 2 or 3)")
         if self.p not in (2, 3):
-            raise ValueError(f"Rotation supports point clouds in R^2 and R^3, got p={p!r}")
-        self.reflections = bool(reflections)
+            raise ValueError(f"Rotation supports point clouds in R^2 and R^3, got p={p!r}; use p=2 or p=3")
+        self.reflections = _arg("Rotation", check_bool, reflections, "reflections")
         self.orbit_dimension = self.p * (self.p - 1) // 2
 
     def __repr__(self):
@@ -328,7 +339,7 @@ class Rotation(Group):
         return _radial_pair_invariant(_clouds(X, self.p), sort=False).reshape(X.shape[0], -1)
 
     def apply(self, element, y):
-        C = _clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p)
+        C = _clouds(np.atleast_2d(as_float64(y, "y")), self.p)
         return np.einsum("jk,nik->nij", element, C).reshape(np.shape(y))
 
 
@@ -362,14 +373,17 @@ class CyclicShift(Group):
     """
 
     def __init__(self, shape=None, reflections=False):
+        self.reflections = _arg("CyclicShift", check_bool, reflections, "reflections")
         if shape is not None:
-            shape = tuple(int(s) for s in shape)
-            if len(shape) != 2 or min(shape) < 1:
-                raise ValueError(f"shape must be None (1-D signals) or (h, w), got {shape!r}")
+            allowed = "None (1-D signals: shifts of the whole row) or a pair (h, w) of positive integers"
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
+                raise TypeError(f"CyclicShift: shape must be {allowed}, got {shape!r} ({type(shape).__name__})")
+            if len(shape) != 2:
+                raise ValueError(f"CyclicShift: shape must be {allowed}, got {tuple(shape)!r} (length {len(shape)})")
+            shape = tuple(_arg("CyclicShift", check_int, v, f"shape[{i}]", low=1) for i, v in enumerate(shape))
             self.dim = shape[0] * shape[1]
-            self.order = self.dim * (2 if reflections else 1)
+            self.order = self.dim * (2 if self.reflections else 1)
         self.shape = shape
-        self.reflections = bool(reflections)
 
     def __repr__(self):
         return f"CyclicShift(shape={self.shape}, reflections={self.reflections})"
@@ -456,7 +470,7 @@ class CyclicShift(Group):
 
     def apply(self, element, y):
         shift, flip = element
-        S = self._grid(np.atleast_2d(np.asarray(y, dtype=np.float64)))[0]
+        S = self._grid(np.atleast_2d(as_float64(y, "y")))[0]
         if flip:
             S = self._mirror(S[None])[0]
         return np.roll(S, shift, axis=tuple(range(S.ndim))).reshape(np.shape(y))
@@ -472,9 +486,8 @@ class Permutation(Group):
     """
 
     def __init__(self, m, p=1):
-        self.m, self.p = int(m), int(p)
-        if self.m < 1 or self.p < 1:
-            raise ValueError(f"m and p must be positive integers, got m={m!r}, p={p!r}")
+        self.m = _arg("Permutation", check_int, m, "m (the number of particles)", low=1)
+        self.p = _arg("Permutation", check_int, p, "p (the dimension of each particle)", low=1)
         self.dim = self.m * self.p
         self.order = math.factorial(self.m)
 
@@ -502,7 +515,7 @@ class Permutation(Group):
         return np.sort(C, axis=1).transpose(0, 2, 1).reshape(X.shape[0], -1)
 
     def apply(self, element, y):
-        C = _clouds(np.atleast_2d(np.asarray(y, dtype=np.float64)), self.p)
+        C = _clouds(np.atleast_2d(as_float64(y, "y")), self.p)
         return C[:, np.asarray(element)].reshape(np.shape(y))
 
 
@@ -522,7 +535,7 @@ class SignFlip(Group):
         return np.abs(X)
 
     def apply(self, element, y):
-        return element * np.asarray(y, dtype=np.float64)
+        return element * as_float64(y, "y")
 
     def n_images(self, D):
         return 2
@@ -544,14 +557,32 @@ class FiniteGroup(Group):
     """
 
     def __init__(self, elements):
-        elements = list(elements)
+        allowed = "a non-empty sequence of index permutations (1-D integer arrays) or of orthogonal D x D matrices"
+        if isinstance(elements, (str, bytes, dict)) or not hasattr(elements, "__iter__"):
+            raise TypeError(f"FiniteGroup: elements must be {allowed}, got {elements!r} ({type(elements).__name__})")
+        try:
+            elements = [_to_numpy(e, f"elements[{i}]") for i, e in enumerate(elements)]
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"FiniteGroup: elements must be {allowed} ({exc})") from None
         if not elements:
-            raise ValueError("FiniteGroup needs at least one element")
-        first = np.asarray(elements[0])
+            raise ValueError(f"FiniteGroup needs at least one element: elements must be {allowed}")
+        for i, e in enumerate(elements):
+            if e.dtype == object or e.dtype.kind in "USVMmOcb":
+                raise TypeError(f"FiniteGroup: elements[{i}] has dtype {e.dtype}; elements must be {allowed}")
+            if e.ndim != elements[0].ndim or e.shape != elements[0].shape:
+                raise ValueError(f"FiniteGroup: elements[{i}] has shape {e.shape} but elements[0] has shape "
+                                 f"{elements[0].shape}; elements must all have one shape")
+        first = elements[0]
+        if first.ndim not in (1, 2):
+            raise ValueError(f"FiniteGroup: elements[0] has shape {first.shape}; elements must be {allowed}")
         if first.ndim == 1:
-            P = np.array([np.asarray(e, dtype=np.int64) for e in elements])
+            for i, e in enumerate(elements):
+                if e.dtype.kind not in "iu":
+                    raise TypeError(f"FiniteGroup: elements[{i}] is a 1-D array of dtype {e.dtype}; index "
+                                    "permutations must be integer arrays")
+            P = np.array(elements, dtype=np.int64)
             D = P.shape[1]
-            if P.ndim != 2 or np.any(np.sort(P, axis=1) != np.arange(D)):
+            if D == 0 or np.any(np.sort(P, axis=1) != np.arange(D)):
                 raise ValueError("index permutations must each be a permutation of range(D)")
             mats = None
             self._perms = P
@@ -559,9 +590,11 @@ class FiniteGroup(Group):
             keys = {tuple(p) for p in P}
             closed = all(tuple(a[b]) in keys for a in P for b in P)
         else:
-            mats = np.array([np.asarray(e, dtype=np.float64) for e in elements])
-            if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
-                raise ValueError("matrix elements must all be square D x D")
+            mats = np.array(elements, dtype=np.float64)
+            if mats.ndim != 3 or mats.shape[1] != mats.shape[2] or mats.shape[1] == 0:
+                raise ValueError(f"matrix elements must all be square D x D, got shape {first.shape}")
+            if not np.all(np.isfinite(mats)):
+                raise ValueError("matrix elements must be finite (NaN or inf found)")
             D = mats.shape[1]
             eye = np.eye(D)
             if not np.allclose(np.einsum("gij,gkj->gik", mats, mats), eye, atol=1e-10):
@@ -618,7 +651,7 @@ class FiniteGroup(Group):
         return np.concatenate([PX, rest], axis=1)
 
     def apply(self, element, y):
-        y = np.asarray(y, dtype=np.float64)
+        y = as_float64(y, "y")
         if self._perms is not None:
             return y[..., self._perms[element]]
         return y @ self._mats[element].T
@@ -640,9 +673,13 @@ class Product(Group):
     """
 
     def __init__(self, *groups, n_starts=4, max_iter=50):
+        n_starts = _arg("Product", check_int, n_starts, "n_starts", low=1)
+        max_iter = _arg("Product", check_int, max_iter, "max_iter", low=1)
         flat = []
-        for g in groups:
-            check_group(g)
+        for i, g in enumerate(groups):
+            if not isinstance(g, Group):
+                raise TypeError(f"Product: every factor must be a repgap.groups.Group (e.g. Rotation(3)), "
+                                f"got {g!r} ({type(g).__name__}) as factor {i}")
             flat.extend(g.groups if isinstance(g, Product) else [g])
         flat = [g for g in flat if not isinstance(g, Identity)]
         if not flat:
@@ -651,8 +688,8 @@ class Product(Group):
         kinds = {type(g) for g in self.groups}
         if len(kinds) != len(self.groups):
             raise ValueError(f"a group appears twice in the product: {self.groups}")
-        self.n_starts = int(n_starts)
-        self.max_iter = int(max_iter)
+        self.n_starts = n_starts
+        self.max_iter = max_iter
         self._T = next((g for g in self.groups if isinstance(g, Translation)), None)
         self._R = next((g for g in self.groups if isinstance(g, Rotation)), None)
         self._P = next((g for g in self.groups if isinstance(g, Permutation)), None)

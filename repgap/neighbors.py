@@ -7,13 +7,37 @@ the search itself is :func:`repgap._search.plan.knn_prefix` (the plan) and
 """
 import numpy as np
 
-from ._threads import resolve_n_jobs
-from ._validation import check_checkpoints, check_k, check_order, check_pair
+from ._threads import check_n_jobs, resolve_n_jobs
+from ._validation import check_bool, check_checkpoints, check_k, check_order, check_pair
 from ._kernels_torch import is_tensor
 from . import _blocks
-from ._backends import resolve_backend
-from .groups import check_group
+from ._backends import check_algorithm, check_backend_name, resolve_backend
+from .groups import Identity, check_group
 from ._search.plan import knn_prefix  # noqa: F401 - the dispatcher, used across the package
+
+
+def check_options(*, k=1, backend=None, n_jobs=None, algorithm="auto", progress=None, group=None, block_size=None,
+                  max_memory=None):
+    """Every parameter of a search that does not depend on the data, checked
+    before any work (the data and ``k <= n`` follow): each error names the
+    parameter, its value and what is allowed. An explicit backend that is
+    not available raises here (:class:`repgap.BackendUnavailableError`)."""
+    check_k(k, None)
+    if backend is not None:
+        check_backend_name(backend)
+        if backend != "auto":
+            resolve_backend(backend)
+    check_n_jobs(n_jobs)
+    check_algorithm(algorithm)
+    if algorithm == "kd_tree" and backend == "torch":
+        raise ValueError("algorithm 'kd_tree' is not available on the torch backend; use algorithm='auto' or "
+                         "'brute', or another backend")
+    check_bool(progress, "progress", allow_none=True)
+    group = check_group(group)
+    if group is not None and not isinstance(group, Identity) and algorithm not in ("auto", "brute"):
+        raise ValueError(f"algorithm={algorithm!r} cannot be combined with group=; the k-NN modulo a group "
+                         "chooses its own kernels (use algorithm='auto')")
+    _blocks.check_block_options(block_size, max_memory)
 
 
 def check_inputs(queries, reference, backend, qname="queries", rname="reference"):
@@ -56,7 +80,8 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     n_jobs : int, optional
         Threads: None uses the configured default (``set_config(n_jobs=...)``,
         ``REPGAP_NUM_THREADS``), else all available cores; -1 all cores; a
-        positive number exactly that many. The results do not depend on it.
+        positive number exactly that many (0, other negative numbers and
+        non-integers raise). The results do not depend on it.
     algorithm : {"auto", "kd_tree", "brute", "direct", "fused", "gemm"}
         ``auto`` picks the k-d tree in low dimension and brute force
         otherwise (see :mod:`repgap._backends` for the thresholds).
@@ -92,6 +117,8 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     >>> bool((i[:, 0] == np.arange(10)).all() and (d[:, 0] == 0).all())
     True
     """
+    check_options(k=k, backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, group=group,
+                  block_size=block_size, max_memory=max_memory)
     mode = _blocks.route(queries, reference, block_size, max_memory)
     if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
@@ -138,6 +165,8 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=N
 
     Dask arrays, memory maps and ``.npy`` paths: as in :func:`knn`.
     """
+    check_options(k=k, backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, group=group,
+                  block_size=block_size, max_memory=max_memory)
     mode = _blocks.route(queries, reference, block_size, max_memory)
     if mode is not None:
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
@@ -146,7 +175,7 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=N
     Q, R = check_pair(queries, reference)
     n = R.shape[0]
     k = check_k(k, n)
-    ck = check_checkpoints(checkpoints, n, k)
+    ck = check_checkpoints(checkpoints, n, k, "checkpoints", "the reference set")
     od = None if order is None else check_order(order, n)
     if od is not None and od.size < ck[-1]:
         raise ValueError(f"order has {od.size} entries but the largest checkpoint is {ck[-1]}")

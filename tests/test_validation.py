@@ -26,7 +26,7 @@ Y = rng.random((20, 3))
         (lambda: repgap.knn(np.array([["a", "b", "c"]]), X), TypeError, "dtype"),
         (lambda: repgap.knn(None, X), TypeError, "queries is None"),
         (lambda: repgap.knn_checkpoints(Y, X, [10, 5]), ValueError, "strictly increasing"),
-        (lambda: repgap.knn_checkpoints(Y, X, [10, 60]), ValueError, "larger than the training set"),
+        (lambda: repgap.knn_checkpoints(Y, X, [10, 60]), ValueError, "larger than the reference set"),
         (lambda: repgap.knn_checkpoints(Y, X, [1, 10], k=2), ValueError, "smaller than k=2"),
         (lambda: repgap.knn_checkpoints(Y, X, []), ValueError, "non-empty"),
         (lambda: repgap.knn_checkpoints(Y, X, [1.5, 3]), ValueError, "integers"),
