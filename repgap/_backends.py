@@ -100,7 +100,7 @@ def check_backend_name(name):
     if not isinstance(name, str):
         raise TypeError(f"backend must be one of {choices} or None, got {name!r} ({type(name).__name__})")
     if name != "auto" and name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {choices} (or None for the configured default)")
+        raise ValueError(f"unknown backend {name!r}: backend must be one of {choices} (or None for the configured default)")
     return name
 
 

@@ -79,12 +79,8 @@ def check_n_jobs(n_jobs, name="n_jobs"):
         shown = repr(n_jobs) if isinstance(n_jobs, (int, float, str)) else f"{n_jobs!r} ({type(n_jobs).__name__})"
         raise TypeError(f"{name} must be {allowed}, got {shown}")
     n_jobs = int(n_jobs)
-    if n_jobs == 0:
-        raise ValueError(f"{name}=0 is not a valid number of threads; use {allowed}")
-    if n_jobs < -1:
-        raise ValueError(f"{name}={n_jobs} is not a valid number of threads; use {allowed}")
-    if n_jobs > MAX_THREADS:
-        raise ValueError(f"{name}={n_jobs} is more threads than repgap accepts; use {allowed}")
+    if n_jobs == 0 or n_jobs < -1 or n_jobs > MAX_THREADS:
+        raise ValueError(f"{name}={n_jobs} is not a number of threads: {name} must be {allowed}")
     return n_jobs
 
 

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ._kernels_torch import is_tensor
-from ._validation import check_array, check_pair, check_random_state
+from ._validation import check_array, check_int, check_pair, check_random_state, check_real
 from .groups import CyclicShift, FiniteGroup, Identity, Permutation, SignFlip, check_group
 from .gap import _host
 from .neighbors import knn
@@ -91,9 +91,53 @@ def _roll(S, shift):
 # the empirical optimal denoiser
 # ---------------------------------------------------------------------------
 def _budget_rows(b, D, n_sigma, max_memory):
-    # per training row: a column of distances and logits per sigma (float64)
-    per_row = 8 * (b * (2 + n_sigma) + D)
+    # per training row: a column of scores, offsets and weights per sigma (float64)
+    per_row = 8 * (b * (3 + n_sigma) + D)
     return int(max(64, min(1 << 16, max_memory // max(per_row, 1))))
+
+
+def _check_sigmas(sigma, name="sigma"):
+    """Noise level(s): a positive finite number or a non-empty 1-D sequence of them, as float64."""
+    allowed = "a positive finite number or a non-empty 1-D sequence of them"
+    if isinstance(sigma, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be {allowed}, got {sigma!r} ({type(sigma).__name__})")
+    try:
+        arr = np.asarray(sigma)
+    except Exception:  # noqa: BLE001 - ragged or otherwise unreadable
+        raise TypeError(f"{name} must be {allowed}, got {sigma!r}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be {allowed}, got {sigma!r} (dtype {arr.dtype})")
+    sig = np.atleast_1d(arr.astype(np.float64))
+    if sig.ndim != 1 or sig.size == 0 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
+        raise ValueError(f"{name} must be {allowed}, got {sigma!r}")
+    return sig
+
+
+def _check_max_memory(max_memory):
+    return check_int(max_memory, "max_memory", low=1, allow_none=True)
+
+
+def _pow2_scale(m):
+    """A power of two near ``m`` (> 0): dividing by it is exact and brings m near 1 (1 for m = 0)."""
+    m = float(m)
+    if not m > 0 or not math.isfinite(m):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(m)[1])
+
+
+def _softmax_weights(delta, den, xp=np):
+    """``exp(-delta / den)`` for ``delta >= 0``, with ``delta = 0`` weighing exactly 1.
+
+    ``den = 2 sigma^2`` may have underflowed to 0 (sigma tiny next to the
+    distances): the weights are then one-hot on the nearest point(s), ties
+    weighing the same.
+    """
+    if xp is np:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            w = np.exp(-(delta / den))
+        return np.where(delta == 0, 1.0, np.where(np.isinf(delta), 0.0, w))
+    w = xp.exp(-(delta / den))
+    return xp.where(delta == 0, xp.ones_like(w), xp.where(xp.isinf(delta), xp.zeros_like(w), w))
 
 
 def empirical_denoiser(train, y, sigma, *, group=None, max_memory=None):
@@ -101,7 +145,12 @@ def empirical_denoiser(train, y, sigma, *, group=None, max_memory=None):
 
     ``D(y, s) = sum_i softmax_i(-||y - x_i||^2 / (2 s^2)) x_i``, computed as a
     running log-sum-exp over tiles of the training set (no n x b matrix), in
-    float64 on centred data so that small noise levels stay exact.
+    float64, in a frame scaled by a power of two (exact) and centred, with
+    each query's smallest squared distance subtracted before
+    exponentiating: small noise levels stay exact, and so do data of any
+    magnitude. When ``2 s^2`` underflows next to the distances (the
+    ``s -> 0`` limit), the weights are one-hot on the nearest training
+    point (ties averaged): the result is that point exactly.
 
     Parameters
     ----------
@@ -129,10 +178,9 @@ def empirical_denoiser(train, y, sigma, *, group=None, max_memory=None):
     >>> empirical_denoiser(X, np.array([[0.1, 0.0]]), 1e-3).round(6).tolist()
     [[0.0, 0.0]]
     """
-    sig = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
-    if sig.ndim != 1 or sig.size == 0 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
-        raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+    sig = _check_sigmas(sigma)
     group = check_group(group)
+    max_memory = _check_max_memory(max_memory)
     if is_tensor(train) or is_tensor(y):
         out = _denoise_torch(train, y, sig, group, max_memory)
     else:
@@ -145,28 +193,39 @@ def empirical_denoiser(train, y, sigma, *, group=None, max_memory=None):
 def _denoise_numpy(T, Y, sig, maps, max_memory):
     b, D = Y.shape
     S = sig.size
-    c = np.mean(T, axis=0, dtype=np.float64)
-    Yc = np.asarray(Y, dtype=np.float64) - c
-    yn = np.einsum("ij,ij->i", Yc, Yc)
-    inv2s2 = 1.0 / (2.0 * sig**2)
-    run_max = np.full((S, b), -np.inf)
+    n = T.shape[0]
+    step = _budget_rows(b, D, S, max_memory)
+    # the frame: a power of two brings the data near 1 (exact), then centred
+    scale = _pow2_scale(max(float(np.max(T)), -float(np.min(T)), float(np.max(Y)), -float(np.min(Y))))
+    inv = 1.0 / scale
+    c = np.zeros(D)
+    for s in range(0, n, step):
+        c += np.sum(np.asarray(T[s : s + step], dtype=np.float64) * inv, axis=0)
+    c /= n
+    Yc = np.asarray(Y, dtype=np.float64) * inv - c
+    sig_s = sig * inv
+    with np.errstate(under="ignore", over="ignore"):
+        den = 2.0 * sig_s * sig_s  # may underflow to 0: the one-hot limit
+    # e_i = ||x_i||^2 - 2 y.x_i (centred): ||y - x_i||^2 up to the query's own term
+    run_min = np.full(b, np.inf)
     run_sum = np.zeros((S, b))
     acc = np.zeros((S, b, D))
-    step = _budget_rows(b, D, S, max_memory)
-    for s in range(0, T.shape[0], step):
-        raw = np.asarray(T[s : s + step], dtype=np.float64)
+    for s in range(0, n, step):
+        raw = np.asarray(T[s : s + step], dtype=np.float64) * inv
         for g in maps:
-            Tc = g(raw) - c
-            d2 = np.maximum(yn[:, None] + np.einsum("ij,ij->i", Tc, Tc)[None, :] - 2.0 * (Yc @ Tc.T), 0.0)
+            G = g(raw)
+            Tc = G - c
+            e = np.einsum("ij,ij->i", Tc, Tc)[None, :] - 2.0 * (Yc @ Tc.T)
+            new_min = np.minimum(run_min, e.min(axis=1))
+            shift = run_min - new_min  # >= 0 (inf on the first tile)
+            delta = np.maximum(e - new_min[:, None], 0.0)
             for k in range(S):
-                logit = -d2 * inv2s2[k]
-                new_max = np.maximum(run_max[k], logit.max(axis=1))
-                scale = np.exp(run_max[k] - new_max)
-                w = np.exp(logit - new_max[:, None])
-                run_sum[k] = run_sum[k] * scale + w.sum(axis=1)
-                acc[k] = acc[k] * scale[:, None] + w @ Tc
-                run_max[k] = new_max
-    return acc / run_sum[:, :, None] + c
+                f = _softmax_weights(shift, den[k])
+                w = _softmax_weights(delta, den[k])
+                run_sum[k] = run_sum[k] * f + w.sum(axis=1)
+                acc[k] = acc[k] * f[:, None] + w @ G
+            run_min = new_min
+    return acc / run_sum[:, :, None] * scale
 
 
 def _denoise_torch(train, y, sig, group, max_memory):
@@ -178,29 +237,39 @@ def _denoise_torch(train, y, sig, group, max_memory):
     maps = _orbit_maps(group, T.shape[1])
     b, D = Y.shape
     S = sig.size
+    n = T.shape[0]
     budget = int(max_memory) if max_memory else min(default_memory(dev), 1 << 30)
+    step = _budget_rows(b, D, S, budget)
     with torch.no_grad():
-        c = T.to(torch.float64).mean(0)
-        Yc = Y.to(torch.float64) - c
-        yn = (Yc * Yc).sum(1)
-        inv2s2 = torch.as_tensor(1.0 / (2.0 * sig**2), device=dev)
-        run_max = torch.full((S, b), -math.inf, dtype=torch.float64, device=dev)
+        m = max(float(T.max()), -float(T.min()), float(Y.max()), -float(Y.min()))
+        scale = _pow2_scale(m)
+        inv = 1.0 / scale
+        c = torch.zeros(D, dtype=torch.float64, device=dev)
+        for s in range(0, n, step):
+            c += (T[s : s + step].to(torch.float64) * inv).sum(0)
+        c /= n
+        Yc = Y.to(torch.float64) * inv - c
+        sig_s = sig * inv
+        with np.errstate(under="ignore", over="ignore"):
+            den = torch.as_tensor(2.0 * sig_s * sig_s, dtype=torch.float64, device=dev)
+        run_min = torch.full((b,), math.inf, dtype=torch.float64, device=dev)
         run_sum = torch.zeros((S, b), dtype=torch.float64, device=dev)
         acc = torch.zeros((S, b, D), dtype=torch.float64, device=dev)
-        step = _budget_rows(b, D, S, budget)
-        for s in range(0, T.shape[0], step):
-            raw = T[s : s + step].to(torch.float64)
+        for s in range(0, n, step):
+            raw = T[s : s + step].to(torch.float64) * inv
             for g in maps:
-                Tc = g(raw) - c
-                d2 = (yn[:, None] + (Tc * Tc).sum(1)[None, :] - 2.0 * (Yc @ Tc.T)).clamp_min(0.0)
-                logit = -d2[None, :, :] * inv2s2[:, None, None]  # (S, b, t)
-                new_max = torch.maximum(run_max, logit.amax(2))
-                scale = torch.exp(run_max - new_max)
-                w = torch.exp(logit - new_max[:, :, None])
-                run_sum = run_sum * scale + w.sum(2)
-                acc = acc * scale[:, :, None] + w @ Tc
-                run_max = new_max
-        return acc / run_sum[:, :, None] + c
+                G = g(raw)
+                Tc = G - c
+                e = (Tc * Tc).sum(1)[None, :] - 2.0 * (Yc @ Tc.T)
+                new_min = torch.minimum(run_min, e.amin(1))
+                shift = run_min - new_min
+                delta = (e - new_min[:, None]).clamp_min(0.0)
+                f = _softmax_weights(shift[None, :], den[:, None], torch)  # (S, b)
+                w = _softmax_weights(delta[None, :, :], den[:, None, None], torch)  # (S, b, t)
+                run_sum = run_sum * f + w.sum(2)
+                acc = acc * f[:, :, None] + w @ G
+                run_min = new_min
+        return acc / run_sum[:, :, None] * scale
 
 
 # ---------------------------------------------------------------------------
@@ -243,29 +312,58 @@ def denoising_gap(train, test, sigmas, *, n_noise=4, group=None, random_state=No
     train : array or tensor (n, D)
     test : array or tensor (m, D)
         Held-out points.
-    sigmas : sequence of float
+    sigmas : positive float or sequence of positive floats
     n_noise : int, default=4
         Noise draws per test point and level.
     group : finite repgap.groups.Group, optional
     random_state : int, Generator or None
         Seeds the noise (drawn with numpy, then moved to the data's device).
+    max_memory : int, optional
+        Bytes for the denoiser's tiles (:func:`empirical_denoiser`).
+    backend : str, optional
+        The nearest-neighbour backend of the Representation Gap.
 
     Returns
     -------
     DenoisingGap
+
+    Notes
+    -----
+    Data whose magnitude is far from 1 (beyond ``2^(+-100)``) are measured
+    in a frame scaled by a power of two (exact), so that squared distances
+    neither overflow nor underflow; ``ratio`` is then exact, and the errors
+    and the gap are scaled back (``inf``, with a RuntimeWarning, where they
+    exceed float64). A zero gap (every test point a training point) gives
+    a NaN ratio with a RuntimeWarning.
     """
     from .gap import representation_gap
+    from .law import _check_backend, _check_seed
 
-    sig = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
-    if isinstance(n_noise, bool) or int(n_noise) != n_noise or n_noise < 1:
-        raise ValueError(f"n_noise must be a positive integer, got {n_noise!r}")
+    sig = _check_sigmas(sigmas, "sigmas")
+    n_noise = check_int(n_noise, "n_noise", low=1)
+    group = check_group(group)
+    _check_seed(random_state)
+    max_memory = _check_max_memory(max_memory)
+    _check_backend(backend)
     rng = check_random_state(random_state)
     tensors = is_tensor(train) or is_tensor(test)
     if not tensors:
         test_np = check_array(test, "test")
-    gap = representation_gap(train, test, group=group, backend=backend).value
+        train = check_array(train, "train")
+    # squared errors of data far from 1 in magnitude over- or underflow
+    # float64: work in a frame scaled by a power of two (exact; the ratio
+    # to the gap does not depend on it) and scale the errors back
+    m = max(_max_abs(train), _max_abs(test if tensors else test_np))
+    scale = _pow2_scale(m) if not 2.0**-100 <= m <= 2.0**100 else 1.0
+    if scale != 1.0:
+        train = train * (1.0 / scale)
+        if tensors:
+            test = test * (1.0 / scale)
+        else:
+            test_np = test_np * (1.0 / scale)
+    gap = representation_gap(train, test if tensors else test_np, group=group, backend=backend).value
     errors, stderr = np.empty(sig.size), np.empty(sig.size)
-    for j, s in enumerate(sig):
+    for j, s in enumerate(sig / scale):
         if tensors:
             from ._kernels_torch import _torch
 
@@ -283,7 +381,36 @@ def denoising_gap(train, test, sigmas, *, n_noise=4, group=None, random_state=No
             err = np.sum((den.reshape(eps.shape) - x[None]) ** 2, axis=-1).mean(axis=0)
         errors[j] = float(err.mean())
         stderr[j] = float(err.std(ddof=1) / math.sqrt(err.size)) if err.size > 1 else float("nan")
-    return DenoisingGap(sigmas=sig, errors=errors, stderr=stderr, gap=float(gap), ratio=errors / gap)
+    gap = float(gap)
+    if gap > 0:
+        ratio = errors / gap
+    else:
+        import warnings
+
+        warnings.warn("denoising_gap: the Representation Gap is 0 (every test point duplicates a training point), "
+                      "so the ratio of the errors to it is undefined (NaN); hold out points that are not in the "
+                      "training set", RuntimeWarning, stacklevel=2)
+        ratio = np.full(sig.size, np.nan)
+    if scale != 1.0:
+        s2 = scale * scale
+        before = np.concatenate([errors, [gap]])
+        with np.errstate(over="ignore", under="ignore"):
+            errors, stderr, gap = errors * s2, stderr * s2, gap * s2
+        after = np.concatenate([errors, [gap]])
+        if np.any(~np.isfinite(after)) or np.any((after == 0) & (before > 0)):
+            import warnings
+
+            warnings.warn(f"denoising_gap: the squared errors of data of magnitude {m:.3g} are outside the range "
+                          "of float64 (inf or 0 in errors, stderr and gap); the ratio was computed in a scaled "
+                          "frame and is exact. Rescale the data to read the errors", RuntimeWarning, stacklevel=2)
+    return DenoisingGap(sigmas=sig, errors=errors, stderr=stderr, gap=float(gap), ratio=ratio)
+
+
+def _max_abs(X):
+    """The largest magnitude in an array or tensor (no temporary copy)."""
+    if is_tensor(X):
+        return max(float(X.max()), -float(X.min()))
+    return max(float(np.max(X)), -float(np.min(X)))
 
 
 # ---------------------------------------------------------------------------
@@ -372,9 +499,16 @@ def _report(d, idx, threshold, test_d=None):
 
 
 def _check_threshold(ratio):
-    if not 0 < ratio < 1:
-        raise ValueError(f"ratio must be in (0, 1), got {ratio!r}")
-    return float(ratio)
+    return check_real(ratio, "ratio", 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _check_search_params(group, backend, n_jobs):
+    from .law import _check_backend, _check_n_jobs
+
+    group = check_group(group)
+    _check_backend(backend)
+    _check_n_jobs(n_jobs)
+    return group
 
 
 def memorization(samples, train, *, test=None, group=None, ratio=1 / 3, backend=None, n_jobs=None):
@@ -392,6 +526,7 @@ def memorization(samples, train, *, test=None, group=None, ratio=1 / 3, backend=
     MemorizationReport
     """
     threshold = _check_threshold(ratio)
+    group = _check_search_params(group, backend, n_jobs)
     d, i = knn(samples, train, k=2, group=group, backend=backend, n_jobs=n_jobs)
     td = None
     if test is not None:
@@ -422,7 +557,7 @@ class MemorizationMeter:
 
     def __init__(self, train, *, test=None, group=None, ratio=1 / 3, backend=None, n_jobs=None):
         self.threshold = _check_threshold(ratio)
-        self.group = check_group(group)
+        self.group = _check_search_params(group, backend, n_jobs)
         self.backend = backend
         self.n_jobs = n_jobs
         if is_tensor(train):

@@ -26,17 +26,26 @@ mean squared distance to the centroid) are duplicates; ``duplicates=``
 ``"raise"`` (an error with their count), ``"drop"`` (keep one copy of each) or
 ``"keep"`` (leave them in the data, leave them out of the ratios) decides what
 happens, and ``n_duplicates_`` reports how many there were.
+
+Every parameter is checked when ``fit`` is called, before any work
+(``__init__`` only stores its arguments, as scikit-learn expects): a wrong
+type, a value out of range, NaN or inf, a non-integral number where an
+integer is needed (2.5 is not read as 2) or an unknown choice raises a
+TypeError or ValueError that names the parameter, shows the value and says
+what is allowed.
 """
 import math
+import numbers
 import warnings
 
 import numpy as np
 from scipy import optimize, special, stats
 
 from .gap import gap_curve
-from .law import auto_model, fit_law
+from .law import (NonDecayingCurveWarning, _check_backend, _check_bool, _check_confidence_level, _check_n_jobs,
+                  _check_correction, _check_seed, auto_model, fit_law)
 from .neighbors import knn
-from ._validation import check_array, check_random_state
+from ._validation import check_array, check_choice, check_int, check_random_state, check_real
 from . import _blocks
 from ._blocks import check_data
 from ._precision import check_storage_precision
@@ -78,8 +87,14 @@ class NeighbourStats:
     """
 
     def __init__(self, X, k, *, duplicates="raise", duplicate_tol=1e-10, group=None, backend=None, n_jobs=None):
-        if duplicates not in _DUPLICATE_POLICIES:
-            raise ValueError(f"duplicates must be one of {_DUPLICATE_POLICIES}, got {duplicates!r}")
+        k = check_int(k, "k", low=1)
+        check_choice(duplicates, "duplicates", _DUPLICATE_POLICIES)
+        duplicate_tol = check_real(duplicate_tol, "duplicate_tol", 0.0)
+        from .groups import check_group
+
+        group = check_group(group)
+        _check_backend(backend)
+        _check_n_jobs(n_jobs)
         X = check_data(X, "X")  # dask arrays stay dask: knn runs block by block
         if X.shape[0] < k + 2:
             raise ValueError(f"need at least {k + 2} points for {k} neighbours, got {X.shape[0]}")
@@ -118,10 +133,48 @@ class NeighbourStats:
         return d[keep].reshape(n, k), i[keep].reshape(n, k)
 
 
+def _check_test_size(test_size, name="test_size"):
+    """A fraction in (0, 1) or a number of points >= 1 (the split checks it against n)."""
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
+        raise TypeError(f"{name} must be a fraction in (0, 1) or an integer number of points >= 1, "
+                        f"got {test_size!r} ({type(test_size).__name__})")
+    if isinstance(test_size, numbers.Integral):
+        return check_int(test_size, name, low=1)
+    if not math.isfinite(test_size) or not 0 < test_size < 1:
+        raise ValueError(f"{name} must be a fraction in (0, 1) or an integer number of points >= 1, "
+                         f"got {float(test_size)!r}")
+    return float(test_size)
+
+
 class _Estimator:
-    """Shared plumbing: parameters, repr, the neighbour computation."""
+    """Shared plumbing: parameters, repr, the neighbour computation.
+
+    Every parameter is checked at the start of :meth:`fit` (``_check_params``),
+    before any work; ``__init__`` only stores its arguments, as scikit-learn
+    expects.
+    """
 
     _k_needed = 2
+
+    def _check_params(self):
+        """Check the parameters every estimator shares (those it has)."""
+        params = vars(self)
+        if "confidence" in params:
+            _check_confidence_level(self.confidence)
+        if "duplicates" in params:
+            check_choice(self.duplicates, "duplicates", _DUPLICATE_POLICIES)
+        if "duplicate_tol" in params:
+            check_real(self.duplicate_tol, "duplicate_tol", 0.0)
+        if "random_state" in params:
+            _check_seed(self.random_state)
+        if "group" in params:
+            from .groups import check_group
+
+            check_group(self.group)
+        if "backend" in params:
+            _check_backend(self.backend)
+        if "n_jobs" in params:
+            _check_n_jobs(self.n_jobs)
 
     def get_params(self):
         return {k: v for k, v in self.__dict__.items() if not k.endswith("_")}
@@ -138,7 +191,8 @@ class _Estimator:
         return f"{type(self).__name__}({args})"
 
     #: fitted attribute -> the flag it raises when True (False for ``valid_``)
-    _FLAG_ATTRIBUTES = (("pre_asymptotic_", "pre-asymptotic", True), ("storage_limited_", "storage precision", True),
+    _FLAG_ATTRIBUTES = (("pre_asymptotic_", "pre-asymptotic", True), ("not_decaying_", "not decaying", True),
+                        ("storage_limited_", "storage precision", True),
                         ("few_pairs_", "few pairs", True), ("valid_", "assumptions fail", False))
 
     @property
@@ -147,20 +201,42 @@ class _Estimator:
 
         Each one means the estimate is outside the range where its interval
         was validated: ``"pre-asymptotic"`` (GapLaw: the curve is not in the
-        law's asymptotic regime), ``"storage precision"`` (the stored values
+        law's asymptotic regime), ``"not decaying"`` (GapLaw: the gap curve
+        does not fall with n, the dimension is not identified and is
+        reported as +inf), ``"storage precision"`` (the stored values
         are too coarse for the neighbour distances), ``"few pairs"``
         (CorrelationDimension), ``"assumptions fail"`` (WeibullShape).
         """
         return [name for attr, name, bad in self._FLAG_ATTRIBUTES
                 if attr in vars(self) and bool(getattr(self, attr)) == bad]
 
+    #: the parameter that sets how many neighbours the estimator needs (for messages)
+    _k_parameter = None
+
     def _stats(self, X, k):
+        hint = f" (set by {self._k_parameter}; lower it or use more points)" if self._k_parameter else ""
         if isinstance(X, NeighbourStats):
             if X.distances.shape[1] < k:
-                raise ValueError(f"the NeighbourStats hold {X.distances.shape[1]} neighbours, {k} are needed")
+                raise ValueError(f"the NeighbourStats hold {X.distances.shape[1]} neighbours, {k} are needed{hint}")
             return X
-        return NeighbourStats(X, k, duplicates=self.duplicates, duplicate_tol=self.duplicate_tol, group=self.group,
-                              backend=self.backend, n_jobs=self.n_jobs)
+        try:
+            return NeighbourStats(X, k, duplicates=self.duplicates, duplicate_tol=self.duplicate_tol,
+                                  group=self.group, backend=self.backend, n_jobs=self.n_jobs)
+        except ValueError as exc:
+            if hint and str(exc).startswith("need at least"):
+                raise ValueError(f"{exc}{hint}") from None
+            raise
+
+    def _check_valid(self, st, needed, what):
+        """Enough points whose nearest neighbour is not a duplicate (``duplicates='keep'`` leaves the rest out)."""
+        n_valid = int(np.sum(st.valid))
+        if n_valid < needed:
+            n = st.X.shape[0]
+            raise ValueError(
+                f"{type(self).__name__}: only {n_valid} of the {n} points have a nearest neighbour that is not a "
+                f"duplicate of them (within duplicate_tol={self.duplicate_tol:g} x the data scale), and {what} "
+                f"needs at least {needed}: the data are mostly repeated rows. duplicates='keep' leaves the repeated "
+                "points out of the distance ratios; pass duplicates='drop' to keep one copy of each")
 
     def _set_common(self, st):
         self.n_duplicates_ = st.n_duplicates
@@ -170,8 +246,7 @@ class _Estimator:
 
 
 def _check_confidence(confidence):
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    confidence = _check_confidence_level(confidence)
     return (1 - confidence) / 2
 
 
@@ -264,9 +339,9 @@ class TwoNN(_Estimator):
         :class:`GRIDE`. ``fit``: Facco's least-squares fit of
         ``-log(1 - F(mu)) = d log mu`` through the origin, after discarding the
         largest ``discard_fraction`` of the ratios; bootstrap interval.
-    discard_fraction : float, default=0.1
-    confidence : float, default=0.95
-    n_boot : int, default=200 (``fit`` only)
+    discard_fraction : float in [0, 1), default=0.1
+    confidence : float in (0, 1), default=0.95
+    n_boot : int, default=200 (``fit`` only, where it must be >= 1)
     calibration : {None, "ball"}, default=None
         ``"ball"``: undo the finite-sample bias of the estimate by
         calibration against uniform samples of the d-ball of the same size
@@ -308,16 +383,27 @@ class TwoNN(_Estimator):
         x, y = x[:keep], -np.log1p(-F[:keep])
         return float(np.dot(x, y) / np.dot(x, x))
 
+    def _check_params(self):
+        super()._check_params()
+        check_choice(self.method, "method", ("mle", "fit"))
+        check_choice(self.calibration, "calibration", (None, "ball"))
+        check_real(self.discard_fraction, "discard_fraction", 0.0, 1.0, high_open=True)
+        if self.method == "fit":
+            if check_int(self.n_boot, "n_boot", low=0) < 1:
+                raise ValueError(f"n_boot must be an integer >= 1 for method='fit' (its interval is a bootstrap), "
+                                 f"got {self.n_boot}")
+        else:
+            check_int(self.n_boot, "n_boot", low=0)
+        check_int(self.calibration_size, "calibration_size", low=4)
+
     def fit(self, X, y=None):
-        if self.method not in ("mle", "fit"):
-            raise ValueError(f"method must be 'mle' or 'fit', got {self.method!r}")
-        if self.calibration not in (None, "ball"):
-            raise ValueError(f"calibration must be None or 'ball', got {self.calibration!r}")
+        self._check_params()
         if self.calibration is not None:
             return self._fit_calibrated(X)
         q = _check_confidence(self.confidence)
         st = self._stats(X, 2)
         self._set_common(st)
+        self._check_valid(st, 3, "TwoNN")
         logmu, self.n_ties_ = _distance_log_ratios(st.distances[st.valid], 1, 2)
         N = logmu.size
         if N < 3:
@@ -482,7 +568,11 @@ class MLE(_Estimator):
     resamples); ``"delta"``, the normal interval of the delta method with
     the covariance of the per-point inverses across k (first-order exact,
     and instant for millions of points); ``"auto"`` (default) takes the
-    delta method from 5000 points on, the bootstrap below.
+    delta method from 5000 points on, the bootstrap below (``n_boot`` must
+    then be >= 1; ``n_boot=0`` is allowed with ``interval="delta"``).
+
+    ``dimension_pw_`` is NaN at the points left out of the ratios (those
+    whose nearest neighbour duplicates them, with ``duplicates="keep"``).
     """
 
     def __init__(self, k1=10, k2=20, confidence=0.95, n_boot=200, interval="auto", duplicates="raise",
@@ -499,19 +589,30 @@ class MLE(_Estimator):
         self.n_jobs = n_jobs
         self.group = group
 
+    _k_parameter = "k2"
+
+    def _check_params(self):
+        super()._check_params()
+        k1 = check_int(self.k1, "k1", low=2)
+        k2 = check_int(self.k2, "k2", low=2)
+        if k2 < k1:
+            raise ValueError(f"k2 must be an integer >= k1 (= {k1}), got {k2}")
+        check_choice(self.interval, "interval", ("auto", "bootstrap", "delta"))
+        if check_int(self.n_boot, "n_boot", low=0) < 1 and self.interval != "delta":
+            raise ValueError(f"n_boot must be an integer >= 1 for interval={self.interval!r} (a bootstrap "
+                             f"interval), got {self.n_boot}; pass interval='delta' for the delta-method interval")
+
     def fit(self, X, y=None):
-        if not (2 <= self.k1 <= self.k2):
-            raise ValueError(f"need 2 <= k1 <= k2, got k1={self.k1}, k2={self.k2}")
+        self._check_params()
         q = _check_confidence(self.confidence)
         st = self._stats(X, self.k2)
         self._set_common(st)
+        self._check_valid(st, 3, "MLE")
         inv = _levina_bickel_inverses(st.distances[st.valid][:, : self.k2])
         sel = inv[:, self.k1 - 2 : self.k2 - 1]  # k in [k1, k2]
         if not np.all(np.isfinite(sel)) or np.any(sel.mean(axis=0) <= 0):
             raise ValueError("degenerate neighbour distances (ties at every k): no estimate")
 
-        if self.interval not in ("auto", "bootstrap", "delta"):
-            raise ValueError(f"interval must be 'auto', 'bootstrap' or 'delta', got {self.interval!r}")
         mbar = sel.mean(axis=0)
         self.dimension_ = float(np.mean(1.0 / mbar))
         n = sel.shape[0]
@@ -553,6 +654,14 @@ def gride_mle(logmu, n1, n2, confidence=0.95):
     h = 1e-4 * d
     f0, fp, fm = (_gride_nll(d, logmu, n1, n2), _gride_nll(d + h, logmu, n1, n2), _gride_nll(d - h, logmu, n1, n2))
     info = (fp - 2 * f0 + fm) / (h * h)
+    lo_b, hi_b = 1e-3, 1e4
+    if not (lo_b * 1.001 < d < hi_b / 1.001):
+        warnings.warn(f"GRIDE: the likelihood of R_{n2}/R_{n1} peaks at the edge of the search range "
+                      f"[{lo_b:g}, {hi_b:g}] (d = {d:.4g}): the ratios do not identify a dimension at this scale "
+                      "(far too few neighbours, or degenerate distances)", RuntimeWarning, stacklevel=3)
+    if not info > 0:
+        warnings.warn(f"GRIDE: the likelihood of R_{n2}/R_{n1} has no curvature at its maximum (d = {d:.4g}): "
+                      "no interval at this scale (NaN)", RuntimeWarning, stacklevel=3)
     se = 1.0 / math.sqrt(info) if info > 0 else float("nan")
     z = stats.norm.ppf(1 - q)
     return d, (d - z * se, d + z * se)
@@ -583,12 +692,21 @@ class GRIDE(_Estimator):
         self.n_jobs = n_jobs
         self.group = group
 
+    _k_parameter = "max_n1 and n1 (2 max(n1, max_n1) neighbours)"
+
+    def _check_params(self):
+        super()._check_params()
+        check_int(self.n1, "n1", low=1)
+        check_int(self.max_n1, "max_n1", low=1)
+
     def fit(self, X, y=None):
+        self._check_params()
         n1s = [2**j for j in range(0, 30) if 2**j <= self.max_n1]
         if self.n1 not in n1s:
-            n1s = sorted(set(n1s + [self.n1]))
+            n1s = sorted(set(n1s + [int(self.n1)]))
         st = self._stats(X, 2 * max(n1s))
         self._set_common(st)
+        self._check_valid(st, 3, "GRIDE")
         R = st.distances[st.valid]
         scales, dims, cis = [], [], []
         ties = []
@@ -624,6 +742,8 @@ WEIBULL_CHECK_K = 10
 #: cubes 1.6-3.7, Gaussians, Beta and heavy-tailed densities 8-180, where
 #: the shape is biased by -7 % to -75 % and its interval excludes d.
 WEIBULL_MAX_SPREAD = 1.6
+#: The fewest held-out distances (duplicates left out) WeibullShape fits.
+WEIBULL_MIN_QUERIES = 10
 
 
 class WeibullShape(_Estimator):
@@ -652,7 +772,12 @@ class WeibullShape(_Estimator):
         self.n_jobs = n_jobs
         self.group = group
 
+    def _check_params(self):
+        super()._check_params()
+        _check_test_size(self.test_size)
+
     def fit(self, X, y=None):
+        self._check_params()
         q = _check_confidence(self.confidence)
         X = check_array(X, "X")
         train, test = _split(X, self.test_size, self.random_state)
@@ -668,6 +793,11 @@ class WeibullShape(_Estimator):
             raise ValueError(f"{self.n_duplicates_} held-out points duplicate a training point; "
                              "pass duplicates='keep' or 'drop' to leave them out")
         r = r[~dup]
+        if r.size < WEIBULL_MIN_QUERIES:
+            raise ValueError(f"WeibullShape: only {r.size} of the {test.shape[0]} held-out points are not duplicates "
+                             f"of a training point ({self.n_duplicates_} are), fewer than the "
+                             f"{WEIBULL_MIN_QUERIES} the Weibull fit needs: the data are mostly repeated rows; remove "
+                             "them first (e.g. np.unique(X, axis=0))")
         shape, _, _ = stats.weibull_min.fit(r / np.median(r), floc=0)
         se = math.sqrt(0.608 / r.size) * shape
         z = stats.norm.ppf(1 - q)
@@ -700,6 +830,9 @@ class WeibullShape(_Estimator):
 #: ``few_pairs_`` is set and a RuntimeWarning says so (30 points in a 5-ball
 #: hold 0.4 pairs there with the default range and read 7.0).
 CORR_MIN_PAIRS = 50
+#: The fewest radii (``n_bins``) CorrelationDimension accepts: the slope
+#: needs three radii that hold pairs, and the smallest holds none.
+CORR_MIN_BINS = 4
 
 
 class CorrelationDimension(_Estimator):
@@ -755,6 +888,20 @@ class CorrelationDimension(_Estimator):
         n = X.shape[0]
         return np.cumsum(counts) / (n * (n - 1) / 2)  # C(r) at r = edges[1:]
 
+    def _check_params(self):
+        super()._check_params()
+        c = self.c_range
+        if isinstance(c, (str, bytes)) or not hasattr(c, "__len__") or len(c) != 2:
+            raise TypeError(f"c_range must be a pair of fractions (lo, hi) with 0 < lo < hi < 1, got {c!r}")
+        lo = check_real(c[0], "c_range[0]", 0.0, 1.0, low_open=True, high_open=True)
+        hi = check_real(c[1], "c_range[1]", 0.0, 1.0, low_open=True, high_open=True)
+        if not lo < hi:
+            raise ValueError(f"c_range must be a pair of fractions (lo, hi) with 0 < lo < hi < 1, got {c!r}")
+        check_int(self.n_bins, "n_bins", low=CORR_MIN_BINS)
+        check_int(self.max_points, "max_points", low=3)
+        check_int(self.max_points_group, "max_points_group", low=3)
+        check_int(self.n_boot, "n_boot", low=1)
+
     @staticmethod
     def _slope(r, C, lo, hi, return_low=False):
         sel = (C >= lo) & (C <= hi) & np.isfinite(r)
@@ -763,7 +910,8 @@ class CorrelationDimension(_Estimator):
             target = np.sqrt(lo * hi)
             good = np.flatnonzero((C > 0) & np.isfinite(r))
             if good.size < 3:
-                raise ValueError("too few pairs to fit the correlation dimension")
+                raise ValueError(f"CorrelationDimension: only {good.size} of the {r.size} radii hold a pair, and "
+                                 "the slope needs 3: use more points or more bins (n_bins)")
             mid = good[np.argmin(np.abs(np.log(C[good]) - np.log(target)))]
             pos = np.clip(np.searchsorted(good, mid) - 1, 0, good.size - 3)
             sel = good[pos : pos + 3]
@@ -771,12 +919,11 @@ class CorrelationDimension(_Estimator):
         return (slope, float(np.min(C[sel]))) if return_low else slope
 
     def fit(self, X, y=None):
+        self._check_params()
         if self.group is not None:
             return self._fit_group(X)
         q = _check_confidence(self.confidence)
-        lo, hi = self.c_range
-        if not 0 < lo < hi < 1:
-            raise ValueError(f"c_range must be two fractions 0 < lo < hi < 1, got {self.c_range!r}")
+        lo, hi = (float(c) for c in self.c_range)
         X = check_array(X, "X")
         rng = check_random_state(self.random_state)
         n = X.shape[0]
@@ -786,7 +933,13 @@ class CorrelationDimension(_Estimator):
         self.storage_limited_ = self.storage_precision_["limited"]
         pos = nn[:, 1][nn[:, 1] > 0]
         if pos.size == 0:
-            raise ValueError("all points coincide: no correlation dimension")
+            n_distinct = np.unique(sub, axis=0).shape[0]
+            if n_distinct == 1:
+                raise ValueError(f"CorrelationDimension: all {sub.shape[0]} points coincide: no correlation dimension")
+            raise ValueError(f"CorrelationDimension: every point's nearest neighbour is an exact duplicate of it (X "
+                             f"holds {n_distinct} distinct rows among {sub.shape[0]}): the repeated pairs sit at "
+                             "distance 0 and hide the scaling of C(r) at small r; remove the repeated rows first "
+                             "(e.g. np.unique(X, axis=0))")
         top = 2.0 * np.sqrt(np.max(np.sum((sub - sub.mean(axis=0, dtype=np.float64)) ** 2, axis=1)))
         edges = np.concatenate([[0.0], np.geomspace(pos.min() * 0.5, top * 1.01, self.n_bins), [np.inf]])
         r = edges[1:]
@@ -810,7 +963,7 @@ class CorrelationDimension(_Estimator):
 
     def _fit_group(self, X):
         q = _check_confidence(self.confidence)
-        lo, hi = self.c_range
+        lo, hi = (float(c) for c in self.c_range)
         X = check_array(X, "X")
         rng = check_random_state(self.random_state)
         n = X.shape[0]
@@ -824,7 +977,8 @@ class CorrelationDimension(_Estimator):
         pd = dist[iu]
         pos = pd[pd > 0]
         if pos.size == 0:
-            raise ValueError("all points are on one orbit: no correlation dimension")
+            raise ValueError(f"CorrelationDimension: all {m} points are on one orbit of the group: no correlation "
+                             "dimension")
         edges = np.geomspace(pos.min() * 0.5, pos.max() * 1.01, self.n_bins)
 
         def integral(D, k):
@@ -870,10 +1024,12 @@ def _pairwise_orbit_sqdist(X, group, backend, n_jobs):
 
 
 def _split(X, test_size, random_state):
+    test_size = _check_test_size(test_size)
     n = X.shape[0]
     n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
     if not 1 <= n_test < n - 1:
-        raise ValueError(f"test_size={test_size!r} leaves no training or no test points (n={n})")
+        raise ValueError(f"test_size={test_size!r} leaves {n_test} test and {n - n_test} training points of the "
+                         f"{n}; it needs at least 1 test and 2 training points")
     rng = check_random_state(random_state)
     perm = rng.permutation(n)
     return X[np.sort(perm[n_test:])], X[np.sort(perm[:n_test])]
@@ -964,6 +1120,11 @@ class GapLaw(_Estimator):
     regime_ : repgap.regime.Regime or None
     models_ci_ : (float, float)
         The union of the finite-size models' intervals.
+    not_decaying_ : bool
+        The gap curve does not fall with n (:func:`repgap.fit_law`, Notes):
+        the dimension is not identified, ``dimension_`` is ``+inf``, the
+        flag ``"not decaying"`` is raised and a
+        :class:`repgap.law.NonDecayingCurveWarning` says so.
     pre_asymptotic_ : bool
     storage_precision_ : dict
         :func:`repgap._precision.check_storage_precision` of the training
@@ -991,9 +1152,34 @@ class GapLaw(_Estimator):
         self.group = group
         self.train_queries = train_queries
 
+    def _check_params(self):
+        super()._check_params()
+        _check_test_size(self.test_size)
+        if self.sizes is not None:
+            _check_sizes(self.sizes)
+        check_int(self.min_size, "min_size", low=2, allow_none=True)
+        check_int(self.repeats, "repeats", low=1)
+        _check_correction(self.correction)
+        check_choice(self.interval, "interval", ("models", "bootstrap"))
+        check_int(self.n_boot, "n_boot", low=0)
+        tq = self.train_queries
+        allowed = "True, False, 'auto' or a number of training points >= 0"
+        if isinstance(tq, str):
+            ok = tq == "auto"
+        elif isinstance(tq, (bool, np.bool_)):
+            ok = True
+        elif isinstance(tq, numbers.Integral):
+            ok = tq >= 0
+        else:
+            raise TypeError(f"train_queries must be {allowed}, got {tq!r} ({type(tq).__name__})")
+        if not ok:
+            raise ValueError(f"train_queries must be {allowed}, got {tq!r}")
+        _check_bool(self.check_regime, "check_regime")
+
     def fit(self, X, y=None, *, test=None):
         from .gap import default_sizes
 
+        self._check_params()
         X = check_data(X, "X")
         rng = check_random_state(self.random_state)
         if test is None:
@@ -1007,8 +1193,6 @@ class GapLaw(_Estimator):
             sizes = np.unique(np.round(np.geomspace(lo, n, 12)).astype(np.int64)) if lo < n else default_sizes(n)
         tq = self.train_queries
         if isinstance(tq, str):
-            if tq != "auto":
-                raise ValueError(f"train_queries must be a bool, an integer or 'auto', got {tq!r}")
             tq = min(train.shape[0], AUTO_TRAIN_QUERIES) if _blocks.route(test, train) is None else False
         curve = gap_curve(train, test, sizes=sizes, repeats=self.repeats, random_state=rng, group=self.group,
                           backend=self.backend, n_jobs=self.n_jobs, train_queries=tq)
@@ -1029,17 +1213,26 @@ class GapLaw(_Estimator):
                 raise ValueError(f"{' and '.join(what)} (zero gap); pass duplicates='drop' to leave them out")
             keep = ~zero.any(axis=0)
             if self.duplicates == "drop":
+                if not keep.any():
+                    raise ValueError(f"GapLaw: every query duplicates a training point ({zero.shape[1]} queries, all "
+                                     "at distance 0 at the full size), so duplicates='drop' leaves none: the data are "
+                                     "mostly repeated rows; remove them first (e.g. np.unique(X, axis=0))")
                 curve = _subset_curve(curve, keep)
         self.curve_ = curve
-        if self.interval not in ("models", "bootstrap"):
-            raise ValueError(f"interval must be 'models' or 'bootstrap', got {self.interval!r}")
         fit = dict(confidence=self.confidence, n_boot=self.n_boot, random_state=rng)
         self.law_alternative_ = None
         models = self.interval == "models"
         guard = None
+
+        def fit_law_quiet(correction):
+            # one warning for the estimator (below), not one per model fitted
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NonDecayingCurveWarning)
+                return fit_law(curve, correction=correction, **fit)
+
         if self.correction == "auto":
-            scale = fit_law(curve, correction="scale", **fit)
-            curv = fit_law(curve, correction="curvature", **fit)
+            scale = fit_law_quiet("scale")
+            curv = fit_law_quiet("curvature")
             a = scale.correction[0]
             max_scale = float(np.max(scale.values)) ** (1.0 / scale.r)
             if auto_model(a, max_scale) == "scale":
@@ -1055,12 +1248,12 @@ class GapLaw(_Estimator):
                 # other model the interval spans
                 self.law_ = curv
                 if models:
-                    self.law_alternative_ = fit_law(curve, correction="boundary", **fit)
+                    self.law_alternative_ = fit_law_quiet("boundary")
         else:
-            self.law_ = fit_law(curve, correction=self.correction, **fit)
+            self.law_ = fit_law_quiet(self.correction)
             other = {"curvature": "boundary", "scale": "curvature", "boundary": "curvature"}.get(self.correction)
             if other is not None and models:
-                self.law_alternative_ = fit_law(curve, correction=other, **fit)
+                self.law_alternative_ = fit_law_quiet(other)
         self.dimension_ = self.law_.dimension
         self.dimension_ci_ = self.law_.dimension_ci
         if models and self.law_alternative_ is not None:
@@ -1068,6 +1261,15 @@ class GapLaw(_Estimator):
             self.dimension_ci_ = (min(self.dimension_ci_[0], alt.dimension_ci[0]),
                                   max(self.dimension_ci_[1], alt.dimension_ci[1]))
         self.models_ci_ = tuple(self.dimension_ci_)
+        self.not_decaying_ = "not decaying" in self.law_.flags
+        if self.not_decaying_:
+            warnings.warn(f"GapLaw: the gap curve does not decay over the sizes n = {int(self.law_.sizes[0])}.."
+                          f"{int(self.law_.sizes[-1])} (gaps {self.law_.values[0]:.4g} .. {self.law_.values[-1]:.4g}): "
+                          "the exponent is not a decay rate and the dimension is not identified, so dimension_ is "
+                          "+inf with the flag 'not decaying'. On nested training sets the gap stays flat when the "
+                          "smallest sets already hold each query's nearest point (repeated or heavily quantised "
+                          "data): remove the repeated rows or use smaller sizes", NonDecayingCurveWarning,
+                          stacklevel=2)
         self.regime_ = None
         if self.check_regime:
             from .regime import assess_regime
@@ -1082,7 +1284,7 @@ class GapLaw(_Estimator):
         elif guard is not None:
             self.law_.regime = "pre-asymptotic"
         self.pre_asymptotic_ = guard is not None or (self.regime_ is not None and not self.regime_.asymptotic)
-        if self.pre_asymptotic_:
+        if self.pre_asymptotic_ and not self.not_decaying_:  # a curve that does not decay has its own warning
             why = self.regime_.reason if self.regime_ is not None else guard
             warnings.warn(f"GapLaw: the gap curve is not in the asymptotic regime of the law ({why}): the law's "
                           f"d = {self.dimension_:.3g} extrapolates its finite-size model, and the interval "
@@ -1090,6 +1292,25 @@ class GapLaw(_Estimator):
                           "(the local slopes and the finite-size models)", RuntimeWarning, stacklevel=2)
         self.n_samples_ = X.shape[0]
         return self
+
+
+def _check_sizes(sizes, name="sizes"):
+    """Training sizes: a non-empty 1-D sequence of strictly increasing integers >= 1 (checked against n later)."""
+    try:
+        c = np.asarray(sizes)
+    except Exception:  # noqa: BLE001 - anything numpy cannot read is the same error
+        c = np.asarray(None, dtype=object)
+    if c.ndim != 1 or c.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a non-empty 1-D sequence of integers (training sizes), got {sizes!r}")
+    if c.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers (training sizes), got {sizes!r}")
+    if c.dtype.kind == "f" and (not np.all(np.isfinite(c)) or np.any(c != np.round(c))):
+        raise ValueError(f"{name} must be integers (training sizes), got {c.tolist()}")
+    if np.any(c < 1):
+        raise ValueError(f"{name} must be training sizes >= 1, got {c.tolist()}")
+    if np.any(np.diff(c) <= 0):
+        raise ValueError(f"{name} must be strictly increasing, got {c.tolist()}")
+    return c
 
 
 def _subset_curve(curve, keep):

@@ -489,7 +489,12 @@ class Permutation(Group):
         self.m = _arg("Permutation", check_int, m, "m (the number of particles)", low=1)
         self.p = _arg("Permutation", check_int, p, "p (the dimension of each particle)", low=1)
         self.dim = self.m * self.p
-        self.order = math.factorial(self.m)
+
+    @property
+    def order(self):
+        """m!, or ``math.inf`` beyond 20! (a number nobody sums over; computing
+        ``factorial(10**6)`` would take minutes)."""
+        return math.factorial(self.m) if self.m <= 20 else math.inf
 
     def __repr__(self):
         return f"Permutation({self.m}, {self.p})"

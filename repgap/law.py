@@ -19,11 +19,57 @@ that tends to 1 as d grows.
 """
 import dataclasses
 import math
+import numbers
+import warnings
 
 import numpy as np
 from scipy import optimize, special, stats
 
-from ._validation import check_random_state
+from ._validation import check_bool, check_int, check_random_state, check_real, check_seed
+
+
+class NonDecayingCurveWarning(RuntimeWarning):
+    """The curve given to :func:`fit_law` does not decay with n.
+
+    The law ``L ~ C n^(-r/d)`` needs a curve that falls as n grows; on a flat
+    or rising curve the fitted exponent is not a decay rate and the
+    dimension is not identified (:func:`fit_law` then reports ``+inf`` and
+    the flag ``"not decaying"``).
+    """
+
+
+# ---------------------------------------------------------------------------
+# Parameter checks shared by the law, the estimators and the diffusion tools
+# (one wording: the parameter, the value it got, what is allowed).
+
+def _check_seed(value, name="random_state"):
+    return check_seed(value, name)
+
+
+def _check_bool(value, name):
+    return check_bool(value, name)
+
+
+def _check_confidence_level(value, name="confidence"):
+    return check_real(value, name, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _check_backend(value, name="backend"):
+    if value is None:
+        return None
+    from ._backends import check_backend_name
+
+    return check_backend_name(value)
+
+
+def _check_n_jobs(value, name="n_jobs"):
+    from ._threads import check_n_jobs
+
+    return check_n_jobs(value, name)
+
+
+def _check_progress(value, name="progress"):
+    return check_bool(value, name, allow_none=True)
 
 # Normalized second moments G_d of the best known lattice quantizers
 # (Conway & Sloane, Sphere Packings, Lattices and Groups, 3rd ed., table 2.3;
@@ -170,6 +216,10 @@ class LawFit:
     regime : str or None
         ``"asymptotic"``, ``"extrapolated"`` or ``"pre-asymptotic"`` when
         assessed (:func:`repgap.regime.assess_regime`, through GapLaw).
+    flags : tuple of str
+        Validity flags of the fit (empty: none). ``"not decaying"``: the
+        curve does not fall with n, so the exponent is not a decay rate and
+        ``dimension`` is ``+inf`` (see :func:`fit_law`).
     """
 
     dimension: float
@@ -190,6 +240,7 @@ class LawFit:
     bootstrap_params: np.ndarray = None
     correction_model: str = "power"
     regime: str = None
+    flags: tuple = ()
 
     def _powers(self):
         return self.correction_powers or tuple(range(1, len(self.correction or ()) + 1))
@@ -322,6 +373,14 @@ _CORRECTIONS = {False: (), True: (1,), 0: (), 1: (1,), 2: (1, 2), "boundary": (1
                 "both": (1, 2)}
 #: The finite-size models that are not a polynomial in n^(-1/d).
 _SPECIAL = ("auto", "scale")
+
+
+def _check_correction(correction, name="correction"):
+    """A known finite-size model (see :func:`fit_law`); its powers as :func:`correction_powers` gives them."""
+    if not isinstance(correction, (str, bool, np.bool_, numbers.Integral)):
+        raise TypeError(f"{name} must be one of False, True, 1, 2, 'boundary', 'curvature', 'both', 'scale' or "
+                        f"'auto', got {correction!r} ({type(correction).__name__})")
+    return correction_powers(correction)
 
 
 def correction_powers(correction):
@@ -703,11 +762,36 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     Returns
     -------
     LawFit
+
+    Notes
+    -----
+    A curve that does not decay (its weighted log-log slope over the sizes
+    fitted is >= 0, or the best fit's exponent sits at its lower bound
+    ``1e-6``) has no decay rate to read d from: the fit then reports
+    ``dimension = +inf`` (the limit of ``r / alpha`` as alpha falls to 0,
+    the convention of :mod:`repgap.regime` for a flat or rising stretch),
+    an interval whose upper end is ``+inf``, the flag ``"not decaying"``
+    in ``flags``, and a :class:`NonDecayingCurveWarning`. More generally an
+    interval end whose exponent is 0 or below (a bootstrap replicate or a
+    least-squares bound without decay) is ``+inf``: the data do not bound d
+    from above. ``exponent`` and ``exponent_ci`` are the fitted values as
+    they are (possibly 0 or negative).
     """
     from .gap import GapCurve
 
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    confidence = _check_confidence_level(confidence)
+    offset = _check_bool(offset, "offset")
+    if r is not None:
+        r = check_real(r, "r", 0.0, low_open=True)
+    if min_size is not None:
+        min_size = check_real(min_size, "min_size", 0.0)
+    n_boot = check_int(n_boot, "n_boot", low=0)
+    _check_seed(random_state)
+    _check_progress(progress)
+    powers = _check_correction(correction)
+    if correction == "scale" and offset:
+        raise ValueError("correction='scale' measures the scale by the observed values and cannot be "
+                         "combined with offset=True")
     curve = curve_or_sizes if isinstance(curve_or_sizes, GapCurve) else None
     if curve is not None:
         if gaps is not None:
@@ -730,10 +814,10 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     if np.any(sizes <= 0) or np.any(values <= 0):
         raise ValueError("sizes and values must be positive (a zero gap: duplicates between train and test?)")
     keep = np.ones(sizes.size, dtype=bool) if min_size is None else sizes >= min_size
-    powers = correction_powers(correction)
     n_par = 2 + (1 if powers is None else len(powers)) + int(offset)
     if keep.sum() < n_par + 1:
-        raise ValueError(f"need at least {n_par + 1} sizes to fit {n_par} parameters, got {int(keep.sum())}")
+        hint = "" if min_size is None else f" (min_size={min_size:g} keeps {int(keep.sum())} of {sizes.size})"
+        raise ValueError(f"need at least {n_par + 1} sizes to fit {n_par} parameters, got {int(keep.sum())}{hint}")
     logn, logy = np.log(sizes[keep]), np.log(values[keep])
     # weights: relative standard errors where known (log-space residuals)
     if stderr is not None and np.all(stderr[keep] > 0):
@@ -742,9 +826,6 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         w = w / w.mean()
     else:
         w = np.ones(keep.sum())
-    if correction == "scale" and offset:
-        raise ValueError("correction='scale' measures the scale by the observed values and cannot be "
-                         "combined with offset=True")
     model = "scale" if correction == "scale" else powers
     if model is None and not offset:
         (p, cov, fitted_log), model = _auto_model(logn, logy, w, r)
@@ -780,10 +861,22 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         a_lo, a_hi = alpha - t * sa, alpha + t * sa
         c_lo, c_hi = math.exp(p[0] - t * sc), math.exp(p[0] + t * sc)
         method = "asymptotic (least squares)"
-    a_lo = max(a_lo, 1e-12)
+    # the curve does not decay: no dimension to read off (see Notes)
+    slope = float(np.polyfit(logn, logy, 1, w=w)[0]) if logn.size >= 2 else -1.0
+    flags = ()
+    dimension = _dimension_of_exponent(alpha, r)
+    if slope >= 0 or not math.isfinite(dimension):
+        flags = ("not decaying",)
+        dimension = math.inf
+        how = "rises" if slope > 0 else ("is flat" if slope == 0 else "does not decay in the best fit")
+        warnings.warn(f"fit_law: the curve {how} with n (log-log slope {slope:.3g} over n = {sizes[keep][0]:g}.."
+                      f"{sizes[keep][-1]:g}; fitted exponent {alpha:.3g}): the exponent is not a decay rate and the "
+                      "dimension is not identified, so it is reported as +inf with the flag 'not decaying'. "
+                      "Check that the values fall with n (a gap or an error, not an accuracy or a score), or "
+                      "use larger sizes", NonDecayingCurveWarning, stacklevel=2)
     return LawFit(
-        dimension=float(r / alpha),
-        dimension_ci=(float(r / a_hi), float(r / a_lo)),
+        dimension=float(dimension),
+        dimension_ci=(_dimension_of_exponent(a_hi, r), _dimension_of_exponent(a_lo, r)),
         exponent=float(alpha),
         exponent_ci=(float(a_lo), float(a_hi)),
         constant=float(math.exp(p[0])),
@@ -799,4 +892,13 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
         ci_method=method,
         r=float(r),
         bootstrap_params=boot_params,
+        flags=flags,
     )
+
+
+def _dimension_of_exponent(alpha, r):
+    """``r / alpha``, or +inf when alpha shows no decay (at its lower bound, or 0 and below)."""
+    alpha = float(alpha)
+    if not alpha > _ALPHA_BOUNDS[0] * (1.0 + 1e-3):
+        return math.inf
+    return float(r / alpha)

@@ -19,7 +19,32 @@ from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
 from ._search.plan import _SERIAL_WORK
 from .neighbors import knn
-from ._validation import check_array, check_pair
+from ._validation import check_array, check_pair, check_real
+
+
+def _check_search(backend, n_jobs, progress=None):
+    from .law import _check_backend, _check_n_jobs, _check_progress
+
+    _check_backend(backend)
+    _check_n_jobs(n_jobs)
+    _check_progress(progress)
+
+
+def _check_radii(r, name="r", positive=False):
+    """Radii: a finite real number or a 1-D sequence of them (positive when asked)."""
+    allowed = f"a finite{' positive' if positive else ''} number or a 1-D sequence of them"
+    if isinstance(r, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be {allowed}, got {r!r} ({type(r).__name__})")
+    try:
+        a = np.asarray(r)
+    except Exception:  # noqa: BLE001 - ragged or otherwise unreadable
+        raise TypeError(f"{name} must be {allowed}, got {r!r}") from None
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be {allowed}, got {r!r} (dtype {a.dtype})")
+    a = a.astype(float)
+    if a.ndim > 1 or np.any(~np.isfinite(a)) or (positive and np.any(a <= 0)):
+        raise ValueError(f"{name} must be {allowed}, got {r!r}")
+    return a
 
 
 def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progress=None):
@@ -52,9 +77,16 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
     >>> pair_distance_counts(X, edges=[0, 5, 10, np.inf]).tolist()
     [0, 2, 1]
     """
-    edges = np.asarray(edges, dtype=float)
+    try:
+        e = np.asarray(edges)
+    except Exception:  # noqa: BLE001
+        e = np.asarray(None, dtype=object)
+    if e.dtype.kind not in "iuf":
+        raise TypeError(f"edges must be an increasing 1-D array of non-negative numbers (at least 2), got {edges!r}")
+    edges = e.astype(float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.isnan(edges)) or np.any(np.diff(edges) <= 0) or edges[0] < 0:
-        raise ValueError("edges must be an increasing 1-D array of non-negative values (at least 2)")
+        raise ValueError(f"edges must be an increasing 1-D array of non-negative numbers (at least 2), got {e!r}")
+    _check_search(backend, n_jobs, progress)
     if Y is None:
         X = check_array(X, "X")
     else:
@@ -71,9 +103,8 @@ def pair_distance_counts(X, Y=None, *, edges, backend=None, n_jobs=None, progres
 def correlation_integral(X, r, **kw):
     """``C(r)``: the fraction of the pairs of X closer than each r
     (Grassberger & Procaccia 1983), for radii in any order (one pass)."""
-    r = np.asarray(r, dtype=float)
-    if r.ndim > 1 or np.any(~np.isfinite(r)) or np.any(r <= 0):
-        raise ValueError("the radii r must be finite and positive")
+    r = _check_radii(r, positive=True)
+    _check_search(kw.get("backend"), kw.get("n_jobs"), kw.get("progress"))
     n = check_array(X, "X").shape[0]
     if n < 2:
         raise ValueError("the correlation integral needs at least 2 points")
@@ -86,25 +117,45 @@ def correlation_integral(X, r, **kw):
 
 def nn_distance_cdf(X, r, *, backend=None, n_jobs=None):
     """G(r): the fraction of points of X whose nearest other point is within r."""
+    r = _check_radii(r)
+    _check_search(backend, n_jobs)
     X = check_array(X, "X")
+    if X.shape[0] < 2:
+        raise ValueError("G(r) needs at least 2 points in X")
     d, i = knn(X, X, k=2, backend=backend, n_jobs=n_jobs)
     self_first = i[:, 0] == np.arange(X.shape[0])
     nn = np.where(self_first, d[:, 1], d[:, 0])
-    return np.searchsorted(np.sort(nn), np.asarray(r, dtype=float), side="right") / X.shape[0]
+    return np.searchsorted(np.sort(nn), r, side="right") / X.shape[0]
 
 
 def empty_space_cdf(train, test, r, *, backend=None, n_jobs=None):
     """F(r): the fraction of test points whose nearest training point is within r."""
+    r = _check_radii(r)
+    _check_search(backend, n_jobs)
     d, _ = knn(test, train, k=1, backend=backend, n_jobs=n_jobs)
-    return np.searchsorted(np.sort(d[:, 0]), np.asarray(r, dtype=float), side="right") / d.shape[0]
+    return np.searchsorted(np.sort(d[:, 0]), r, side="right") / d.shape[0]
 
 
 def j_function(train, test, r, **kw):
-    """``J(r) = (1 - G(r)) / (1 - F(r))``: G from the training set, F from the test points."""
+    """``J(r) = (1 - G(r)) / (1 - F(r))``: G from the training set, F from the test points.
+
+    NaN where ``F(r) = 1`` (every test point has a training point within r:
+    J is undefined there).
+    """
+    r = _check_radii(r)
+    _check_search(kw.get("backend"), kw.get("n_jobs"))
     G = nn_distance_cdf(train, r, **kw)
     F = empty_space_cdf(train, test, r, **kw)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(F < 1, (1 - G) / (1 - F), np.nan)
+        J = np.where(F < 1, (1 - G) / (1 - F), np.nan)
+    undefined = int(np.sum(~(F < 1)))
+    if undefined:
+        import warnings
+
+        warnings.warn(f"j_function: J(r) is undefined (NaN) at {undefined} of the {np.size(F)} radii, where every "
+                      "test point has a training point within r (F(r) = 1); use smaller radii", RuntimeWarning,
+                      stacklevel=2)
+    return J
 
 
 def ripley_k(X, r, *, volume=1.0, **kw):
@@ -121,10 +172,11 @@ def ripley_k(X, r, *, volume=1.0, **kw):
     volume : float
         The volume of the observation window.
     """
+    volume = check_real(volume, "volume", 0.0, low_open=True)
     n = check_array(X, "X").shape[0]
     if n < 2:
         raise ValueError("Ripley's K needs at least 2 points")
-    return float(volume) * correlation_integral(X, r, **kw)
+    return volume * correlation_integral(X, r, **kw)
 
 
 def ripley_l(X, r, *, volume=1.0, dim=None, **kw):
@@ -134,6 +186,8 @@ def ripley_l(X, r, *, volume=1.0, dim=None, **kw):
     """
     from .law import unit_ball_volume
 
+    d = None if dim is None else check_real(dim, "dim", 0.0, low_open=True)
+    check_real(volume, "volume", 0.0, low_open=True)
     Xc = check_array(X, "X")
-    d = Xc.shape[1] if dim is None else int(dim)
+    d = Xc.shape[1] if d is None else d
     return (ripley_k(Xc, r, volume=volume, **kw) / unit_ball_volume(d)) ** (1.0 / d)

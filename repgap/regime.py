@@ -35,10 +35,14 @@ import math
 
 import numpy as np
 
-from .law import bootstrap_curves, fit_law
-from ._validation import check_random_state
+import warnings
+
+from .law import _ALPHA_BOUNDS, NonDecayingCurveWarning, _check_seed, bootstrap_curves, fit_law
+from ._validation import check_int, check_random_state
 
 REGIMES = ("asymptotic", "extrapolated", "pre-asymptotic")
+#: Slopes of log L against log n above ``-_NO_DECAY`` are flat (the law's smallest exponent).
+_NO_DECAY = _ALPHA_BOUNDS[0] * (1.0 + 1e-3)
 
 
 @dataclasses.dataclass(repr=False)
@@ -102,10 +106,16 @@ class Regime:
 
 
 def _dims_from_slope(slope, r):
-    """``-r / slope`` for a falling curve, +inf for a flat or rising one (increasing in slope)."""
+    """``-r / slope`` for a falling curve, +inf for a flat or rising one (increasing in slope).
+
+    A slope above ``-1e-6`` (the smallest exponent the law fits,
+    :func:`repgap.fit_law`) counts as flat: a rounding-level slope does not
+    make a dimension of 1e16.
+    """
     slope = np.asarray(slope, dtype=float)
+    falls = slope < -_NO_DECAY
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(slope < 0, -r / np.where(slope < 0, slope, -1.0), np.inf)
+        return np.where(falls, -r / np.where(falls, slope, -1.0), np.inf)
 
 
 def _overlap(a, b):
@@ -140,8 +150,14 @@ def assess_regime(curve, law, dimension_ci=None, *, n_boot=200, random_state=Non
     -------
     Regime
     """
+    n_boot = check_int(n_boot, "n_boot", low=0)
+    _check_seed(random_state)
+    if forced_reason is not None and not isinstance(forced_reason, str):
+        raise TypeError(f"forced_reason must be None or a string, got {forced_reason!r}")
+    if dimension_ci is not None and (isinstance(dimension_ci, str) or np.shape(dimension_ci) != (2,)):
+        raise ValueError(f"dimension_ci must be None or a pair (low, high), got {dimension_ci!r}")
     rng = check_random_state(random_state)
-    ci = tuple(law.dimension_ci if dimension_ci is None else dimension_ci)
+    ci = tuple(float(c) for c in (law.dimension_ci if dimension_ci is None else dimension_ci))
     sizes = np.asarray(law.sizes, dtype=float)
     keep = np.isin(np.asarray(curve.sizes, dtype=float), sizes)
     J = int(keep.sum())
@@ -189,8 +205,11 @@ def assess_regime(curve, law, dimension_ci=None, *, n_boot=200, random_state=Non
     upper_d, upper_ci = float("nan"), (float("nan"), float("nan"))
     if h < J:
         try:
-            up = fit_law(curve, correction=_model_of(law), offset=bool(law.offset), min_size=sizes[J - h],
-                         confidence=law.confidence, n_boot=max(int(n_boot), 20), random_state=rng, r=law.r)
+            # a flat upper half reads as d = +inf (no warning: the verdict says it)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NonDecayingCurveWarning)
+                up = fit_law(curve, correction=_model_of(law), offset=bool(law.offset), min_size=sizes[J - h],
+                             confidence=law.confidence, n_boot=max(int(n_boot), 20), random_state=rng, r=law.r)
             upper_d, upper_ci = up.dimension, tuple(up.dimension_ci)
         except ValueError:
             pass
