@@ -33,7 +33,8 @@ from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_g
 from .neighbors import knn, knn_checkpoints
 from . import datasets, diffusion, estimators, groups, law, pointprocess
 from .estimators import IDResult, id_vs_scale, intrinsic_dimension
-from .law import LawFit, fit_law, predicted_gap
+from .law import LawFit, NonDecayingCurveWarning, fit_law, predicted_gap
+from ._precision import StoragePrecisionWarning
 from .analysis import Analysis, analyze
 
 # Import the compiled kernels now, so that an installation without them says
@@ -45,6 +46,8 @@ __all__ = [
     "Analysis",
     "BackendUnavailableError",
     "PurePythonWarning",
+    "NonDecayingCurveWarning",
+    "StoragePrecisionWarning",
     "GapCurve",
     "GapResult",
     "IDResult",
