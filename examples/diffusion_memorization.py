@@ -10,7 +10,7 @@ Two "models" generate samples in batches, as an evaluation job would:
   distribution.
 
 Each batch goes through ``MemorizationMeter.update``; ``compute()`` gives the
-fraction memorised (``d1/d2 < 1/3``, Gu et al. 2023) and a two-sample test
+fraction memorized (``d1/d2 < 1/3``, Gu et al. 2023) and a two-sample test
 against held-out real data. The same loop works with torch tensors on a GPU
 (the training set stays on the device).
 
@@ -47,7 +47,7 @@ def main(quick=False):
             meter.update(model(batch_size))  # one batch of generated samples
         rep = meter.compute()
         print(f"{name}: {meter.n_seen} samples")
-        print(f"  memorised (d1/d2 < 1/3): {rep.fraction_memorized:.1%}; held-out real data: "
+        print(f"  memorized (d1/d2 < 1/3): {rep.fraction_memorized:.1%}; held-out real data: "
               f"{rep.test_fraction_memorized:.1%}")
         print(f"  median distance to the training set: generated {np.median(rep.distances):.3g}, "
               f"held-out {np.median(rep.test_distances):.3g}; one-sided Mann-Whitney p = {rep.p_value:.2g}")

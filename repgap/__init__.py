@@ -22,7 +22,7 @@ datasets, pointprocess
 analyze
     The main job (what ``repgap analyze`` runs): gap curve, law, estimators.
 groups, diffusion, io, plot
-    Symmetry groups; the empirical denoiser and memorisation; reading data
+    Symmetry groups; the empirical denoiser and memorization; reading data
     files; figures (matplotlib, optional).
 """
 from ._version import __version__

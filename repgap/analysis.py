@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_random_state
+from ._validation import check_bool, check_random_state, check_real
 from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
                          WeibullShape, _levina_bickel_inverses, _split)
 from .gap import _host
@@ -309,10 +309,13 @@ def _jsonable(o):
 
 
 def _check_methods(methods):
+    if methods is not None and (isinstance(methods, str) or not hasattr(methods, "__iter__")):
+        raise TypeError(f"methods must be a sequence of estimator names from {', '.join(_KNOWN)} (or None), "
+                        f"got {methods!r}")
     methods = tuple(DEFAULT_ESTIMATORS if methods is None else methods)
-    bad = [m for m in methods if m not in _KNOWN]
+    bad = [m for m in methods if not isinstance(m, str) or m not in _KNOWN]
     if bad:
-        raise ValueError(f"unknown estimator(s) {', '.join(map(repr, bad))}; choose from {', '.join(_KNOWN)}")
+        raise ValueError(f"methods: unknown estimator(s) {', '.join(map(repr, bad))}; choose from {', '.join(_KNOWN)}")
     return methods
 
 
@@ -402,6 +405,10 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
 
     methods = _check_methods(methods)
     rng = check_random_state(random_state)
+    check_real(target_gap, "target_gap", low=0, low_open=True, allow_none=True)
+    check_real(known_dimension, "known_dimension", low=0, low_open=True, allow_none=True)
+    check_real(known_volume, "known_volume", low=0, low_open=True, allow_none=True)
+    check_bool(progress, "progress", allow_none=True)
     _check_not_constant(X, "X")
     if test is not None:
         _check_not_constant(np.concatenate([np.asarray(X[:1]), np.asarray(test)]), "X and test together")

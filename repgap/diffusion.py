@@ -1,5 +1,5 @@
 """Diffusion models and the Representation Gap: the empirical optimal
-denoiser, its test error, and memorisation of generated samples.
+denoiser, its test error, and memorization of generated samples.
 
 The denoiser that minimises a diffusion model's training loss exactly is the
 empirical optimal denoiser of the training set,
@@ -414,12 +414,12 @@ def _max_abs(X):
 
 
 # ---------------------------------------------------------------------------
-# memorisation
+# memorization
 # ---------------------------------------------------------------------------
 @dataclasses.dataclass(repr=False)
 class MemorizationReport:
-    """Nearest-neighbour evidence of memorisation (Gu et al. 2023: a sample is
-    memorised when ``d1 / d2 < ratio``, d1 and d2 its distances to the nearest
+    """Nearest-neighbour evidence of memorization (Gu et al. 2023: a sample is
+    memorized when ``d1 / d2 < ratio``, d1 and d2 its distances to the nearest
     and second-nearest training items).
 
     Attributes
@@ -517,7 +517,7 @@ def memorization(samples, train, *, test=None, group=None, ratio=1 / 3, backend=
     For each sample: the distances to its nearest and second-nearest
     training items (modulo ``group``), the ratio criterion ``d1 / d2 <
     ratio`` (Gu et al. 2023, "On memorization in diffusion models"), and the
-    fraction memorised. With held-out real data ``test``, the same
+    fraction memorized. With held-out real data ``test``, the same
     distances for it and a one-sided Mann-Whitney test of whether the
     generated samples sit closer to the training set than fresh data does.
 
@@ -535,7 +535,7 @@ def memorization(samples, train, *, test=None, group=None, ratio=1 / 3, backend=
 
 
 class MemorizationMeter:
-    """Streaming memorisation for evaluation loops.
+    """Streaming memorization for evaluation loops.
 
     The training set is validated once and kept where it is (a tensor stays
     on its GPU); ``update(batch)`` searches each batch of generated samples

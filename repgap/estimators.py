@@ -1407,8 +1407,9 @@ def intrinsic_dimension(X, *, method=None, group=None, random_state=None, **para
     IDResult
     """
     method = DEFAULT_METHOD if method is None else method
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise (ValueError if isinstance(method, str) else TypeError)(
+            f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     cls = METHODS[method]
     if "random_state" in cls.__init__.__code__.co_varnames:
         params["random_state"] = random_state
@@ -1427,6 +1428,17 @@ def id_vs_scale(X, *, method="gride", random_state=None, **params):
     ``gap``: local slopes of the gap curve (scale: sqrt of the gap).
     A plateau across scales is the sign of a well-defined dimension.
     """
+    scale_methods = ("gride", "mle", "corr", "gap")
+    if not isinstance(method, str) or method not in scale_methods:
+        raise (ValueError if isinstance(method, str) else TypeError)(
+            f"method must be one of {', '.join(map(repr, scale_methods))}, got {method!r}")
+    if method == "mle":
+        allowed = {"k_max", "duplicates", "duplicate_tol", "backend", "n_jobs"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise TypeError(f"id_vs_scale(method='mle') got unknown parameter(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(allowed))}")
+        params["k_max"] = check_int(params.get("k_max", 32), "k_max", low=3)
     if method == "gride":
         est = GRIDE(**params).fit(X)
         return est.scales_, est.dimensions_

@@ -61,7 +61,7 @@ class GapResult:
     n_train, n_test : int
     n_zero : int
         Test points at distance 0 from the training set (exact duplicates of a
-        training point: memorised or leaked points). They are counted, never
+        training point: memorized or leaked points). They are counted, never
         dropped.
     k : int
     r : float

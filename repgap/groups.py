@@ -750,7 +750,7 @@ class Product(Group):
         yield np.arange(m)
         _, _, Vx = np.linalg.svd(Cx, full_matrices=False)
         _, _, Vy = np.linalg.svd(Cy, full_matrices=False)
-        for axis in range(min(self.p, self.n_starts)):
+        for axis in range(min(self.p, self.n_starts, Vx.shape[0], Vy.shape[0])):  # m < p points: m axes
             ax = np.argsort(Cx @ Vx[axis])
             for sign in (1.0, -1.0):
                 ay = np.argsort(sign * (Cy @ Vy[axis]))

@@ -42,6 +42,14 @@ class NonDecayingCurveWarning(RuntimeWarning):
 # Parameter checks shared by the law, the estimators and the diffusion tools
 # (one wording: the parameter, the value it got, what is allowed).
 
+def _real_vector(v, name):
+    """A 1-D float array of real numbers, or an error naming ``name``."""
+    a = np.asarray(v)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype} ({v!r:.60})")
+    return a.astype(float).ravel()
+
+
 def _check_seed(value, name="random_state"):
     return check_seed(value, name)
 
@@ -93,7 +101,7 @@ SECOND_MOMENT_LIMIT = 1.0 / (2.0 * math.pi * math.e)
 
 def _check_dim(d):
     if not np.all(np.isfinite(d)) or np.any(np.asarray(d) <= 0):
-        raise ValueError(f"the dimension must be positive and finite, got {d!r}")
+        raise ValueError(f"d (the dimension) must be positive and finite, got {d!r}")
 
 
 def unit_ball_volume(d):
@@ -159,19 +167,26 @@ def predicted_gap(n, d, *, volume=1.0, density_integral=None, group_order=1, k=1
     k, r : the neighbour rank and the power (k=1, r=2: the Representation Gap).
     """
     _check_dim(d)
-    n = np.asarray(n, dtype=float)
-    if np.any(n <= 0):
-        raise ValueError("n must be positive")
+    try:
+        n = np.asarray(n, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"n must be a positive training-set size or an array of them, got {n!r}") from None
+    if not np.all(np.isfinite(n)) or np.any(n <= 0):
+        raise ValueError(f"n must be positive and finite training-set size(s), got {n.tolist()}")
+    k = check_int(k, "k", low=1)
+    r = check_real(r, "r", low=0, low_open=True)
+    group_order = check_int(group_order, "group_order", low=1)
     if density_integral is None:
-        if volume <= 0:
-            raise ValueError(f"volume must be positive, got {volume}")
+        volume = check_real(volume, "volume", low=0, low_open=True)
         density_integral = volume ** (r / d)
+    else:
+        density_integral = check_real(density_integral, "density_integral", low=0, low_open=True)
     n_eff = n * group_order
-    out = (
-        math.exp(special.gammaln(k + r / d) - special.gammaln(k))
-        * (n_eff * unit_ball_volume(d)) ** (-r / d)
-        * density_integral
-    )
+    # in logs: (n V_d)^(-r/d) under- or overflows for small d long before the gap does
+    log_out = (special.gammaln(k + r / d) - special.gammaln(k) - (r / d) * np.log(n_eff * unit_ball_volume(d))
+               + math.log(density_integral))
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.exp(log_out)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -803,8 +818,7 @@ def fit_law(curve_or_sizes, gaps=None, *, correction=False, offset=False, r=None
     else:
         if gaps is None:
             raise ValueError("gaps is required when the first argument is an array of sizes")
-        sizes = np.asarray(curve_or_sizes, dtype=float).ravel()
-        values = np.asarray(gaps, dtype=float).ravel()
+        sizes, values = (_real_vector(v, name) for v, name in ((curve_or_sizes, "sizes"), (gaps, "gaps")))
         if sizes.shape != values.shape:
             raise ValueError(f"sizes and gaps differ in length: {sizes.size} and {values.size}")
         r = 2.0 if r is None else r

@@ -1,4 +1,4 @@
-"""The empirical optimal denoiser, the denoising gap and memorisation (numpy path)."""
+"""The empirical optimal denoiser, the denoising gap and memorization (numpy path)."""
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -80,7 +80,7 @@ def test_memorization_report_tells_copies_from_fresh_samples():
     assert mem.p_value < 1e-10 and new.p_value > 0.01
     assert mem.ratios.shape == (1000,) and np.all(mem.distances <= mem.second_distances)
     assert "fraction_memorized" in repr(mem) and mem.to_dict()["threshold"] == pytest.approx(1 / 3)
-    # exact copies: ratio 0, memorised
+    # exact copies: ratio 0, memorized
     exact = diffusion.memorization(tr[:5], tr)
     assert np.all(exact.ratios == 0) and exact.fraction_memorized == 1.0
     with pytest.raises(ValueError, match="ratio"):

@@ -52,7 +52,7 @@ def test_intrinsic_dimension_front_end():
     res = repgap.intrinsic_dimension(X, method="twonn")
     assert abs(res.dimension - 2) < 0.2 and res.method == "twonn"
     assert "IDResult" in repr(res) and res.to_dict()["method"] == "twonn"
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="method must be one of"):
         repgap.intrinsic_dimension(X, method="pca")
 
 

@@ -12,7 +12,7 @@ EXAMPLES = {
     "benchmark_manifolds.py": "mean relative error",
     "digits.py": "intrinsic dimension",
     "symmetry_dimension_drop.py": "translations + rotations",
-    "diffusion_memorization.py": "memorised",
+    "diffusion_memorization.py": "memorized",
 }
 
 

@@ -1,7 +1,7 @@
 """The exact k-NN engine: plan -> candidate search -> float64 recomputation -> certificate.
 
 Every answer repgap gives (the gap, its curve, the law, the point-process
-estimators, memorisation, the same modulo a group) rests on one question:
+estimators, memorization, the same modulo a group) rests on one question:
 which k rows of a reference set are nearest to each query, and at what
 distance, exactly. This package answers it once, for every backend and
 every array type.
