@@ -439,7 +439,10 @@ def verify_gap(train, test, k, r, res):
 # repgap.regime.Regime, "upper_dimension, upper_ci: NaN when the regime is
 # decided by step 1", "local_dimensions, local_cis: +inf where the curve is
 # flat or rises".
-DOCUMENTED_NONFINITE = {("Regime", "upper_dimension"), ("Regime", "upper_ci"), ("Regime", "local_dimensions"),
+# CalibratedTwoNN.reference_se_: NaN where the reference is simulated, not
+# the shipped table; LawFit.dimension_ci: +inf upper end where the data do not
+# bound d from above (fit_law's Notes).
+DOCUMENTED_NONFINITE = {("CalibratedTwoNN", "reference_se_"), ("LawFit", "dimension_ci"), ("Regime", "upper_dimension"), ("Regime", "upper_ci"), ("Regime", "local_dimensions"),
                         ("Regime", "local_cis")}
 # ---------------------------------------------------------------------------
 def find_nonfinite(obj, path="result", depth=0, seen=None):
@@ -892,7 +895,7 @@ def search_params(k_max_valid=3):
           bad=["bogus", "", 3]),
         P("progress", valid=[False, True, None], edge=[0, 1], bad=["yes", "no", 2.5]),
         P("block_size", valid=[None, 7], edge=[1, 10**12, np.int64(5), 5.0], bad=[0, -1, 2.5, "10", True, NAN]),
-        P("max_memory", valid=[None, 1 << 20], edge=[1, 100, 10**15], bad=[0, -1, 2.5, "1MB", True, NAN]),
+        P("max_memory", valid=[None, 1 << 20], edge=[1, 2.5, 100, 10**15], bad=[0, -1, "1MB", True, NAN]),
     ]
 
 
@@ -1127,7 +1130,7 @@ def gen_fit_law(B):
     for kind, names in bad_kinds.items():
         mk(kind, {}, "bad_array", names)
     params = [
-        P("correction", valid=[True, False], edge=["auto", 0, 1], bad=["maybe", 2, NAN, "yes"]),
+        P("correction", valid=[True, False], edge=["auto", 0, 1, 2], bad=["maybe", 3, NAN, "yes"]),
         P("offset", valid=[True, False], edge=[0, 1], bad=["yes", 2, NAN]),
         P("r", valid=[None, 2, 1.0], edge=[1e-300, 1e300], bad=[0, -1, NAN, INF, "2", True]),
         P("min_size", valid=[None, 100, 400], edge=[0, 10**9, 1], bad=[-1, NAN, "10", True]),
@@ -1222,7 +1225,7 @@ ESTIMATORS = {
                  bad=[[0], [-1, 10], [2.5, 10], [20, 10], "abc", [10**9], []], names=("checkpoint",)),
                P("min_size", valid=[None, 20], edge=[1, 10**9], bad=[-1, NAN, "10", 2.5, True]),
                P("repeats", valid=[1, 3], edge=[20], bad=[0, -1, 2.5, "5", True, NAN, None]),
-               P("correction", valid=["auto", True, False], bad=["maybe", 2, None]),
+               P("correction", valid=["auto", True, False, 2], bad=["maybe", 3, None]),
                P("interval", valid=["models", "bootstrap"], bad=["bogus", None, 1]),
                P("n_boot", valid=[0, 20], edge=[1], bad=[-1, 2.5, "10", True]),
                P("train_queries", valid=["auto", False, True], edge=[10, 0], bad=["maybe", -1, 2.5, NAN]),
@@ -1511,7 +1514,7 @@ def gen_diffusion(B):
 
     gen_function(B, "diffusion.empirical_denoiser", den_call, {"train": ("f64", 80), "y": ("f64", 10)},
                  [P("sigma", valid=[0.1, 1.0], edge=sigma_edge, bad=sigma_bad, names=("sigmas",)), finite,
-                  P("max_memory", valid=[None, 1 << 20], edge=[1, 100, 10**15], bad=[0, -1, 2.5, "1MB", True, NAN])],
+                  P("max_memory", valid=[None, 1 << 20], edge=[1, 2.5, 100, 10**15], bad=[0, -1, "1MB", True, NAN])],
                  backend=False, verify=den_verify, n_combos=10)
 
     def dg_call(A, kw):
@@ -1521,7 +1524,7 @@ def gen_diffusion(B):
                  [P("sigmas", valid=[[0.1], [1.0, 0.1, 0.01]], edge=sigma_edge, bad=sigma_bad, names=("sigma",)),
                   P("n_noise", valid=[1, 4], edge=[50, np.int64(2)], bad=[0, -1, 2.5, "4", True, NAN, None]),
                   finite, random_state_param(),
-                  P("max_memory", valid=[None], edge=[1, 100], bad=[0, -1, 2.5, "1MB"])],
+                  P("max_memory", valid=[None], edge=[1, 2.5, 100], bad=[0, -1, "1MB"])],
                  n_combos=10, edge_kinds=EDGE_KINDS[::2], bad_kinds=BAD_KINDS[::2], reduced=("test",))
 
     ratio = P("ratio", valid=[1 / 3, 0.5], edge=[1, 1e-9, np.float32(0.3)],

@@ -114,7 +114,7 @@ def _check_sigmas(sigma, name="sigma"):
 
 
 def _check_max_memory(max_memory):
-    return check_int(max_memory, "max_memory", low=1, allow_none=True)
+    return check_real(max_memory, "max_memory", low=1, allow_none=True)  # bytes, as knn's (4e9 is fine)
 
 
 def _pow2_scale(m):
@@ -122,7 +122,8 @@ def _pow2_scale(m):
     m = float(m)
     if not m > 0 or not math.isfinite(m):
         return 1.0
-    return math.ldexp(1.0, math.frexp(m)[1])
+    # 2^(e-1) <= m < 2^e: the lower power, which exists up to the largest float
+    return math.ldexp(1.0, math.frexp(m)[1] - 1)
 
 
 def _softmax_weights(delta, den, xp=np):
@@ -347,6 +348,14 @@ def denoising_gap(train, test, sigmas, *, n_noise=4, group=None, random_state=No
     _check_backend(backend)
     rng = check_random_state(random_state)
     tensors = is_tensor(train) or is_tensor(test)
+    if tensors and not (is_tensor(train) and is_tensor(test)):
+        # one tensor, one array: both on the tensor's device, as torch tensors
+        from ._kernels_torch import _torch
+
+        torch = _torch()
+        ref = train if is_tensor(train) else test
+        train, test = (v if is_tensor(v) else torch.as_tensor(check_array(v, name), device=ref.device)
+                       for v, name in ((train, "train"), (test, "test")))
     if not tensors:
         test_np = check_array(test, "test")
         train = check_array(train, "train")

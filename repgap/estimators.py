@@ -941,7 +941,10 @@ class CorrelationDimension(_Estimator):
                              "distance 0 and hide the scaling of C(r) at small r; remove the repeated rows first "
                              "(e.g. np.unique(X, axis=0))")
         top = 2.0 * np.sqrt(np.max(np.sum((sub - sub.mean(axis=0, dtype=np.float64)) ** 2, axis=1)))
-        edges = np.concatenate([[0.0], np.geomspace(pos.min() * 0.5, top * 1.01, self.n_bins), [np.inf]])
+        if not (np.isfinite(top) and top > pos.min()):
+            raise ValueError("CorrelationDimension: the squared distances of X under- or overflow float64 (its "
+                             f"values reach {float(np.max(np.abs(sub))):.3g}); rescale X first, e.g. X / X.std()")
+        edges = np.concatenate([[0.0], np.geomspace(pos.min() * 0.5 or pos.min(), top * 1.01, self.n_bins), [np.inf]])
         r = edges[1:]
         C = self._integral(sub, edges)
         self.dimension_, c_low = self._slope(r, C, lo, hi, return_low=True)
@@ -979,7 +982,7 @@ class CorrelationDimension(_Estimator):
         if pos.size == 0:
             raise ValueError(f"CorrelationDimension: all {m} points are on one orbit of the group: no correlation "
                              "dimension")
-        edges = np.geomspace(pos.min() * 0.5, pos.max() * 1.01, self.n_bins)
+        edges = np.geomspace(pos.min() * 0.5 or pos.min(), pos.max() * 1.01, self.n_bins)
 
         def integral(D, k):
             return np.searchsorted(np.sort(D), edges, side="left") / (k * (k - 1) / 2)
@@ -1439,6 +1442,10 @@ def id_vs_scale(X, *, method="gride", random_state=None, **params):
             raise TypeError(f"id_vs_scale(method='mle') got unknown parameter(s) {', '.join(unknown)}; "
                             f"allowed: {', '.join(sorted(allowed))}")
         params["k_max"] = check_int(params.get("k_max", 32), "k_max", low=3)
+        n_rows = np.shape(X)[0] if np.ndim(X) else 0
+        if n_rows and params["k_max"] > n_rows - 2:
+            raise ValueError(f"k_max={params['k_max']} needs at least {params['k_max'] + 2} points; X has {n_rows}: "
+                             f"use k_max <= {max(n_rows - 2, 3)}")
     if method == "gride":
         est = GRIDE(**params).fit(X)
         return est.scales_, est.dimensions_

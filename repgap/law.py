@@ -100,6 +100,8 @@ SECOND_MOMENT_LIMIT = 1.0 / (2.0 * math.pi * math.e)
 
 
 def _check_dim(d):
+    if np.asarray(d).dtype.kind not in "iuf" or isinstance(d, (bool, np.bool_)):
+        raise TypeError(f"d (the dimension) must be a positive real number, got {d!r}")
     if not np.all(np.isfinite(d)) or np.any(np.asarray(d) <= 0):
         raise ValueError(f"d (the dimension) must be positive and finite, got {d!r}")
 
@@ -187,6 +189,9 @@ def predicted_gap(n, d, *, volume=1.0, density_integral=None, group_order=1, k=1
                + math.log(density_integral))
     with np.errstate(over="ignore", under="ignore"):
         out = np.exp(log_out)
+    if not np.all(np.isfinite(out)):
+        warnings.warn(f"predicted_gap: the predicted gap exceeds float64 (d = {d!r} is tiny next to r = {r:g}): "
+                      "returned inf", RuntimeWarning, stacklevel=2)
     return float(out) if np.ndim(out) == 0 else out
 
 

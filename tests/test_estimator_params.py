@@ -246,7 +246,7 @@ DIFFUSION = [
     (lambda: diffusion.empirical_denoiser(DATA, DATA, 0.0), ValueError, "sigma"),
     (lambda: diffusion.empirical_denoiser(DATA, DATA, [[0.1, 0.2]]), ValueError, "sigma"),
     (lambda: diffusion.empirical_denoiser(DATA, DATA, 0.1, max_memory=0), ValueError, "max_memory"),
-    (lambda: diffusion.empirical_denoiser(DATA, DATA, 0.1, max_memory=1.5), TypeError, "max_memory"),
+    (lambda: diffusion.empirical_denoiser(DATA, DATA, 0.1, max_memory="1MB"), TypeError, "max_memory"),
     (lambda: diffusion.empirical_denoiser(DATA, DATA, 0.1, group="sign"), TypeError, "group"),
     (lambda: diffusion.denoising_gap(DATA, DATA, [-1.0]), ValueError, "sigmas"),
     (lambda: diffusion.denoising_gap(DATA, DATA, [0.1], n_noise=0), ValueError, "n_noise"),
