@@ -191,8 +191,7 @@ def _runner(Q, R, order, plan, backend, n_threads, bar):
             t = np.stack([sqdist_rows(Q, R, qsel, cand[j]) for j in range(cand.shape[0])])
             t, cand = sort_pairs(t, cand)
             return t[..., :kk], cand[..., :kk]
-        kw = dict(n_threads=n_threads, algorithm=plan.algo, tile_queries=cfg["tile_queries"],
-                  tile_reference=cfg["tile_reference"])
+        kw = dict(n_threads=n_threads, algorithm=plan.algo, **_tiles(cfg, qsel.size, Rs.shape[0]))
         if not first and plan.algo != "kd_tree" and qsel.size <= _RESEARCH_NUMPY:
             # a few queries searched again: numpy's GEMM tiles (same error
             # model) beat re-packing the whole reference in the compiled kernel
@@ -216,12 +215,20 @@ def _run_kernel(mod, backend, Q, R, k, order, checkpoints, kw, bar):
     return out
 
 
+def _tiles(cfg, n_queries, n_reference):
+    """The configured tile sizes, no larger than the problem: a tile beyond it
+    changes nothing but the buffers it allocates (set_config(tile_queries=10**9)
+    on 100 rows must not ask for gigabytes); results never depend on tiles."""
+    tq, tr = cfg["tile_queries"], cfg["tile_reference"]
+    return {"tile_queries": None if tq is None else max(1, min(int(tq), int(n_queries))),
+            "tile_reference": None if tr is None else max(1, min(int(tr), int(n_reference)))}
+
+
 def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar):
     """Torch tensors on their device: the torch kernel (its own float64 recomputation)."""
     mod = kernels("torch")
     cfg = get_config()
-    kw = dict(n_threads=n_threads, algorithm=algo, tile_queries=cfg["tile_queries"],
-              tile_reference=cfg["tile_reference"])
+    kw = dict(n_threads=n_threads, algorithm=algo, **_tiles(cfg, Q.shape[0], R.shape[0]))
     own = bar is None
     bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
     try:
