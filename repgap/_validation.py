@@ -305,3 +305,18 @@ def _range_text(low, high, low_open=False, high_open=False):
     if low is None:
         return f" {'<' if high_open else '<='} {_fmt(high)}"
     return f" in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"
+
+
+def real_values(value, name, allowed):
+    """``value`` as a float64 array of real numbers, or a TypeError naming ``name``:
+    strings and booleans are refused, as are ragged sequences and non-real dtypes.
+    Range and shape checks are the caller's (``allowed`` words the whole rule)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - ragged or otherwise unreadable
+        raise TypeError(f"{name} must be {allowed}, got {value!r}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be {allowed}, got {value!r} (dtype {arr.dtype})")
+    return arr.astype(np.float64)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from ._kernels_torch import is_tensor
-from ._validation import check_array, check_int, check_pair, check_random_state, check_real
+from ._validation import check_array, check_int, check_pair, check_random_state, check_real, real_values
 from .groups import CyclicShift, FiniteGroup, Identity, Permutation, SignFlip, check_group
 from .gap import _host
 from .neighbors import knn
@@ -99,15 +99,7 @@ def _budget_rows(b, D, n_sigma, max_memory):
 def _check_sigmas(sigma, name="sigma"):
     """Noise level(s): a positive finite number or a non-empty 1-D sequence of them, as float64."""
     allowed = "a positive finite number or a non-empty 1-D sequence of them"
-    if isinstance(sigma, (str, bytes, bool, np.bool_)):
-        raise TypeError(f"{name} must be {allowed}, got {sigma!r} ({type(sigma).__name__})")
-    try:
-        arr = np.asarray(sigma)
-    except Exception:  # noqa: BLE001 - ragged or otherwise unreadable
-        raise TypeError(f"{name} must be {allowed}, got {sigma!r}") from None
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be {allowed}, got {sigma!r} (dtype {arr.dtype})")
-    sig = np.atleast_1d(arr.astype(np.float64))
+    sig = np.atleast_1d(real_values(sigma, name, allowed))
     if sig.ndim != 1 or sig.size == 0 or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
         raise ValueError(f"{name} must be {allowed}, got {sigma!r}")
     return sig

@@ -19,7 +19,7 @@ from ._progress import Progress, monotone_reporter
 from ._threads import resolve_n_jobs
 from ._search.plan import _SERIAL_WORK
 from .neighbors import knn
-from ._validation import check_array, check_pair, check_real
+from ._validation import check_array, check_pair, check_real, real_values
 
 
 def _check_search(backend, n_jobs, progress=None):
@@ -33,15 +33,7 @@ def _check_search(backend, n_jobs, progress=None):
 def _check_radii(r, name="r", positive=False):
     """Radii: a finite real number or a 1-D sequence of them (positive when asked)."""
     allowed = f"a finite{' positive' if positive else ''} number or a 1-D sequence of them"
-    if isinstance(r, (str, bytes, bool, np.bool_)):
-        raise TypeError(f"{name} must be {allowed}, got {r!r} ({type(r).__name__})")
-    try:
-        a = np.asarray(r)
-    except Exception:  # noqa: BLE001 - ragged or otherwise unreadable
-        raise TypeError(f"{name} must be {allowed}, got {r!r}") from None
-    if a.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must be {allowed}, got {r!r} (dtype {a.dtype})")
-    a = a.astype(float)
+    a = real_values(r, name, allowed)
     if a.ndim > 1 or np.any(~np.isfinite(a)) or (positive and np.any(a <= 0)):
         raise ValueError(f"{name} must be {allowed}, got {r!r}")
     return a
