@@ -15,8 +15,14 @@ set_config, get_config, config_context, available_backends, show_config
     Backends (numpy reference, cython + OpenMP, torch) and threads.
 fit_law, predicted_gap, law
     The asymptotic law RG_n ~ C n^(-2/d), its constants and its fit.
-intrinsic_dimension, id_vs_scale, estimators
-    GapLaw, TwoNN, MLE, GRIDE, CorrelationDimension, WeibullShape.
+TwoNN, CalibratedTwoNN, MLE, GRIDE, GapLaw, CorrelationDimension, WeibullShape
+    Intrinsic-dimension estimators (scikit-learn estimators: ``fit(X)`` sets
+    ``dimension_`` and ``dimension_ci_``; ``fit_pointwise(X)`` of TwoNN, MLE
+    and GRIDE sets the local ``dimension_pw_``); also in
+    :mod:`repgap.estimators`.
+intrinsic_dimension, id_vs_scale, estimators, local
+    One-call estimates, the dimension as a function of scale, the
+    estimators' module; per-point (local) dimension.
 datasets, pointprocess
     Samplers with known dimension; pair counts, G, F and J functions.
 analyze
@@ -31,8 +37,9 @@ from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from .gap import GapCurve, GapResult, default_sizes, gap_curve, representation_gap
 from .neighbors import knn, knn_checkpoints
-from . import datasets, diffusion, estimators, groups, law, pointprocess
-from .estimators import IDResult, id_vs_scale, intrinsic_dimension
+from . import datasets, diffusion, estimators, groups, law, local, pointprocess
+from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, IDResult, NeighbourStats, TwoNN,
+                         WeibullShape, id_vs_scale, intrinsic_dimension)
 from .law import LawFit, NonDecayingCurveWarning, fit_law, predicted_gap
 from ._precision import StoragePrecisionWarning
 from .analysis import Analysis, analyze
@@ -45,6 +52,14 @@ __all__ = [
     "__version__",
     "Analysis",
     "BackendUnavailableError",
+    "CalibratedTwoNN",
+    "CorrelationDimension",
+    "GRIDE",
+    "GapLaw",
+    "MLE",
+    "NeighbourStats",
+    "TwoNN",
+    "WeibullShape",
     "PurePythonWarning",
     "NonDecayingCurveWarning",
     "StoragePrecisionWarning",
@@ -60,6 +75,7 @@ __all__ = [
     "id_vs_scale",
     "intrinsic_dimension",
     "law",
+    "local",
     "pointprocess",
     "predicted_gap",
     "config_context",

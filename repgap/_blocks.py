@@ -106,7 +106,7 @@ def check_shape(shape, name):
     if shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples (shape {tuple(shape)})")
     if shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {tuple(shape)})")
+        raise ValueError(f"{name} has 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
 
 
 def bad_rows(block, offset):

@@ -6,6 +6,9 @@ check that can fail runs first, while failing costs nothing:
 * the output folder exists or can be made, and is writable;
 * no output is, or is the same file as, an input (``os.path.samefile``:
   also through symbolic and hard links), even with ``--overwrite``;
+* the output folder is not, and is not inside, an input folder (a folder of
+  images: the figures written there would be read as images by the next
+  run), even with ``--overwrite``;
 * no output already exists unless ``--overwrite`` is given.
 
 The files are then written into a staging folder inside the output folder
@@ -31,6 +34,12 @@ def _same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path, folder):
+    """Is ``path`` (existing or not) below ``folder``, links resolved?"""
+    p, f = os.path.realpath(path), os.path.realpath(folder)
+    return p != f and os.path.commonpath([p, f]) == f
 
 
 def _writable_folder(folder, option):
@@ -81,8 +90,13 @@ class OutputPlan:
         if os.path.exists(self.folder) and not os.path.isdir(self.folder):
             raise OutputError(f"{self.option} {self.folder}: is a file, not a folder")
         for what, src in self.inputs.items():
-            if os.path.isdir(src) and _same_file(src, self.folder):
-                raise OutputError(f"{self.option} {self.folder} is the input {what}")
+            if not os.path.isdir(src):
+                continue
+            where = "" if _same_file(src, self.folder) else "inside " if _inside(self.folder, src) else None
+            if where is not None:
+                raise OutputError(f"{self.option} {self.folder} is {where}the input image folder {what} ({src}): "
+                                  f"files written there would be read as input by the next run; give an "
+                                  f"{self.option} outside it")
         _writable_folder(self.folder, self.option)
         for path in self.paths():
             self._check_path(path)

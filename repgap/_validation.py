@@ -11,11 +11,21 @@ import numpy as np
 _FINITE_CHUNK = 1 << 16  # rows checked at a time: bounded temporary memory
 
 
+class ComplexDataError(TypeError, ValueError):
+    """Complex input: a TypeError (the wrong kind of number) that is also the
+    ValueError scikit-learn's estimator checks expect."""
+
+
+def _complex_error(name, dtype):
+    return ComplexDataError(f"{name} has dtype {dtype}: Complex data not supported; expected real numbers "
+                            "(float32, float64 or integers)")
+
+
 def _to_numpy(X, name):
     if hasattr(X, "detach") and hasattr(X, "cpu") and type(X).__module__.startswith("torch"):
         X = X.detach()
         if X.is_complex():
-            raise TypeError(f"{name} has dtype {X.dtype}; expected real numbers (float32, float64 or integers)")
+            raise _complex_error(name, X.dtype)
         if str(X.dtype) in ("torch.bfloat16", "torch.float16"):
             # numpy has no bfloat16: both half types widen to float32 exactly
             import torch
@@ -38,7 +48,16 @@ def check_array(X, name="X"):
     if X is None:
         raise TypeError(f"{name} is None; expected a 2-D array of shape (n_samples, n_features)")
     X = _to_numpy(X, name)
-    if X.dtype == object or X.dtype.kind in "USVMmOc":
+    if X.dtype == object:
+        # an object array of numbers (what pandas gives for mixed columns) is
+        # read as float64, as scikit-learn does; anything else is refused
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has dtype object and not every entry is a number: {exc}") from None
+    if X.dtype.kind == "c":
+        raise _complex_error(name, X.dtype)
+    if X.dtype.kind in "USVMmO":
         raise TypeError(f"{name} has dtype {X.dtype}; expected real numbers (float32, float64 or integers)")
     if X.ndim != 2:
         hint = " (use X.reshape(-1, 1) for one feature)" if X.ndim == 1 else ""
@@ -48,7 +67,7 @@ def check_array(X, name="X"):
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples (shape {X.shape})")
     if X.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {X.shape})")
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if X.dtype.kind in "iub":
         X = X.astype(np.float64)
     elif X.dtype == np.float16:

@@ -17,15 +17,20 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_bool, check_random_state, check_real
+from . import local
+from ._validation import check_bool, check_int, check_random_state, check_real
 from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
-                         WeibullShape, _levina_bickel_inverses, _split)
+                         WeibullShape, _levina_bickel_inverses, _split_rows)
 from .gap import _host
 
 #: The point-process estimators that ``analyze`` runs by default, beside the gap law.
 DEFAULT_ESTIMATORS = ("calibrated", "twonn", "mle", "gride", "corr")
 #: Also accepted: the Weibull shape of the nearest-neighbour distances (off by
 #: default: it assumes one density, and flags itself when that fails).
+#: Neighbourhood size of :func:`analyze`'s local dimension.
+LOCAL_NEIGHBORS = 50
+#: GRIDE's scale for the local dimension of :func:`analyze` (n1 = 1 would repeat TwoNN's).
+LOCAL_GRIDE_N1 = 4
 _KNOWN = ("calibrated", "twonn", "mle", "gride", "corr", "weibull")
 _LABELS = {
     "gap": "gap law (Perera et al.)",
@@ -95,6 +100,15 @@ class Analysis:
         The storage resolution of the training data against their
         nearest-neighbour distances (``limited`` when too coarse; see
         :func:`repgap._precision.check_storage_precision`).
+    local_dimension : dict
+        name (``"twonn"``, ``"mle"``, ``"gride"``) -> the local dimension of
+        every training point (NaN where undefined), neighbourhoods of
+        ``local_neighbors`` points (:mod:`repgap.local`; GRIDE at n1 = 4).
+    train_rows : ndarray
+        The row of the input data of each training point.
+    projection : ndarray (n_train, 2) or None
+        The training points on their first two principal axes (for the
+        local-dimension figure).
     known_dimension, known_volume : optional
         When the data set's answer is known (``repgap demo``): then
         ``predicted_gaps`` holds the asymptotic law at the curve's sizes.
@@ -127,6 +141,10 @@ class Analysis:
     predicted_gaps: object = None
     regime: object = None
     storage_precision: object = None
+    local_dimension: dict = dataclasses.field(default_factory=dict)
+    local_neighbors: object = None
+    train_rows: object = None
+    projection: object = None
 
     def __repr__(self):
         lo, hi = self.dimension_ci
@@ -163,6 +181,9 @@ class Analysis:
             "target": {"gap": self.target_gap, "n_train": self.n_for_target,
                        "n_train_range": list(self.n_for_target_range),
                        "extrapolates_unsupported_model": bool(self.regime is not None and not self.regime.asymptotic)},
+            "local_dimension": None if not self.local_dimension else {
+                "n_neighbors": self.local_neighbors, "gride_n1": LOCAL_GRIDE_N1,
+                "estimators": {k: local.summarize(v) for k, v in self.local_dimension.items()}},
             "duplicates": self.duplicates,
             "nearest_neighbour_distances": {
                 "test_to_train": _quantiles(self.test_nn_distances),
@@ -221,6 +242,13 @@ class Analysis:
         if len(shared) > 1 and "neighbours" in self.timings:
             lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "
                          "counted in each time)")
+        if self.local_dimension:
+            lines.append(f"  local dimension per point ({self.local_neighbors} neighbours; median, 5-95 % of points):")
+            for k, v in self.local_dimension.items():
+                q = local.summarize(v)
+                if q["n"]:
+                    label = _LABELS[k] + (f", n1={LOCAL_GRIDE_N1}" if k == "gride" else "")
+                    lines.append(f"    {label:<30} {q['median']:>8.3f}  [{q['p05']:>7.3f}, {q['p95']:>7.3f}]")
         if self.known_dimension is not None:
             err = (self.dimension - self.known_dimension) / self.known_dimension
             lines.append(f"  {'true dimension':<30} {self.known_dimension:>8}   (gap law off by {100 * err:+.1f}%)")
@@ -334,7 +362,7 @@ def _check_not_constant(X, name, block=1 << 16):
 
 def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, target_gap=None, test_size=0.1,
             confidence=0.95, n_boot=200, random_state=0, backend=None, n_jobs=None, known_dimension=None,
-            known_volume=None, progress=None, train_queries="auto"):
+            known_volume=None, progress=None, train_queries="auto", local_neighbors=LOCAL_NEIGHBORS):
     """Run the main job on a data set.
 
     Parameters
@@ -373,6 +401,10 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
         The true answer, for data with a known one: the report then shows
         the error and the asymptotic prediction :func:`repgap.predicted_gap`.
     progress : bool, optional
+    local_neighbors : int or None, default=50
+        Neighbourhood size of the local (per-point) dimension of TwoNN, MLE
+        and GRIDE at ``n1 = 4`` (those of them in ``methods``), from the
+        same neighbour search (:mod:`repgap.local`); None or 0 skips them.
 
     Returns
     -------
@@ -388,7 +420,7 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
                             target_gap=target_gap, test_size=test_size, confidence=confidence, n_boot=n_boot,
                             random_state=random_state, backend=backend, n_jobs=n_jobs,
                             known_dimension=known_dimension, known_volume=known_volume, progress=progress,
-                            train_queries=train_queries)
+                            train_queries=train_queries, local_neighbors=local_neighbors)
         finally:
             pending = list(dict.fromkeys((w.category, str(w.message)) for w in caught))
     for category, message in pending:
@@ -398,7 +430,7 @@ def analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, ta
 
 def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, target_gap=None, test_size=0.1,
             confidence=0.95, n_boot=200, random_state=0, backend=None, n_jobs=None, known_dimension=None,
-            known_volume=None, progress=None, train_queries="auto"):
+            known_volume=None, progress=None, train_queries="auto", local_neighbors=LOCAL_NEIGHBORS):
     """The job of :func:`analyze`, warnings raised where they arise."""
     from ._config import config_context
     from .law import predicted_gap
@@ -409,15 +441,20 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
     check_real(known_dimension, "known_dimension", low=0, low_open=True, allow_none=True)
     check_real(known_volume, "known_volume", low=0, low_open=True, allow_none=True)
     check_bool(progress, "progress", allow_none=True)
+    local_neighbors = 0 if local_neighbors is None else check_int(local_neighbors, "local_neighbors", low=0)
+    if 0 < local_neighbors < 3:
+        raise ValueError(f"local_neighbors must be 0 (none) or an integer >= 3, got {local_neighbors}")
     _check_not_constant(X, "X")
     if test is not None:
         _check_not_constant(np.concatenate([np.asarray(X[:1]), np.asarray(test)]), "X and test together")
     clock = _Clock()
     with config_context(progress=progress) if progress is not None else contextlib.nullcontext():
         if test is None:
-            train, test = clock("split", _split, np.asarray(X), test_size, rng)
+            train_rows, test_rows = clock("split", _split_rows, np.asarray(X).shape[0], test_size, rng)
+            train, test = np.asarray(X)[train_rows], np.asarray(X)[test_rows]
         else:
             train = X
+            train_rows = np.arange(np.shape(X)[0])
         gl = GapLaw(sizes=sizes, repeats=repeats, confidence=confidence, n_boot=n_boot, duplicates="keep",
                     train_queries=train_queries,
                     random_state=rng, group=group, backend=backend, n_jobs=n_jobs)
@@ -427,7 +464,10 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
         common = dict(group=group, backend=backend, n_jobs=n_jobs)
         # one k-NN search of the training set serves TwoNN, MLE and GRIDE
         ks = {"twonn": 2, "mle": MLE().k2, "gride": 2 * GRIDE().max_n1, "calibrated": 2}
-        k = max([ks[m] for m in methods if m in ks] + [1])
+        local_methods = [m for m in ("twonn", "mle", "gride") if m in methods] if local_neighbors else []
+        # the local estimates need n_neighbors - 1 neighbours, when the data allow
+        local_neighbors = min(local_neighbors, np.shape(train)[0] - 1)
+        k = max([ks[m] for m in methods if m in ks] + [1] + ([local_neighbors - 1] if local_methods else []))
         st = clock("neighbours", NeighbourStats, train, k, duplicates="keep", **common)
         est = {"gap": {"dimension": gl.dimension_, "ci": gl.dimension_ci_, "label": _LABELS["gap"],
                        "seconds": clock.times["gap law"], "params": _estimator_params("gap", gl),
@@ -455,6 +495,8 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
             est[m] = {"dimension": float(e.dimension_), "ci": tuple(float(c) for c in e.dimension_ci_),
                       "label": _LABELS[m], "seconds": secs, "params": _estimator_params(m, e),
                       "flags": _estimator_flags(e)}
+        local_dims = clock("local dimension", _local_dimensions, st, local_methods, local_neighbors, confidence,
+                           common) if local_methods and local_neighbors >= 3 else {}
         t0 = time.perf_counter()
         # dimension vs scale, from what was fitted (no new neighbour search)
         ln, lg = np.log(curve.sizes), np.log(curve.gaps)
@@ -496,7 +538,49 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
         duplicates=duplicates, test_nn_distances=_host(test_nn), train_nn_distances=st.distances[:, 0].copy(),
         timings=dict(clock.times), random_state=random_state if isinstance(random_state, (int, type(None))) else None,
         group=None if group is None else repr(group), known_dimension=known_dimension, known_volume=known_volume,
-        predicted_gaps=pred, regime=gl.regime_, storage_precision=gl.storage_precision_)
+        predicted_gaps=pred, regime=gl.regime_, storage_precision=gl.storage_precision_,
+        local_dimension=local_dims, local_neighbors=local_neighbors if local_dims else None, train_rows=train_rows,
+        projection=_projection(train, random_state=0) if local_dims else None)
+
+
+
+def _local_dimensions(st, methods, n_neighbors, confidence, common):
+    """name -> per-point local dimension of the training points, from the shared neighbours."""
+    make = {"twonn": lambda: TwoNN(duplicates="keep", confidence=confidence, **common),
+            "mle": lambda: MLE(duplicates="keep", confidence=confidence, **common),
+            "gride": lambda: GRIDE(n1=LOCAL_GRIDE_N1, duplicates="keep", confidence=confidence, **common)}
+    out = {}
+    for m in methods:
+        e = make[m]()
+        if st.distances.shape[1] >= max(n_neighbors - 1, e._pointwise_k()):
+            out[m] = e.fit_pointwise(st, n_neighbors=n_neighbors).dimension_pw_
+    return out
+
+
+def _projection(X, random_state=0, most=4096):
+    """The first two principal components of X (rows of X projected), for the local-dimension figure.
+
+    The axes come from at most ``most`` random rows (the covariance when D
+    is small, their Gram matrix otherwise), so the cost stays bounded.
+    """
+    X = np.asarray(X)
+    rng = check_random_state(random_state)
+    sub = X[np.sort(rng.choice(X.shape[0], min(most, X.shape[0]), replace=False))].astype(np.float64)
+    mu = sub.mean(axis=0)
+    S = sub - mu
+    if S.shape[1] <= S.shape[0]:
+        w, V = np.linalg.eigh(S.T @ S)
+        axes = V[:, ::-1][:, :2]
+    else:
+        w, U = np.linalg.eigh(S @ S.T)
+        axes = S.T @ U[:, ::-1][:, :2]
+        axes /= np.maximum(np.linalg.norm(axes, axis=0), 1e-300)
+    P = np.empty((X.shape[0], 2), dtype=np.float32)
+    for s in range(0, X.shape[0], 1 << 16):
+        P[s : s + (1 << 16), : axes.shape[1]] = (X[s : s + (1 << 16)] - mu) @ axes
+    if axes.shape[1] < 2:
+        P[:, 1] = 0
+    return P
 
 
 def _n_for(law, target):

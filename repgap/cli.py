@@ -247,8 +247,8 @@ def _figure_names(stems, formats, plots):
     return [f"{s}.{f}" for s in stems for f in formats] if plots else []
 
 
-_ANALYSIS_FIGURES = ("gap_curve", "dimension_vs_scale", "nn_distances")
-_ANALYSIS_FILES = ("gap_curve.csv", "dimension.csv", "report.json")
+_ANALYSIS_FIGURES = ("gap_curve", "dimension_vs_scale", "nn_distances", "local_dimension")
+_ANALYSIS_FILES = ("gap_curve.csv", "dimension.csv", "report.json", "local_dimension.csv")
 
 
 def _plan(args, folder, names, inputs, option="--out"):
@@ -261,12 +261,12 @@ def _plan(args, folder, names, inputs, option="--out"):
 
 
 def _check_inputs(*paths):
-    """Inputs must be regular files (or ``-``): a FIFO would block, a folder is a typo."""
-    from .io import check_regular_file
+    """Inputs must be regular files, folders of images, or ``-``: a FIFO would block."""
+    from .io import _check_input
 
     for p in paths:
-        if p is not None and p != "-":
-            check_regular_file(p)
+        if p is not None:
+            _check_input(p)
 
 
 def _write_analysis(a, out, formats, plots, say, extra=None, timings=None):
@@ -282,6 +282,11 @@ def _write_analysis(a, out, formats, plots, say, extra=None, timings=None):
     _write_csv(os.path.join(out, "dimension.csv"), ["method", "label", "dimension", "ci_low", "ci_high", "seconds"],
                [[k, v["label"], v["dimension"], v["ci"][0], v["ci"][1], v["seconds"]]
                 for k, v in a.estimators.items()])
+    if a.local_dimension:
+        names = list(a.local_dimension)
+        cols = [a.local_dimension[k] for k in names]
+        _write_csv(os.path.join(out, "local_dimension.csv"), ["row"] + names,
+                   [[int(r)] + [float(c[i]) for c in cols] for i, r in enumerate(a.train_rows)])
     paths = []
     t = time.perf_counter()
     if plots:
@@ -290,7 +295,8 @@ def _write_analysis(a, out, formats, plots, say, extra=None, timings=None):
         paths = _figures(say, save_report_figures, a, out, formats)
     rep.setdefault("timings_s", {})["figures"] = time.perf_counter() - t
     rep["timings_s"].update(timings or {})
-    rep["files"] = sorted(os.path.basename(p) for p in paths) + list(_ANALYSIS_FILES[:2]) + ["report.json"]
+    rep["files"] = (sorted(os.path.basename(p) for p in paths) + list(_ANALYSIS_FILES[:2])
+                    + (["local_dimension.csv"] if a.local_dimension else []) + ["report.json"])
     _write_json(os.path.join(out, "report.json"), rep)
     return rep
 
@@ -341,7 +347,7 @@ def _analysis_job(args, say, X, T, shape, inputs, data_name, extra_files=(), bef
         + (f", modulo {group!r}" if group is not None else ""))
     a = analyze(X, T, group=group, sizes=sizes, repeats=args.repeats, methods=methods, target_gap=args.target_gap,
                 test_size=args.test_size, random_state=args.seed, backend=args.backend, n_jobs=args.n_jobs,
-                train_queries=train_queries, **known)
+                train_queries=train_queries, local_neighbors=getattr(args, "local_neighbors", 50), **known)
     print(a.summary())
     t1 = time.perf_counter()
     extra = {"input": inputs_report(inputs, args), "repgap_version": __version__}
@@ -552,7 +558,11 @@ def cmd_config(args, say):
 
 
 # --------------------------------------------------------------------------- parser
-_DATA_HELP = ".npy, .npz, .csv, .tsv, .txt or .pt file of shape (n_samples, n_features), or - (standard input)"
+_DATA_HELP = (".npy, .npz, .csv, .tsv, .txt, .pt, .safetensors, .h5/.hdf5 or .parquet file of shape "
+              "(n_samples, n_features), a folder of .png/.jpg images (one row each, in name order), "
+              "or - (standard input: .npy or text)")
+_KEY_HELP = ("array name in {0} (.npz, dict .pt, .safetensors), dataset path in HDF5 (group/name), "
+             "in Parquet a list column or numeric columns separated by commas (default: its only array)")
 
 
 def build_parser():
@@ -585,9 +595,9 @@ def build_parser():
                        "across scales, the size needed for a target gap, duplicates; a table, report.json, CSVs "
                        "and figures. Outputs never replace an input, nor an existing file without --overwrite.")
     a.add_argument("data", help=_DATA_HELP)
-    a.add_argument("--test", help="held-out points, a file as DATA (default: hold out --test-size of DATA)")
-    a.add_argument("--key", help="array name inside an .npz or a dict .pt file (default: its only array)")
-    a.add_argument("--test-key", help="array name inside the --test file (default: its only array)")
+    a.add_argument("--test", help="held-out points, a file or image folder as DATA (default: hold out --test-size of DATA)")
+    a.add_argument("--key", help=_KEY_HELP.format("DATA"))
+    a.add_argument("--test-key", help=_KEY_HELP.format("the --test file"))
     a.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     a.add_argument("--sizes", help="training sizes of the curve, comma separated (default: 12 from n/30 to n)")
     a.add_argument("--repeats", type=_integer(1), default=5, help="random orders of the training set (default 5)")
@@ -598,6 +608,9 @@ def build_parser():
     a.add_argument("--methods", help="point-process estimators, comma separated, or 'none' "
                    "(default: calibrated,twonn,mle,gride,corr; also weibull)")
     a.add_argument("--target-gap", type=_real(0), help="gap for which to predict n (default: half the measured gap)")
+    a.add_argument("--local-neighbors", type=_integer(0), default=50,
+                   help="neighbourhood size of the local (per-point) dimension written to local_dimension.csv "
+                        "and local_dimension.png; 0 skips it (default 50)")
     a.add_argument("--test-size", type=_real(0, 1), default=0.1,
                    help="held-out fraction of DATA when --test is absent (default 0.1)")
     a.add_argument("--out", default="repgap-report", help="output folder (default ./repgap-report)")
@@ -621,7 +634,7 @@ def build_parser():
     i.add_argument("data", help=_DATA_HELP)
     i.add_argument("--method", default="calibrated",
                    help="calibrated (default), gap, twonn, mle, gride, corr or weibull")
-    i.add_argument("--key", help="array name inside an .npz or a dict .pt file (default: its only array)")
+    i.add_argument("--key", help=_KEY_HELP.format("DATA"))
     i.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     i.add_argument("--duplicates", default="keep", choices=("raise", "drop", "keep"),
                    help="policy for repeated points (default keep: left out of distance ratios)")
@@ -634,9 +647,9 @@ def build_parser():
                         "TRAIN, modulo --group; --curve adds the curve over training-set sizes and the law fitted "
                         "to it.")
     gp.add_argument("train", help="the training set; " + _DATA_HELP)
-    gp.add_argument("test", help="held-out points, a file as TRAIN")
-    gp.add_argument("--key", help="array name in TRAIN (.npz/.pt; default: its only array)")
-    gp.add_argument("--test-key", help="array name in TEST (.npz/.pt; default: its only array)")
+    gp.add_argument("test", help="held-out points, a file or image folder as TRAIN")
+    gp.add_argument("--key", help=_KEY_HELP.format("TRAIN"))
+    gp.add_argument("--test-key", help=_KEY_HELP.format("TEST"))
     gp.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     gp.add_argument("-k", type=_integer(1), default=1, help="k-th neighbour (default 1)")
     gp.add_argument("-r", type=_real(0), default=2.0, help="power of the distance (default 2)")
@@ -653,12 +666,13 @@ def build_parser():
                        description="A generated sample is memorized when its nearest training item is much "
                        "closer than the second nearest (d1/d2 < RATIO, Gu et al. 2023); with --test, a two-sample "
                        "test of whether the samples sit closer to the training set than fresh data.")
-    m.add_argument("samples", help="generated samples; " + _DATA_HELP)
-    m.add_argument("train", help="the model's training set, a file as SAMPLES")
+    m.add_argument("samples", help="generated samples; " + _DATA_HELP + " (GEN_DIR TRAIN_DIR: two image folders, "
+                   "as pytorch-fid reads them)")
+    m.add_argument("train", help="the model's training set, a file or image folder as SAMPLES")
     m.add_argument("--test", help="held-out real data (adds the two-sample test; default: none)")
-    m.add_argument("--key", help="array name in SAMPLES (.npz/.pt; default: its only array)")
-    m.add_argument("--train-key", help="array name in TRAIN (.npz/.pt; default: its only array)")
-    m.add_argument("--test-key", help="array name in the --test file (.npz/.pt; default: its only array)")
+    m.add_argument("--key", help=_KEY_HELP.format("SAMPLES"))
+    m.add_argument("--train-key", help=_KEY_HELP.format("TRAIN"))
+    m.add_argument("--test-key", help=_KEY_HELP.format("the --test file"))
     m.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
     m.add_argument("--ratio", type=_real(0, 1, high_open=False), default=1 / 3,
                    help="memorized when d1/d2 < RATIO (default 1/3)")

@@ -42,6 +42,9 @@ class Manifold:
     task_dims : dict
         For symmetric data sets: the dimension of the task modulo each
         symmetry group, keyed by a description (e.g. ``"translations"``).
+    local_d : ndarray (n,) or None
+        For unions of pieces of different dimension (:func:`manifold_union`):
+        the true dimension at each point (``d`` is then the largest).
     """
 
     X: np.ndarray
@@ -50,6 +53,7 @@ class Manifold:
     name: str
     uniform: bool = True
     task_dims: dict = dataclasses.field(default_factory=dict)
+    local_d: object = None
 
     @property
     def ambient_dim(self):
@@ -624,6 +628,52 @@ def product(n, factors, *, embed_dim=None, noise=0.0, random_state=None):
     X = np.concatenate([p.X for p in parts], axis=1)
     return _finish(X, sum(p.d for p in parts), vol, " x ".join(p.name for p in parts), rng, embed_dim, noise,
                    uniform=all(p.uniform for p in parts))
+
+
+def manifold_union(n, dims, *, separation=10.0, embed_dim=None, noise=0.0, random_state=None):
+    """A union of flat tori of different dimensions, far apart: data whose dimension varies by region.
+
+    Piece j is the uniform flat torus of dimension ``dims[j]``
+    (:func:`flat_torus`, embedded in R^(2 d_j), no boundary) in its own
+    block of coordinates, shifted by ``separation * j`` along one more
+    axis, so that no neighbourhood of moderate size mixes two pieces. The
+    test set of local estimators (:meth:`repgap.estimators.TwoNN.fit_pointwise`).
+
+    Parameters
+    ----------
+    n : int or sequence of int
+        Points per piece (one number for all, or one per piece).
+    dims : sequence of int
+        The pieces' dimensions.
+    separation : float, default=10.0
+        Distance between consecutive pieces (each piece has diameter
+        ``sqrt(d) / 2`` or less).
+    embed_dim, noise, random_state
+        As in the other samplers.
+
+    Returns
+    -------
+    Manifold
+        ``local_d`` holds each point's true dimension; ``d`` the largest;
+        rows are ordered piece by piece.
+    """
+    dims = [int(d) for d in dims]
+    if not dims or min(dims) < 1:
+        raise ValueError(f"dims must be a non-empty sequence of positive integers, got {dims!r}")
+    ns = [_check_n(m) for m in (n if np.ndim(n) else [n] * len(dims))]
+    if len(ns) != len(dims):
+        raise ValueError(f"n gives {len(ns)} sizes for {len(dims)} pieces")
+    rng = check_random_state(random_state)
+    width = 2 * sum(dims) + 1
+    X = np.zeros((sum(ns), width))
+    row, col = 0, 0
+    for j, (m, d) in enumerate(zip(ns, dims)):
+        X[row : row + m, col : col + 2 * d] = flat_torus(m, d, random_state=rng).X
+        X[row : row + m, -1] = separation * j
+        row, col = row + m, col + 2 * d
+    out = _finish(X, max(dims), None, "union(" + ", ".join(f"torus{d}" for d in dims) + ")", rng, embed_dim, noise)
+    out.local_d = np.repeat(dims, ns)
+    return out
 
 
 class ZooFamily(typing.NamedTuple):

@@ -161,8 +161,9 @@ def empirical_denoiser(train, y, sigma, *, group=None, max_memory=None):
 
     Returns
     -------
-    array or tensor of shape (b, D) for a scalar sigma, (S, b, D) for S levels
-    (float64; a tensor on the inputs' device for tensor inputs).
+    array or tensor
+        Of shape (b, D) for a scalar sigma, (S, b, D) for S levels (float64;
+        a tensor on the inputs' device for tensor inputs).
 
     Examples
     --------

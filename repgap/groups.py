@@ -15,7 +15,7 @@ Every group here gives
 * ``align(x, y)``: the distance with the minimising element and ``g.y``;
 * ``invariant(X)``: features with the lower-bound property
   ``||inv(x) - inv(y)|| <= d_G(x, y)``, used to filter candidates before the
-  exact alignment (:func:`repgap.groups.orbit_knn`);
+  exact alignment (:mod:`repgap.orbit`);
 * ``order`` (finite groups) and ``orbit_dimension`` (continuous groups), the
   quantities the law needs: a finite group acting freely multiplies n by its
   order, a continuous one lowers the dimension by its orbit dimension.

@@ -8,8 +8,8 @@ Evans, Jones & Schmidt 2002), hence
     E[R_k^r] ~ Gamma(k + r/d) / Gamma(k) * (n V_d)^(-r/d) * integral q^(1 - r/d),
 
 and the Representation Gap (k = 1, r = 2) follows ``RG_n ~ C n^(-2/d)``
-(Perera et al., arXiv:2605.21692). A finite group of order |G| acting freely
-multiplies n by |G|; a continuous group lowers d by its orbit dimension.
+(Perera et al., arXiv:2605.21692). A finite group of order ``|G|`` acting freely
+multiplies n by ``|G|``; a continuous group lowers d by its orbit dimension.
 
 The best n-point quantizer has ``D_n* ~ d G_d ||q||_{d/(d+2)} n^(-2/d)``
 (Zador 1982), with ``G_d`` the normalized second moment of the best quantizer
@@ -165,8 +165,9 @@ def predicted_gap(n, d, *, volume=1.0, density_integral=None, group_order=1, k=1
     density_integral : float, optional
         ``integral q^(1 - r/d)`` for non-uniform data (overrides ``volume``).
     group_order : int, default=1
-        Order of a finite symmetry group acting freely: n becomes n |G|.
-    k, r : the neighbour rank and the power (k=1, r=2: the Representation Gap).
+        Order of a finite symmetry group acting freely: n becomes ``n |G|``.
+    k, r : int and float, default=1 and 2
+        The neighbour rank and the power (k=1, r=2: the Representation Gap).
     """
     _check_dim(d)
     try:

@@ -92,13 +92,6 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
         ``max_memory / 3`` bytes); the default for memory maps and ``.npy``
         paths is about 64 MiB per block. The result does not depend on it.
 
-    Torch tensors (on any device) are searched where they are, on the torch
-    backend (``auto`` picks it for them), and the results are tensors there.
-    ``dask.array`` inputs (chunked along samples) run block by block on the
-    active dask scheduler, and a ``reference`` that is an ``np.memmap`` or
-    the path of a ``.npy`` file is streamed from disk in blocks; both give
-    the in-memory result bit for bit (``docs/dask.md``).
-
     Returns
     -------
     distances : ndarray of shape (m, k), float64
@@ -108,6 +101,15 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
         arXiv:2605.21692; docs/theory.md, section 6).
     indices : ndarray of shape (m, k), int64
         Rows of ``reference``; equal distances are ordered by index.
+
+    Notes
+    -----
+    Torch tensors (on any device) are searched where they are, on the torch
+    backend (``auto`` picks it for them), and the results are tensors there.
+    ``dask.array`` inputs (chunked along samples) run block by block on the
+    active dask scheduler, and a ``reference`` that is an ``np.memmap`` or
+    the path of a ``.npy`` file is streamed from disk in blocks; both give
+    the in-memory result bit for bit (``docs/dask.md``).
 
     Examples
     --------
@@ -163,6 +165,8 @@ def knn_checkpoints(queries, reference, checkpoints, k=1, *, order=None, group=N
     indices : ndarray of shape (J, m, k), int64
         Rows of ``reference`` (not positions in ``order``).
 
+    Notes
+    -----
     Dask arrays, memory maps and ``.npy`` paths: as in :func:`knn`.
     """
     check_options(k=k, backend=backend, n_jobs=n_jobs, algorithm=algorithm, progress=progress, group=group,

@@ -595,11 +595,67 @@ def plot_memorization(report, *, title=None):
     return fig
 
 
+def plot_local_dimension(analysis, *, title=None, most_points=20000):
+    """The local (per-point) intrinsic dimension: its distribution per estimator, and where it varies.
+
+    Left: histograms of the local dimension of the training points
+    (:attr:`repgap.analysis.Analysis.local_dimension`), with the global
+    estimates as vertical lines. Right: the training points on their first
+    two principal axes, coloured by the first local estimator (TwoNN when
+    present; at most ``most_points`` points, a fixed random subset).
+    """
+    _require()
+    from matplotlib.figure import Figure
+
+    loc = analysis.local_dimension
+    if not loc:
+        raise ValueError("the analysis has no local dimension (analyze(..., local_neighbors=0) or no TwoNN, MLE or "
+                         "GRIDE in methods)")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    vals = [np.asarray(v, dtype=float) for v in loc.values()]
+    fin = np.concatenate([v[np.isfinite(v)] for v in vals])
+    lo, hi = _robust_limits([np.quantile(fin, 0.005), np.quantile(fin, 0.995)], pad=0.05, floor=0.0)
+    bins = np.linspace(lo, hi, 61)
+    for j, (name, v) in enumerate(loc.items()):
+        c = f"C{j}"
+        label = name if name != "gride" else "gride (n1 = 4)"
+        ax1.hist(v[np.isfinite(v)], bins=bins, histtype="step", lw=1.6, color=c, density=True,
+                 label=f"{label}: median {np.nanmedian(v):.2f}")
+        g = analysis.estimators.get(name)
+        if g is not None and name != "gride":
+            ax1.axvline(g["dimension"], color=c, ls=":", lw=1)
+    ax1.set_xlim(lo, hi)
+    ax1.set_xlabel(f"local intrinsic dimension ({analysis.local_neighbors} neighbours)")
+    ax1.set_ylabel("density of points")
+    ax1.set_title("Local dimension (dotted: the global estimates)")
+    ax1.legend(fontsize=8, loc="upper right")
+    name, v = next(iter(loc.items()))
+    P = np.asarray(analysis.projection)
+    keep = np.arange(P.shape[0])
+    if keep.size > most_points:
+        keep = np.sort(np.random.default_rng(0).choice(keep.size, most_points, replace=False))
+    vv = v[keep]
+    ok = np.isfinite(vv)
+    sc = ax2.scatter(P[keep][ok, 0], P[keep][ok, 1], c=np.clip(vv[ok], lo, hi), s=4, cmap="viridis",
+                     rasterized=True, linewidths=0)
+    fig.colorbar(sc, ax=ax2, label=f"local dimension ({name})")
+    ax2.set_xlabel("first principal axis")
+    ax2.set_ylabel("second principal axis")
+    ax2.set_title(f"Training points ({keep.size:,} of {P.shape[0]:,} shown)" if keep.size < P.shape[0]
+                  else "Training points")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def save_report_figures(analysis, out_dir, formats=("png",), dpi=130):
     """Write the figures of an :class:`~repgap.analysis.Analysis`; returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     figs = {"gap_curve": plot_gap_curve(analysis), "dimension_vs_scale": plot_dimension_vs_scale(analysis),
             "nn_distances": plot_nn_distances(analysis)}
+    if getattr(analysis, "local_dimension", None):
+        figs["local_dimension"] = plot_local_dimension(analysis)
     return _save(figs, out_dir, formats, dpi)
 
 

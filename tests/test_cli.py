@@ -141,12 +141,12 @@ def _bad_inputs(tmp_path):
     np.savez(tmp_path / "two.npz", a=np.ones((5, 2)), b=np.ones((5, 2)))
     (tmp_path / "garbage.npy").write_bytes(b"not an npy file at all")
     (tmp_path / "words.csv").write_text("a,b\n1,x\n2,y\n")
-    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    (tmp_path / "x.xlsx").write_bytes(b"PK")
     np.save(tmp_path / "three.npy", np.ones((50, 3)))
     g = str(good)
     return {
         "missing file": (["analyze", str(tmp_path / "nope.npy")], "no such file"),
-        "unknown format": (["analyze", str(tmp_path / "x.parquet")], "unknown format"),
+        "unknown format": (["analyze", str(tmp_path / "x.xlsx")], "unknown format"),
         "unreadable": (["analyze", str(tmp_path / "garbage.npy")], "not a NumPy .npy file"),
         "pickled objects": (["analyze", str(tmp_path / "objects.npy")], "pickle"),
         "wrong shape": (["analyze", str(tmp_path / "flat.npy")], "shape (10,)"),

@@ -75,7 +75,7 @@ if torch is not None:
     EDGE_KINDS += ["torch_f32", "torch_f64", "torch_bf16", "torch_f16", "torch_int", "torch_noncontig"]
     BAD_KINDS += ["torch_complex", "torch_nan", "torch_1d", "torch_empty"]
 PROBLEM = {
-    "empty_rows": ("empty", "0 samples", "no samples", "shape"), "empty_cols": ("0 features", "empty", "shape"),
+    "empty_rows": ("empty", "0 samples", "no samples", "shape"), "empty_cols": ("0 feature", "empty", "shape"),
     "one_d": ("2-d", "1-d", "shape", "reshape"), "three_d": ("2-d", "3-d", "shape"), "scalar": ("2-d", "0-d", "shape"),
     "none": ("none",), "complex": ("complex", "dtype", "real"), "str": ("dtype", "str", "real"),
     "nan": ("nan", "finite"), "inf": ("inf", "finite"), "ninf": ("inf", "finite"),

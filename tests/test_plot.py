@@ -229,4 +229,19 @@ def test_memorization_figure_says_memorized_and_names_every_line():
 
 def test_report_figures_are_written(analysis, tmp_path):
     paths = save_report_figures(analysis, tmp_path)
-    assert len(paths) == 3 and all((tmp_path / p).stat().st_size > 1000 for p in paths)
+    n = 4 if analysis.local_dimension else 3  # the local-dimension figure when there is one
+    assert len(paths) == n and all((tmp_path / p).stat().st_size > 1000 for p in paths)
+
+
+def test_local_dimension_figure(analysis):
+    from repgap.plot import plot_local_dimension
+
+    assert analysis.local_dimension, "analyze computes the local dimension by default"
+    fig = plot_local_dimension(analysis, title="t")
+    ax1, ax2 = fig.axes[:2]
+    labels = [t.get_text() for t in ax1.get_legend().get_texts()]
+    assert len(labels) == len(analysis.local_dimension) and all("median" in x for x in labels)
+    assert "principal axis" in ax2.get_xlabel()
+    empty = dataclasses.replace(analysis, local_dimension={})
+    with pytest.raises(ValueError, match="no local dimension"):
+        plot_local_dimension(empty)

@@ -16,7 +16,7 @@ Y = rng.random((20, 3))
         (lambda: repgap.knn(Y, rng.random((10, 4))), ValueError, "3 features but reference has 4"),
         (lambda: repgap.knn(np.empty((0, 3)), X), ValueError, "queries is empty"),
         (lambda: repgap.knn(Y, np.empty((0, 3))), ValueError, "reference is empty"),
-        (lambda: repgap.knn(Y, np.empty((5, 0))), ValueError, "0 features"),
+        (lambda: repgap.knn(Y, np.empty((5, 0))), ValueError, r"0 feature\(s\)"),
         (lambda: repgap.knn(Y, X, k=51), ValueError, "k=51 is larger than the reference set, which has 50"),
         (lambda: repgap.knn(Y, X, k=0), ValueError, "k must be >= 1"),
         (lambda: repgap.knn(Y, X, k=1.5), TypeError, "k must be a positive integer"),
