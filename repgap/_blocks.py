@@ -33,7 +33,7 @@ import numpy as np
 from ._backends import choose_algorithm, low_rank_rotation, resolve_backend, use_rotated_kd_tree
 from ._progress import Progress
 from ._threads import resolve_n_jobs
-from ._validation import check_array, check_checkpoints, check_k, check_order
+from ._validation import _complex_error, check_array, check_checkpoints, check_k, check_order
 
 #: index of padding entries (blocks with fewer than k rows in a prefix): sorts last
 PAD = np.iinfo(np.int64).max
@@ -83,7 +83,9 @@ def check_data(X, name="X"):
 def data_dtype(dtype, name):
     """The dtype :func:`repgap._validation.check_array` would give an array of ``dtype``."""
     dtype = np.dtype(dtype)
-    if dtype == object or dtype.kind in "USVMmOc":
+    if dtype.kind == "c":
+        raise _complex_error(name, dtype)
+    if dtype == object or dtype.kind in "USVMmO":
         raise TypeError(f"{name} has dtype {dtype}; expected real numbers (float32, float64 or integers)")
     if dtype.kind in "iub":
         return np.dtype(np.float64)

@@ -409,13 +409,24 @@ def pareto_mle(logmu, confidence=0.95, inflation=1.0):
     ratios gives it (:func:`ratio_dependence`; 1 for independent ratios,
     the exact interval).
     """
-    q = _check_confidence(confidence)
     N, S = logmu.size, float(np.sum(logmu))
     if N < 3 or S <= 0:
         raise ValueError("fewer than 3 distance ratios above 1: the dimension is not identifiable")
+    d, lo, hi = pareto_from_sums(S, N, confidence, inflation)
+    return float(d), (float(lo), float(hi))
+
+
+def pareto_from_sums(S, N, confidence=0.95, inflation=1.0):
+    """:func:`pareto_mle` from the sum ``S`` of ``N`` log-ratios (scalars or arrays): ``(d, low, high)``.
+
+    The one formula behind TwoNN's global estimate and its local one
+    (:func:`repgap.local.local_twonn`, one sum per neighbourhood).
+    """
+    q = _check_confidence(confidence)
+    S, N = np.asarray(S, dtype=float), np.asarray(N, dtype=float)
     ne = N / max(float(inflation), 1.0) ** 2
-    return (N - 1) / S, (float(stats.chi2.ppf(q, 2 * ne) * N / (2 * S * ne)),
-                         float(stats.chi2.ppf(1 - q, 2 * ne) * N / (2 * S * ne)))
+    return ((N - 1) / S, stats.chi2.ppf(q, 2 * ne) * N / (2 * S * ne),
+            stats.chi2.ppf(1 - q, 2 * ne) * N / (2 * S * ne))
 
 
 def ratio_dependence(st):

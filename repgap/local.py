@@ -108,15 +108,13 @@ def local_twonn(R, valid, nbhd, *, confidence=0.95, inflation=1.0):
 
 
 def _pareto_local(a, used, nbhd, confidence, inflation):
+    from .estimators import pareto_from_sums
+
     S, M = _sums(a, used, nbhd)
-    q = (1 - confidence) / 2
     ok = (M >= MIN_LOCAL) & (S > 0)
     d = np.full(S.shape, np.nan)
     ci = np.full((S.size, 2), np.nan)
-    d[ok] = (M[ok] - 1) / S[ok]
-    ne = M[ok] / max(float(inflation), 1.0) ** 2
-    ci[ok, 0] = stats.chi2.ppf(q, 2 * ne) * M[ok] / (2 * S[ok] * ne)
-    ci[ok, 1] = stats.chi2.ppf(1 - q, 2 * ne) * M[ok] / (2 * S[ok] * ne)
+    d[ok], ci[ok, 0], ci[ok, 1] = pareto_from_sums(S[ok], M[ok], confidence, inflation)
     return d, ci
 
 

@@ -34,6 +34,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import repgap  # noqa: E402
 from repgap import BackendUnavailableError  # noqa: E402
+from _reference import ref_distances  # noqa: E402  (tests/ is on sys.path under pytest)
 
 try:
     import torch
@@ -145,14 +146,6 @@ def host(x):
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def ref_distances(Q, R):
-    diff = Q[:, None, :] - R[None, :, :]
-    with np.errstate(all="ignore"):
-        m = np.abs(diff).max(axis=2)
-        safe = np.where(m > 0, m, 1.0)
-        return np.where(m > 0, safe * np.sqrt(((diff / safe[..., None]) ** 2).sum(axis=2)), 0.0)
 
 
 def close(a, b, rtol=1e-10):
