@@ -412,11 +412,11 @@ def pareto_mle(logmu, confidence=0.95, inflation=1.0):
     N, S = logmu.size, float(np.sum(logmu))
     if N < 3 or S <= 0:
         raise ValueError("fewer than 3 distance ratios above 1: the dimension is not identifiable")
-    d, lo, hi = pareto_from_sums(S, N, confidence, inflation)
+    d, lo, hi = _pareto_from_sums(S, N, confidence, inflation)
     return float(d), (float(lo), float(hi))
 
 
-def pareto_from_sums(S, N, confidence=0.95, inflation=1.0):
+def _pareto_from_sums(S, N, confidence=0.95, inflation=1.0):
     """:func:`pareto_mle` from the sum ``S`` of ``N`` log-ratios (scalars or arrays): ``(d, low, high)``.
 
     The one formula behind TwoNN's global estimate and its local one

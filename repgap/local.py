@@ -108,13 +108,13 @@ def local_twonn(R, valid, nbhd, *, confidence=0.95, inflation=1.0):
 
 
 def _pareto_local(a, used, nbhd, confidence, inflation):
-    from .estimators import pareto_from_sums
+    from .estimators import _pareto_from_sums
 
     S, M = _sums(a, used, nbhd)
     ok = (M >= MIN_LOCAL) & (S > 0)
     d = np.full(S.shape, np.nan)
     ci = np.full((S.size, 2), np.nan)
-    d[ok], ci[ok, 0], ci[ok, 1] = pareto_from_sums(S[ok], M[ok], confidence, inflation)
+    d[ok], ci[ok, 0], ci[ok, 1] = _pareto_from_sums(S[ok], M[ok], confidence, inflation)
     return d, ci
 
 
