@@ -27,6 +27,10 @@ datasets, pointprocess
     Samplers with known dimension; pair counts, G, F and J functions.
 analyze
     The main job (what ``repgap analyze`` runs): gap curve, law, estimators.
+evaluate, EvaluationMeter, evaluation
+    Generative models: precision, recall, density, coverage, authenticity,
+    the data-copying test, memorization and the gap of generated samples,
+    from one set of exact searches (modulo a group; streaming).
 groups, diffusion, io, plot
     Symmetry groups; the empirical denoiser and memorization; reading data
     files; figures (matplotlib, optional).
@@ -43,6 +47,8 @@ from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapL
 from .law import LawFit, NonDecayingCurveWarning, fit_law, predicted_gap
 from ._precision import StoragePrecisionWarning
 from .analysis import Analysis, analyze
+from . import evaluation
+from .evaluation import Evaluation, EvaluationMeter, evaluate
 
 # Import the compiled kernels now, so that an installation without them says
 # so once, at import (PurePythonWarning), rather than at the first computation.
@@ -71,6 +77,10 @@ __all__ = [
     "available_backends",
     "datasets",
     "estimators",
+    "evaluate",
+    "evaluation",
+    "Evaluation",
+    "EvaluationMeter",
     "fit_law",
     "id_vs_scale",
     "intrinsic_dimension",

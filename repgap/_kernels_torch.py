@@ -541,6 +541,28 @@ def _merge(pend, cw, ci, thr, K):
     thr[aff] = bv.min(1)
 
 
+def lanes_sum(sq):
+    """The last axis of ``sq`` (float64, on any device) summed in the four
+    interleaved lanes of :func:`repgap._search.exact.sqdist_rows` (the
+    compiled kernels' order), one elementwise add at a time: tensors get the
+    same bits as arrays (every add is an IEEE float64 add in the same order)."""
+    D = sq.shape[-1]
+    D4 = D - D % 4
+    if D4:
+        acc = sq[..., 0:4].clone()
+        for g in range(4, D4, 4):
+            acc += sq[..., g : g + 4]
+        s0, s1, s2, s3 = acc[..., 0], acc[..., 1], acc[..., 2], acc[..., 3]
+    else:
+        s0 = sq.new_zeros(sq.shape[:-1])
+        s1 = None
+    for d in range(D4, D):
+        s0 = s0 + sq[..., d]
+    if s1 is None:
+        return s0 + 0.0
+    return (s0 + s1) + (s2 + s3)
+
+
 def _finalize(torch, Q, R, ordt, ci, k, out_d, out_i, tq):
     """Exact float64 distances of the candidates, (distance, index) order, k best."""
     D = Q.shape[1]
@@ -552,7 +574,8 @@ def _finalize(torch, Q, R, ordt, ci, k, out_d, out_i, tq):
         rows = ranks if ordt is None else ordt[ranks]
         diff = Q[q0 : q0 + tq].to(torch.float64)[:, None, :] - R[rows.reshape(-1)].to(torch.float64).reshape(
             rows.shape + (D,))
-        ex = torch.where(valid, (diff * diff).sum(-1), torch.full(rows.shape, inf, dtype=torch.float64,
+        diff *= diff
+        ex = torch.where(valid, lanes_sum(diff), torch.full(rows.shape, inf, dtype=torch.float64,
                                                                   device=rows.device))
         rows = torch.where(valid, rows, torch.full_like(rows, -1))
         o1 = torch.argsort(rows, dim=1, stable=True)

@@ -1,7 +1,8 @@
 """The ``repgap`` command (also ``python -m repgap``).
 
 Subcommands: ``analyze`` (the main job), ``id``, ``gap``, ``memorization``,
-``config`` and ``demo``. Bad input (a missing file, an unreadable format, a
+``evaluate`` (every nearest-neighbour metric of generated samples), ``config``
+and ``demo``. Bad input (a missing file, an unreadable format, a
 wrong shape, NaN rows, an unknown group or method) prints one line,
 ``repgap: error: ...``, and exits with status 2; ``--verbose`` adds the
 traceback. Ctrl-C stops the computation and exits with status 130. Input
@@ -548,6 +549,113 @@ def cmd_memorization(args, say):
     return rep
 
 
+_EVALUATE_FILES = ("evaluation.json", "evaluation.csv", "per_sample.csv")
+_EVALUATE_FIGURES = ("evaluation_metrics", "evaluation_distances")
+
+
+def _interval(m, fmt="{:#.4g}"):
+    if not (np.isfinite(m.low) or np.isfinite(m.high)):
+        return "(none)"
+    return "[" + ", ".join("-" if not np.isfinite(v) else fmt.format(v) for v in (m.low, m.high)) + "]"
+
+
+def _copying_reading(ct, alpha=0.05):
+    """One line on the data-copying test C_T (Meehan et al. 2020)."""
+    used = int(np.sum(ct.used))
+    if not np.isfinite(ct.statistic):
+        return (f"data-copying test C_T: undefined (no cell of {ct.n_cells} holds --min-samples {ct.min_samples} "
+                f"generated samples and a held-out point)")
+    p = ct.p_value
+    if p < alpha:
+        verdict = "C_T << 0: data-copying, the samples sit closer to their cells' training items than fresh data"
+    elif 1 - p < alpha:
+        verdict = "C_T >> 0: underfitting, the samples sit farther from the training items than fresh data"
+    else:
+        verdict = "neither data-copying nor underfitting detected"
+    return (f"data-copying test C_T = {ct.statistic:.3g} (one-sided p = {p:.3g}, {used} of {ct.n_cells} cells "
+            f"used; Meehan et al. 2020): {verdict}")
+
+
+def cmd_evaluate(args, say):
+    from .diffusion import _ratios
+    from .evaluation import evaluate
+
+    _check_inputs(args.generated, args.train, args.test)
+    inputs = {"GEN": args.generated, "TRAIN": args.train, "--test": args.test}
+    plan = None
+    formats = _formats(args.format)
+    plots = not args.no_plots
+    if args.out:
+        plan = _plan(args, args.out, list(_EVALUATE_FILES) + _figure_names(_EVALUATE_FIGURES, formats, plots),
+                     inputs)
+    _check_backend_available(args.backend)
+    G, shape = _load(args.generated, args.key)
+    R, _ = _load(args.train, args.train_key)
+    _same_features(G, R, args.generated, args.train)
+    T = None
+    if args.test is not None:
+        T, _ = _load(args.test, args.test_key)
+        _same_features(R, T, args.train, args.test)
+    group = parse_group(args.group, shape)
+    say(f"evaluating {args.generated}: {G.shape[0]} generated samples against {R.shape[0]} training items"
+        + (f" and {T.shape[0]} held-out" if T is not None else "") + f", {G.shape[1]} features, k = {args.k}"
+        + (f", modulo {group!r}" if group is not None else ""))
+    ev = evaluate(G, R, test=T, k=args.k, group=group, memorization_ratio=args.ratio, n_boot=args.n_boot,
+                  confidence=args.confidence, n_cells=args.cells, min_samples=args.min_samples,
+                  random_state=args.seed, backend=args.backend, n_jobs=args.n_jobs)
+    level = f"{100 * ev.level:g}%"
+    print(f"evaluation: {ev.n_generated} generated samples, {ev.n_train} training items"
+          + (f", {ev.n_test} held-out" if ev.n_test else "") + f"; k = {ev.k}"
+          + (f"; modulo {ev.group}" if ev.group != "none" else ""))
+    rows = [r for r in ev.table() if r[0] != "C_T"]
+    width = max(len(r[0]) for r in rows)
+    print(f"  {'metric':<{width}}  {'value':>10}  {level + ' interval':<24}  over")
+    for name, value, _lo, _hi, over in rows:
+        m = ev.metrics().get(name)
+        if m is None:  # a distance quantile
+            who, q = name[len("dcr_"):].rsplit("_q", 1)
+            m = ev.dcr[who][float(q)]
+        print(f"  {name:<{width}}  {value:>#10.4g}  {_interval(m):<24}  {over}")
+    print(f"  (memorized: d1/d2 < {ev.memorization_ratio:.3g}; dcr_*_qQ: the Q-quantile of the distance to the "
+          f"closest training record; gap_*: mean squared distance to it)")
+    if ev.copying is not None:
+        print(_copying_reading(ev.copying))
+    if ev.copying_p_value is not None:
+        verdict = "closer to the training set than held-out data" if ev.copying_p_value < 0.05 else \
+            "no closer to the training set than held-out data"
+        print(f"one-sided Mann-Whitney p = {ev.copying_p_value:.3g}: the generated samples sit {verdict}")
+    if plan is None:
+        return ev
+    rep = ev.to_dict()
+    path = lambda p: p if p in (None, "-") else os.path.abspath(p)  # noqa: E731
+    rep["input"] = {"generated": path(args.generated), "train": path(args.train), "test": path(args.test),
+                    "key": args.key, "train_key": args.train_key, "test_key": args.test_key}
+    rep["options"] = {"k": args.k, "ratio": args.ratio, "n_boot": args.n_boot, "confidence": args.confidence,
+                      "cells": args.cells, "min_samples": args.min_samples, "seed": args.seed,
+                      "group": args.group, "backend": args.backend, "n_jobs": args.n_jobs}
+    rep["repgap_version"] = __version__
+    memorized = _ratios(np.column_stack([ev.distances, ev.second_distances])) < ev.memorization_ratio
+    with plan.staging() as stage:
+        paths = []
+        if plots:
+            from .plot import save_evaluation_figures
+
+            paths = _figures(say, save_evaluation_figures, ev, stage, formats)
+        rep["files"] = sorted([os.path.basename(p) for p in paths] + list(_EVALUATE_FILES))
+        _write_json(os.path.join(stage, "evaluation.json"), rep)
+        _write_csv(os.path.join(stage, "evaluation.csv"), ["metric", "value", "low", "high", "over"],
+                   [[name, float(v), float(lo), float(hi), over] for name, v, lo, hi, over in ev.table()])
+        _write_csv(os.path.join(stage, "per_sample.csv"),
+                   ["row", "nearest", "distance", "second_distance", "in_support", "ball_count", "authentic",
+                    "memorized"],
+                   [[i, int(j), float(a), float(b), int(s), int(c), int(au), int(mm)] for i, (j, a, b, s, c, au, mm)
+                    in enumerate(zip(ev.nearest, ev.distances, ev.second_distances, ev.in_support, ev.ball_counts,
+                                     ev.authentic, memorized))])
+        files = sorted(os.listdir(stage))
+    print(f"\nwrote {', '.join(files)} to {args.out}/")
+    return ev
+
+
 def cmd_config(args, say):
     from ._show_config import config_info, show_config
 
@@ -679,6 +787,40 @@ def build_parser():
     m.add_argument("--out", help="write memorization.json, .csv and a figure here (default: write nothing)")
     figs(m)
     m.set_defaults(func=cmd_memorization)
+
+    e = sub.add_parser("evaluate", parents=[common, writes],
+                       help="precision, recall, density, coverage, authenticity, copying of generated samples",
+                       description="Every nearest-neighbour metric of generated samples GEN against the training "
+                       "set TRAIN, from one set of exact searches, modulo --group: precision and recall "
+                       "(Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020), authenticity "
+                       "(Alaa et al. 2022), memorization d1/d2 < RATIO (Gu et al. 2023), the distance to the "
+                       "closest record and the Representation Gap; with --test, the data-copying test C_T "
+                       "(Meehan et al. 2020) and a Mann-Whitney test against fresh data. Intervals are "
+                       "bootstraps (--n-boot) over the set named in the table's last column.")
+    e.add_argument("generated", metavar="GEN", help="generated samples; " + _DATA_HELP)
+    e.add_argument("train", metavar="TRAIN", help="the model's training set, a file or image folder as GEN")
+    e.add_argument("--test", help="held-out real data, a file or image folder as GEN (adds C_T, the held-out "
+                   "distances and a Mann-Whitney test; default: none)")
+    e.add_argument("--key", help=_KEY_HELP.format("GEN"))
+    e.add_argument("--train-key", help=_KEY_HELP.format("TRAIN"))
+    e.add_argument("--test-key", help=_KEY_HELP.format("the --test file"))
+    e.add_argument("--group", action="append", help=_GROUP_HELP + " (default: none)")
+    e.add_argument("-k", "--k", dest="k", type=_integer(1), default=5,
+                   help="neighbours of the k-NN balls (prdc's nearest_k; default 5)")
+    e.add_argument("--ratio", type=_real(0, 1), default=1 / 3,
+                   help="memorized when d1/d2 < RATIO (default 1/3)")
+    e.add_argument("--n-boot", type=_integer(0), default=1000,
+                   help="bootstrap replicates of the intervals, 0 for none (default 1000)")
+    e.add_argument("--confidence", type=_real(0, 1), default=0.95, help="level of the intervals (default 0.95)")
+    e.add_argument("--cells", type=_integer(1), default=None,
+                   help="k-means cells of C_T's partition of TRAIN (default: automatic, about 50 held-out points "
+                   "a cell, at most 50)")
+    e.add_argument("--min-samples", type=_integer(1), default=20,
+                   help="generated samples a cell needs to enter C_T (default 20)")
+    e.add_argument("--out", help="write evaluation.json, evaluation.csv, per_sample.csv and figures here "
+                   "(default: write nothing)")
+    figs(e)
+    e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("config", parents=[common], help="backends, OpenMP, threads, BLAS (show_config)",
                        description="The version, each backend's status, OpenMP, the SIMD level, threads and BLAS.")

@@ -1,4 +1,5 @@
-"""Figures: the gap curve and its law, the dimension across scales, neighbour distances.
+"""Figures: the gap curve and its law, the dimension across scales, neighbour distances,
+and the evaluation of generated samples.
 
 matplotlib is an optional dependency (``pip install 'repgap[plot]'``).
 Each function draws on a given ``ax`` or makes its own
@@ -647,6 +648,178 @@ def plot_local_dimension(analysis, *, title=None, most_points=20000):
     if title:
         fig.suptitle(title)
     return fig
+
+
+# --------------------------------------------------------------------------- evaluation of generated samples
+#: The bars of :func:`plot_evaluation`: name, label, group (colour).
+_EVAL_BARS = (("precision", "precision", "fidelity"), ("density", "density", "fidelity"),
+              ("recall", "recall", "diversity"), ("coverage", "coverage", "diversity"),
+              ("authenticity", "authenticity", "novelty"), ("memorized", "memorized (d1/d2 < {r})", "copying"))
+_EVAL_GROUPS = {"fidelity": ("C0", "fidelity (Kynkäänniemi et al. 2019; Naeem et al. 2020)"),
+                "diversity": ("C2", "diversity (Kynkäänniemi et al. 2019; Naeem et al. 2020)"),
+                "novelty": ("C4", "novelty (Alaa et al. 2022)"),
+                "copying": ("C3", "memorization (Gu et al. 2023)")}
+
+
+def _ratio_text(r):
+    return "1/3" if abs(r - 1 / 3) < 1e-12 else f"{r:.3g}"
+
+
+def plot_evaluation(ev, *, ax=None, title=None):
+    """The metrics of an :class:`~repgap.evaluation.Evaluation` as horizontal
+    bars with their intervals: precision, density, recall, coverage,
+    authenticity and the memorized fraction. Density is a mean ball count
+    over ``k`` and may exceed 1: the axis extends past 1 to hold it."""
+    from matplotlib.patches import Patch
+
+    fig, ax = _axes(ax, size=(7.6, 5.2))
+    names = [b for b in _EVAL_BARS if getattr(ev, b[0], None) is not None]
+    y = np.arange(len(names))[::-1]
+    his, texts = [1.0], []
+    for yi, (name, label, grp) in zip(y, names):
+        m = getattr(ev, name)
+        c = _EVAL_GROUPS[grp][0]
+        ax.barh([yi], [m.value], height=0.62, color=c, alpha=0.75, edgecolor=c, zorder=2)
+        lo, hi = m.low, m.high
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.errorbar([m.value], [yi], xerr=[[max(m.value - lo, 0.0)], [max(hi - m.value, 0.0)]], fmt="none",
+                        ecolor="k", elinewidth=1.3, capsize=4, capthick=1.2, zorder=3)
+            text = f"{m.value:.3f}  [{lo:.3f}, {hi:.3f}]"
+        else:
+            hi = m.value
+            text = f"{m.value:.3f}"
+        his.append(hi if np.isfinite(hi) else m.value)
+        texts.append((yi, text))
+    right = max(_finite(his).max(), 1.0) * 1.04
+    for yi, text in texts:  # one column right of every bar and interval
+        ax.text(right, yi, text, va="center", ha="left", fontsize=8.5, color="0.1", zorder=4,
+                fontfamily="monospace")
+    ax.set_xlim(0, right * 1.36)
+    ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= right])  # none under the numbers
+    ax.axvline(1.0, color="0.35", lw=1.0, ls=":", zorder=1)
+    ax.set_yticks(y, [label.format(r=_ratio_text(ev.memorization_ratio)) for _, label, _ in names])
+    ax.set_ylim(y.min() - 0.6, y.max() + 0.6)
+    ax.set_xlabel("fraction (density: mean number of training k-NN balls holding a sample, / k)")
+    ax.grid(True, axis="x", alpha=0.25)
+    handles = [Patch(color=_EVAL_GROUPS[g][0], alpha=0.75, label=_EVAL_GROUPS[g][1])
+               for g in dict.fromkeys(grp for _, _, grp in names)]
+    from matplotlib.lines import Line2D
+
+    if any(np.isfinite(getattr(ev, n).low) for n, _, _ in names):
+        handles.append(Line2D([], [], color="k", lw=1.3, marker="|", ms=8,
+                              label=f"{100 * ev.level:g}% bootstrap interval"))
+    handles.append(Line2D([], [], color="0.35", lw=1.0, ls=":", label="1 (density of matching data ≈ 1)"))
+    # below the axes: inside, it would hide bars or numbers
+    ax.legend(handles=handles, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+              frameon=False)
+    sub = f"{ev.n_generated:,} generated vs {ev.n_train:,} training items, k = {ev.k}"
+    if ev.group != "none":
+        sub += f", modulo {ev.group}"
+    if ev.copying is not None and np.isfinite(ev.copying.statistic):
+        sub += f"; C_T = {ev.copying.statistic:.3g} (p = {ev.copying.p_value:.2g})"
+    ax.set_title((title or "Generated samples against the training set") + "\n" + sub, fontsize=10)
+    return fig
+
+
+def plot_evaluation_distances(ev, *, title=None, most_points=20000):
+    """The distances of an :class:`~repgap.evaluation.Evaluation` to the
+    closest training record.
+
+    Left: histograms (log-spaced bins) of the distance from each generated
+    sample, and from each held-out point when there are some, to its nearest
+    training item, with their medians; the memorized samples (``d1/d2 <
+    ratio``) as a line of their own. Right: each sample's nearest ``d1``
+    against its second-nearest ``d2`` distance, with the memorized side of
+    ``d1 = ratio * d2`` shaded (at most ``most_points`` samples, a fixed
+    random subset).
+    """
+    _require()
+    from matplotlib.figure import Figure
+
+    from .diffusion import _ratios
+
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    d1 = np.asarray(ev.distances, dtype=float)
+    d2 = np.asarray(ev.second_distances, dtype=float)
+    td = None if ev.test_distances is None else np.asarray(ev.test_distances, dtype=float)
+    mem = _ratios(np.column_stack([d1, d2])) < ev.memorization_ratio
+    r = ev.memorization_ratio
+    arrays = [d1] + ([td] if td is not None else [])
+    lb = _log_bins(*arrays, bins=_n_bins(*arrays) + 1)
+    zs = [_distance_hist(ax1, d1, lb, filled=True, color="C3", label=f"generated (n = {d1.size:,})",
+                         short="generated", zero_label="exact copies", slot=1 if td is not None else 0)]
+    if td is not None:
+        zs.append(_distance_hist(ax1, td, lb, filled=False, color="C0", label=f"held-out real (n = {td.size:,})",
+                                 short="held-out", median_ls=":", zero_label="held-out items in the training set"))
+    pos = mem & (d1 > 0)
+    if np.any(mem):
+        ax1.hist(d1[pos], bins=lb, weights=_frac(d1)[pos], histtype="step", lw=1.4, color="k",
+                 label=f"of which memorized, d1/d2 < {_ratio_text(r)} ({100 * mem.mean():.1f}%)")
+    _zero_note(ax1, zs)
+    _log_x(ax1)
+    lo1, hi1 = ax1.get_xlim()
+    if lo1 > 0 and hi1 / lo1 > 2e3:  # over many decades the labels at 2 and 5 collide
+        from matplotlib.ticker import NullFormatter
+
+        ax1.xaxis.set_minor_formatter(NullFormatter())
+    ax1.set_xlabel("distance to the closest training record")
+    ax1.set_ylabel("fraction of points per bin (log-spaced bins)")
+    ax1.set_title("Distance to the closest record")
+    lines = []
+    if ev.copying_p_value is not None:
+        lines.append(f"one-sided Mann-Whitney p = {ev.copying_p_value:.3g}")
+    if ev.gap_ratio is not None and np.isfinite(ev.gap_ratio.value):
+        g = ev.gap_ratio
+        lines.append(f"mean d² generated / held-out = {g.value:.3g}"
+                     + (f" [{g.low:.3g}, {g.high:.3g}]" if np.isfinite(g.low) and np.isfinite(g.high) else ""))
+    ax1.legend(fontsize=7.5, loc="upper left", title_fontsize=7.5, alignment="left",
+               title="\n".join(lines) if lines else None)
+    ax1.set_ylim(0, ax1.get_ylim()[1] * (1.6 if td is not None else 1.4))
+    # d1 against d2: the memorized side of the line d1 = r d2
+    keep = np.arange(d1.size)
+    if keep.size > most_points:
+        keep = np.sort(np.random.default_rng(0).choice(keep.size, most_points, replace=False))
+    a, b, mm = d1[keep], d2[keep], mem[keep]
+    ok = np.isfinite(b) & (b > 0)
+    posd = np.concatenate([a[ok & (a > 0)], b[ok]])
+    lo_v, hi_v = (float(posd.min()), float(posd.max())) if posd.size else (1e-3, 1.0)
+    floor = lo_v / 2.5
+    lo_ax, hi_ax = floor / 1.6, hi_v * 1.6
+    zero = ok & (a <= 0)
+    s = 9 if keep.size < 3000 else 4
+    for sel, c, lab in ((ok & ~mm & ~zero, "C0", "not memorized"), (ok & mm & ~zero, "C3", "memorized")):
+        if np.any(sel):
+            ax2.scatter(a[sel], b[sel], s=s, color=c, alpha=0.55, linewidths=0, rasterized=True,
+                        label=f"{lab} ({int(np.count_nonzero(sel)):,})")
+    if np.any(zero):
+        ax2.scatter(np.full(int(zero.sum()), floor), b[zero], s=22, marker="x", color="C3", lw=1,
+                    label=f"exact copies, d1 = 0 ({int(zero.sum()):,}; drawn at the left)")
+    grid = np.geomspace(lo_ax, hi_ax, 50)
+    ax2.plot(grid, grid / r, color="k", lw=1.1, ls="--", label=f"d1 = {_ratio_text(r)} · d2 (threshold)")
+    ax2.fill_between(grid, grid / r, hi_ax, color="C3", alpha=0.08, lw=0, label="memorized side (d1/d2 < ratio)")
+    ax2.plot(grid, grid, color="0.5", lw=0.9, ls=":", label="d1 = d2")
+    ax2.set_xlim(lo_ax, hi_ax)
+    ax2.set_ylim(lo_ax, hi_ax)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("d1: distance to the nearest training item")
+    ax2.set_ylabel("d2: distance to the second nearest")
+    shown = f" ({keep.size:,} of {d1.size:,} shown)" if keep.size < d1.size else ""
+    ax2.set_title(f"Memorization criterion (Gu et al. 2023){shown}")
+    ax2.grid(True, which="major", alpha=0.25)
+    ax2.legend(fontsize=7.5, loc="lower right", markerscale=1.5)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_evaluation_figures(ev, out_dir, formats=("png",), dpi=130):
+    """Write the figures of ``repgap evaluate`` (``evaluation_metrics`` and
+    ``evaluation_distances``); returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    figs = {"evaluation_metrics": plot_evaluation(ev), "evaluation_distances": plot_evaluation_distances(ev)}
+    return _save(figs, out_dir, formats, dpi)
 
 
 def save_report_figures(analysis, out_dir, formats=("png",), dpi=130):

@@ -13,6 +13,7 @@ EXAMPLES = {
     "digits.py": "intrinsic dimension",
     "symmetry_dimension_drop.py": "translations + rotations",
     "diffusion_memorization.py": "memorized",
+    "evaluate_generative_model.py": "Permutation(5, 2): memorized 100.0%",
 }
 
 

@@ -34,7 +34,7 @@ COMMANDS = readme_command_lines()
 
 def test_readme_shows_every_subcommand():
     shown = {shlex.split(c)[1] for c in COMMANDS}
-    assert shown >= {"analyze", "id", "gap", "memorization", "config", "demo"}, shown
+    assert shown >= {"analyze", "id", "gap", "memorization", "evaluate", "config", "demo"}, shown
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +59,14 @@ def files(tmp_path_factory):
 def test_readme_command_runs(command, files, monkeypatch, capsys):
     argv = shlex.split(command)[1:]
     cwd = files
-    if argv[0] == "memorization":
+    if argv[0] in ("memorization", "evaluate"):
         cwd = files / "memo_in"
         for name in ("samples.npy", "heldout.npy"):
             if not (cwd / name).exists():
                 os.symlink(files / name, cwd / name)
     if argv[0] == "demo":
         argv += ["--n", "4000"]
-    if argv[0] in ("analyze", "demo", "memorization", "gap"):
+    if argv[0] in ("analyze", "demo", "memorization", "evaluate", "gap"):
         argv += ["--overwrite"]  # the module's tmp folder is shared by the parametrised runs
     monkeypatch.chdir(cwd)
     code = main(argv)

@@ -1,0 +1,1331 @@
+"""Evaluating generative models: every nearest-neighbour metric of the field
+from one set of exact searches, modulo a symmetry group.
+
+A diffusion model's samples are judged by where they fall relative to the
+training set. Each metric below is a statement about nearest-neighbour
+distances between four sets: the training set ``T`` (n rows), the generated
+samples ``G`` (m rows), optionally held-out real data ``H``, and the
+k-NN balls of ``T`` and ``G``. repgap computes those distances once,
+exactly (the certified k-NN engine, docs/theory.md section 6), and modulo
+the model's symmetry group when one is given, so that an equivariant model
+is not scored as novel for a rotated or permuted copy of a training item.
+
+Definitions
+-----------
+``NND_k(x; S)`` is the distance from ``x`` to its k-th nearest neighbour in
+``S`` other than itself; ``B(x, r)`` the open ball of radius ``r``.
+
+Precision and recall
+    Kynkaanniemi et al. 2019, "Improved precision and recall metric for
+    assessing generative models" (NeurIPS).
+    ``precision = (1/m) sum_j 1[g_j in U_i B(t_i, NND_k(t_i; T))]``: the
+    fraction of samples inside the k-NN manifold of the training set;
+    ``recall = (1/n) sum_i 1[t_i in U_j B(g_j, NND_k(g_j; G))]``.
+Density and coverage
+    Naeem et al. 2020, "Reliable fidelity and diversity metrics for
+    generative models" (ICML).
+    ``density = (1/(k m)) sum_j sum_i 1[g_j in B(t_i, NND_k(t_i; T))]``;
+    ``coverage = (1/n) sum_i 1[exists j: g_j in B(t_i, NND_k(t_i; T))]``.
+    The balls are open (strict ``<``), as in the authors' ``prdc`` package,
+    whose numbers these are on the same features and ``k``.
+Authenticity
+    Alaa et al. 2022, "How faithful is your synthetic data?" (ICML), the
+    sample-level rule. ``g_j`` is authentic when it is farther from its nearest training item
+    ``t*`` than ``t*``'s own nearest other training item:
+    ``d(g_j, t*) > NND_1(t*; T)``; a sample that is closer is a copy of
+    ``t*`` at the scale of the data there (exact copies of a duplicated
+    item, at distance 0 = NND_1, are not authentic).
+Data-copying test C_T
+    Meehan, Chaudhuri & Dasgupta 2020, "A non-parametric test to detect
+    data-copying in generative models" (AISTATS). The training set is partitioned into cells (k-means on the training
+    rows; every point belongs to the cell of its nearest centroid). In each
+    cell ``pi``, the distances ``L`` of held-out and generated points to their
+    nearest training point *in the cell* are compared by the Mann-Whitney
+    statistic ``U = sum_ij 1[L(g_j) > L(h_i)]`` (ties count 1/2), z-scored
+    under the null: ``Z_U = (U - a b / 2) / sqrt(a b (a + b + 1) / 12)``.
+    ``C_T = sum_pi P_n(pi) Z_U(pi) / sum_pi P_n(pi)`` over the cells holding
+    at least ``tau m`` generated samples, ``P_n(pi)`` the fraction of
+    held-out points in the cell. ``C_T << 0`` is data-copying (samples closer
+    to the training set than fresh data), ``C_T >> 0`` underfitting.
+Distance to the closest record, memorization, Representation Gap
+    The quantiles of ``d(g_j, T)`` next to those of ``d(h_i, T)``; the
+    fraction of samples with ``d1 / d2 < 1/3`` (Gu et al. 2023, "On
+    memorization in diffusion models"); and the Representation Gap of the
+    training set measured on generated and on held-out points,
+    ``mean d(g, T)^2`` vs ``mean d(h, T)^2`` (Perera et al.,
+    arXiv:2605.21692): their ratio is below 1 when the samples sit closer
+    to the training set than fresh data does.
+
+Searches
+--------
+One k-NN search of ``T`` in itself (``k + 1`` neighbours with the point
+itself: the radii ``NND_k`` and ``NND_1``), one of ``G`` in itself, one of
+``G`` in ``T`` (two neighbours) and one of ``H`` in ``T``; the ball counts of
+precision, density, coverage and recall come from one tiled pass over
+``G x T`` (below). Nothing of size ``m x n`` is ever held: the tiles are
+bounded by ``max_memory``.
+
+Exact ball counts
+-----------------
+Without a group the pass computes ``|g|^2 + |t|^2 - 2 g.t`` for a tile of
+pairs by a float32 matrix product of centred copies, with the a priori
+bound of :mod:`repgap._search.certify` on its error (Higham 2002, section
+3.1); the pairs whose value lies within that bound of a radius are
+recomputed in float64 by the engine's exact primitive, so every decision
+``d < r`` is the one the exact distances give. Modulo a group the counts
+come from k-NN searches modulo the group with as many neighbours as it takes
+for the ``K``-th distance to pass the largest radius (beyond it no ball can
+hold the point), for every group. These decisions are as exact as the
+distances modulo the group: a point exactly on a radius (a group image of a
+training item whose nearest neighbour defines that radius) can be decided
+either way, because the orbit search's distance of a pair may differ in the
+last bit with the roles of query and reference swapped.
+
+Intervals
+---------
+Sample-level metrics are means over one set with the other held fixed
+(precision, density and authenticity over the generated samples; recall and
+coverage over the training items). Their intervals are percentile
+bootstraps over that set, conditional on the k-NN balls of the other: they
+cover the metric's expectation for a fresh set of samples against *these*
+balls, not the variability of the balls themselves (which a bootstrap of
+the training set would distort, since resampling duplicates items and
+shrinks their radii to 0). Distance quantiles get distribution-free
+order-statistic intervals.
+"""
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from ._kernels_torch import is_tensor
+from ._validation import check_array, check_int, check_real, check_random_state
+from .gap import _host, _to_dict
+from .groups import Identity, check_group
+from .neighbors import knn
+
+__all__ = ["evaluate", "Evaluation", "EvaluationMeter", "Metric", "CopyingTest", "data_copying_test", "default_cells"]
+
+#: quantiles of the distance to the closest record that are reported
+DCR_QUANTILES = (0.01, 0.05, 0.25, 0.5)
+#: above this many resampled values, a mean's bootstrap is drawn from its
+#: normal limit (exact resampling would cost n * n_boot)
+_BOOT_CELLS = 1 << 25
+#: distinct values below which a mean's bootstrap is drawn exactly as
+#: multinomial counts of the values (booleans, counts)
+_BOOT_DISTINCT = 4096
+#: the k-d tree's ball queries beat the float32 brute-force pass up to this
+#: many features (2e4 x 2e4 standard Gaussians, 2 cores: 0.9 s vs 2.3 s at
+#: D = 8, 3.8 s vs 1.9 s at D = 12; benchmarks/bench_evaluate.py)
+BALL_TREE_MAX_DIM = 10
+#: training rows the k-means of the C_T partition is fitted on
+_KMEANS_ROWS = 20000
+
+
+# ---------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class Metric:
+    """One metric's value and its interval.
+
+    Attributes
+    ----------
+    value : float
+    low, high : float
+        The interval at ``level`` (NaN when none was computed).
+    level : float
+    over : str
+        The set the interval resamples ("generated", "train", "held-out").
+    """
+
+    value: float
+    low: float
+    high: float
+    level: float
+    over: str
+
+    def __repr__(self):
+        return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+@dataclasses.dataclass(repr=False)
+class CopyingTest:
+    """The data-copying test of Meehan, Chaudhuri & Dasgupta (2020).
+
+    Attributes
+    ----------
+    statistic : float
+        ``C_T``: the held-out-weighted mean of the cells' ``Z_U`` (NaN when no
+        cell holds enough samples).
+    p_value : float
+        One-sided, for data-copying (small when ``C_T << 0``): ``Phi(C_T /
+        s)`` with ``s^2 = sum w^2 / (sum w)^2`` the null variance of a
+        weighted mean of independent standard normals (a large-sample
+        approximation; the paper reads ``C_T`` on its own scale).
+    z : ndarray (n_cells,)
+        ``Z_U`` of each cell (NaN where it is not defined).
+    used : ndarray of bool (n_cells,)
+        Cells that enter ``C_T``: at least ``min_samples`` generated samples
+        and one held-out point.
+    n_train, n_test, n_generated : ndarray of int (n_cells,)
+        Points of each set in each cell.
+    n_cells : int
+    min_samples : int
+    """
+
+    statistic: float
+    p_value: float
+    z: np.ndarray
+    used: np.ndarray
+    n_train: np.ndarray
+    n_test: np.ndarray
+    n_generated: np.ndarray
+    n_cells: int
+    min_samples: int
+
+    def __repr__(self):
+        return (f"CopyingTest(C_T={self.statistic:.4g}, p_value={self.p_value:.3g}, "
+                f"cells used={int(self.used.sum())} of {self.n_cells})")
+
+    def to_dict(self):
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(repr=False)
+class Evaluation:
+    """Nearest-neighbour metrics of generated samples against a training set.
+
+    Attributes
+    ----------
+    precision, recall, density, coverage, authenticity : Metric
+        See :mod:`repgap.evaluation` for the definitions and sources.
+    memorized : Metric
+        Fraction of samples with ``d1 / d2 < memorization_ratio``.
+    gap_generated : Metric
+        ``mean d(g, T)^2``: the Representation Gap measured on the samples.
+    gap_test, gap_ratio : Metric or None
+        The same on held-out data, and ``gap_generated / gap_test``.
+    test_authenticity, test_memorized : Metric or None
+        Authenticity and the fraction memorized of held-out real data: the
+        values a model that generalises perfectly would get (fresh data are
+        authentic only about half of the time by the sample-level rule).
+    dcr : dict
+        ``{"generated": {q: Metric}, "test": {q: Metric}}``: quantiles of the
+        distance to the closest training record.
+    copying : CopyingTest or None
+        With held-out data.
+    copying_p_value : float or None
+        One-sided Mann-Whitney test that the samples' distances to the
+        training set are smaller than held-out data's (all cells together).
+    k : int
+    n_generated, n_train, n_test : int
+    group : str
+        ``repr`` of the group (``"none"``).
+    in_support : ndarray of bool (m,)
+        Per sample: inside the training set's k-NN manifold (precision).
+    ball_counts : ndarray of int (m,)
+        Per sample: how many training balls hold it (density = mean / k).
+    authentic : ndarray of bool (m,)
+    distances, second_distances : ndarray (m,)
+        Each sample's distances to its nearest and second-nearest training
+        items; ``nearest`` their rows.
+    nearest : ndarray of int (m,)
+    recalled, covered : ndarray of bool (n,)
+        Per training item: inside the samples' k-NN manifold (recall); its
+        own ball holds a sample (coverage).
+    train_radii : ndarray (n,)
+        ``NND_k`` of each training item; ``generated_radii`` (m,) the same
+        for the samples.
+    test_distances : ndarray (h,) or None
+    memorization_ratio : float
+    level : float
+    """
+
+    precision: Metric
+    recall: Metric
+    density: Metric
+    coverage: Metric
+    authenticity: Metric
+    memorized: Metric
+    gap_generated: Metric
+    gap_test: object
+    gap_ratio: object
+    test_authenticity: object
+    test_memorized: object
+    dcr: dict
+    copying: object
+    copying_p_value: object
+    k: int
+    n_generated: int
+    n_train: int
+    n_test: int
+    group: str
+    in_support: np.ndarray
+    ball_counts: np.ndarray
+    authentic: np.ndarray
+    distances: np.ndarray
+    second_distances: np.ndarray
+    nearest: np.ndarray
+    recalled: np.ndarray
+    covered: np.ndarray
+    train_radii: np.ndarray
+    generated_radii: np.ndarray
+    test_distances: object
+    memorization_ratio: float
+    level: float
+
+    METRICS = ("precision", "recall", "density", "coverage", "authenticity", "test_authenticity", "memorized",
+               "test_memorized", "gap_generated", "gap_test", "gap_ratio")
+
+    def metrics(self):
+        """``{name: Metric}`` of the scalar metrics that were computed."""
+        return {name: getattr(self, name) for name in self.METRICS if getattr(self, name) is not None}
+
+    def table(self):
+        """Rows ``(metric, value, low, high, over)`` for the CLI and reports."""
+        rows = [(name, m.value, m.low, m.high, m.over) for name, m in self.metrics().items()]
+        for who, qs in self.dcr.items():
+            for q, m in qs.items():
+                rows.append((f"dcr_{who}_q{q:g}", m.value, m.low, m.high, m.over))
+        if self.copying is not None:
+            rows.append(("C_T", self.copying.statistic, float("nan"), float("nan"), "cells"))
+        return rows
+
+    def __repr__(self):
+        parts = [f"{name}={m!r}" for name, m in self.metrics().items()]
+        if self.copying is not None:
+            parts.append(f"C_T={self.copying.statistic:.4g}")
+        return (f"Evaluation(k={self.k}, n_generated={self.n_generated}, n_train={self.n_train}, "
+                f"n_test={self.n_test}, group={self.group}, " + ", ".join(parts) + ")")
+
+    def to_dict(self, per_sample=False):
+        """A JSON-ready summary (the per-sample arrays only when asked)."""
+        out = {"k": self.k, "n_generated": self.n_generated, "n_train": self.n_train, "n_test": self.n_test,
+               "group": self.group, "level": self.level, "memorization_ratio": self.memorization_ratio,
+               "interval": "percentile bootstrap over the set named in 'over', conditional on the other set's "
+                           "k-NN balls; order-statistic intervals for the distance quantiles"}
+        out["metrics"] = {name: dataclasses.asdict(m) for name, m in self.metrics().items()}
+        out["dcr"] = {who: {f"{q:g}": dataclasses.asdict(m) for q, m in qs.items()} for who, qs in self.dcr.items()}
+        out["copying"] = None if self.copying is None else self.copying.to_dict()
+        out["copying_p_value"] = self.copying_p_value
+        if per_sample:
+            for name in ("in_support", "ball_counts", "authentic", "distances", "second_distances", "nearest",
+                         "recalled", "covered", "train_radii", "generated_radii", "test_distances"):
+                v = getattr(self, name)
+                out[name] = None if v is None else np.asarray(v).tolist()
+        return _to_dict(out) if not isinstance(out, dict) else _jsonable(out)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+# ---------------------------------------------------------------------------
+# intervals
+# ---------------------------------------------------------------------------
+def _boot_means(values, n_boot, rng):
+    """``n_boot`` bootstrap replicates of the mean of ``values``: exact
+    multinomial counts over the distinct values when there are few (booleans,
+    counts), index resampling when ``n * n_boot`` is moderate, otherwise the
+    normal limit of the bootstrap mean (``N(mean, s^2 / n)``)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    n = v.size
+    u, counts = np.unique(v, return_counts=True)
+    if u.size <= _BOOT_DISTINCT:
+        return rng.multinomial(n, counts / n, size=n_boot) @ u / n
+    if n * n_boot <= _BOOT_CELLS:
+        out = np.empty(n_boot)
+        step = max(1, _BOOT_CELLS // (8 * n))
+        for s in range(0, n_boot, step):
+            b = min(step, n_boot - s)
+            out[s : s + b] = v[rng.integers(0, n, size=(b, n))].mean(axis=1)
+        return out
+    return rng.normal(v.mean(), v.std(ddof=1) / math.sqrt(n), size=n_boot)
+
+
+def _metric(values, n_boot, level, rng, over, boot=None):
+    v = np.asarray(values, dtype=np.float64)
+    value = float(v.mean())
+    if n_boot == 0 or v.size < 2:
+        return Metric(value, float("nan"), float("nan"), level, over), None
+    b = _boot_means(v, n_boot, rng) if boot is None else boot
+    lo, hi = np.quantile(b, [(1 - level) / 2, (1 + level) / 2])
+    return Metric(value, float(lo), float(hi), level, over), b
+
+
+def _quantile_metric(values, q, level, over):
+    """The q-quantile with a distribution-free interval from order statistics
+    (the number of values below the true quantile is Binomial(n, q))."""
+    from scipy import stats
+
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    value = float(np.quantile(x, q))
+    a = (1 - level) / 2
+    lo_i = int(stats.binom.ppf(a, n, q)) - 1
+    hi_i = int(stats.binom.ppf(1 - a, n, q))
+    lo = float(x[lo_i]) if lo_i >= 0 else float("nan")
+    hi = float(x[hi_i]) if hi_i < n else float("nan")
+    return Metric(value, lo, hi, level, over)
+
+
+# ---------------------------------------------------------------------------
+# exact ball counts
+# ---------------------------------------------------------------------------
+def _budget_rows(max_memory):
+    # a t x t tile: the float32 products, their bound and two sums (16 bytes a pair)
+    t = int(math.sqrt(max(max_memory, 1 << 20) / 16))
+    return int(max(256, min(t, 8192)))
+
+
+def _bound_factor(D):
+    """``f`` with ``|value - exact squared distance| <= f (|g~|^2 + |t~|^2)``
+    for the float32 expansion on centred copies: ``2 gamma_D`` for the dot
+    product and ``gamma_D`` for each norm (Higham 2002, section 3.1), the
+    roundings of the sums and of the copies (``|d~^2 - d^2| <= 4 u32 (...)``),
+    the float64 centring and recomputation; all doubled (see
+    :mod:`repgap._search.certify`)."""
+    from ._search.certify import U32, U64
+
+    return 2.0 * (4.0 * (D + 8) * U32 + 12.0 * U32 + 4.0 * (D + 8) * U64)
+
+
+def _thresholds(r, scale):
+    """float32 bounds ``lo <= (r / scale)^2 <= hi`` of each radius."""
+    r2 = (np.asarray(r, dtype=np.float64) / scale) ** 2
+    r32 = r2.astype(np.float32)
+    return np.nextafter(r32, np.float32(-np.inf)), np.nextafter(r32, np.float32(np.inf))
+
+
+def _ball_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
+    """Exact ball relations between samples ``G`` and training rows ``T``.
+
+    Returns ``count`` (m,): training balls ``B(t_i, rT_i)`` holding each
+    sample, and ``covered`` (n,): the ball of ``t_i`` holds a sample (both
+    None when ``rT`` is None); ``recalled`` (n,): some ball ``B(g_j, rG_j)``
+    holds ``t_i`` (None when ``rG`` is None); and, with ``top > 0``, each
+    sample's ``top`` nearest training rows ``(squared distances, rows)``,
+    sorted by (distance, row), the bits of :func:`repgap.knn` (else None).
+    """
+    if is_tensor(G) or is_tensor(T):
+        return _ball_pass_torch(G, T, rT, rG, max_memory=max_memory, progress=progress) + (None,)
+    if not _dense_ok(G, T):
+        return _ball_pass_tree(G, T, rT, rG, n_threads=n_threads) + (None,)
+    return _dense_pass(G, T, rT, rG, n_threads=n_threads, max_memory=max_memory, progress=progress, top=top)
+
+
+def _in_range(*arrays):
+    """Every value's square and every sum of D squares stay normal float64."""
+    from ._search.certify import abs_max
+
+    a = abs_max(*arrays)
+    return a == 0.0 or 2.0**-300 <= a <= 2.0**300
+
+
+def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
+    """:func:`_ball_pass` by float32 matrix products over tiles of ``G x T``.
+
+    For a tile, ``Z = 2 g.t - |g|^2 - |t|^2`` (minus the search value of the
+    squared distance, on centred copies scaled by a power of two) is within
+    ``e = f (max |g|^2 + max |t|^2)`` of the exact value. A pair is
+    *flagged* when ``-Z - e`` is below a radius it is compared with (the
+    ball's, or the row's current ``top``-th exact distance); flagged pairs
+    (about ``k + top`` per sample, plus the rare near-ties) are recomputed by
+    the exact primitive and decided on those values. A pair that is not
+    flagged is farther than every radius it could fall inside, with
+    certainty, so every decision is the exact one.
+    """
+    from ._progress import Progress
+    from ._search.exact import sqdist_rows
+
+    m, D = G.shape
+    n = T.shape[0]
+    t = _budget_rows(max_memory or (256 << 20))
+    tq, tr = min(t, m), min(t, n)
+    c = np.zeros(D)
+    for s in range(0, n, 1 << 14):
+        c += np.sum(np.asarray(T[s : s + (1 << 14)], dtype=np.float64), axis=0)
+    c /= n
+    amax = 0.0
+    for X in (G, T):
+        for s in range(0, X.shape[0], 1 << 14):
+            amax = max(amax, float(np.max(np.abs(np.asarray(X[s : s + (1 << 14)], dtype=np.float64) - c))))
+    # an exact power of two brings the centred copies near 1: no float32
+    # overflow or loss to subnormals in their squares
+    scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
+    f = _bound_factor(D)
+    hiT = None if rT is None else _thresholds(rT, scale)[1]
+    hiG = None if rG is None else _thresholds(rG, scale)[1]
+    rT = None if rT is None else np.asarray(rT, dtype=np.float64)
+    rG = None if rG is None else np.asarray(rG, dtype=np.float64)
+    count = np.zeros(m, dtype=np.int64) if rT is not None else None
+    covered = np.zeros(n, dtype=bool) if rT is not None else None
+    recalled = np.zeros(n, dtype=bool) if rG is not None else None
+    best = (np.full((m, top), np.inf), np.full((m, top), -1, dtype=np.int64)) if top else None
+    same = G.dtype == T.dtype
+    Tall = ntall = None
+    if n * D * 4 <= max(max_memory or (256 << 20), 1 << 30):  # the float32 copy of T, made once
+        Tall, ntall = _augmented(T, 0, n, c, scale, "reference")
+
+    def exact(qi, ti):
+        if same:
+            return sqdist_rows(G, T, qi, ti[:, None], n_threads=n_threads)[:, 0]
+        a, b = np.asarray(G[qi], dtype=np.float64), np.asarray(T[ti], dtype=np.float64)
+        k = np.arange(qi.size)
+        return sqdist_rows(a, b, k, k[:, None], n_threads=n_threads)[:, 0]
+
+    bar = Progress(-(-m // tq) * -(-n // tr), "ball counts", progress)
+    try:
+        for q0 in range(0, m, tq):
+            q1 = min(q0 + tq, m)
+            Gq, ng = _augmented(G, q0, q1, c, scale, "query")
+            for r0 in range(0, n, tr):
+                r1 = min(r0 + tr, n)
+                if Tall is not None:
+                    Tr, nt = Tall[r0:r1], ntall[r0:r1]
+                else:
+                    Tr, nt = _augmented(T, r0, r1, c, scale, "reference")
+                Z = Gq @ Tr.T  # 2 g.t - |g|^2 - |t|^2 in one product
+                e = np.float32(f * (float(ng.max()) + float(nt.max())) + 2.0**-100)
+                rowthr = None  # flag when Z >= a row's threshold (the loosest of its radii)
+                if rG is not None:
+                    rowthr = -hiG[q0:q1] - e
+                if top:
+                    bd, bi = best[0][q0:q1], best[1][q0:q1]
+                    fresh = np.flatnonzero(~np.isfinite(bd[:, -1]))
+                    if fresh.size:  # rows without `top` exact candidates yet: seed them from this tile
+                        qi, ti = _seed(Z, fresh, top)
+                        _merge_top(bd, bi, qi, ti + r0, exact(qi + q0, ti + r0))
+                    tau = bd[:, -1] / (scale * scale)  # current top-th exact squared distance, in tile units
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        tt = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
+                    rowthr = tt if rowthr is None else np.minimum(rowthr, tt)
+                flag = None
+                if rT is not None:
+                    flag = Z > (-hiT[r0:r1] - e)[None, :]
+                if rowthr is not None:
+                    fr = Z >= rowthr[:, None]
+                    flag = fr if flag is None else np.logical_or(flag, fr, out=flag)
+                qi, ti = np.nonzero(flag)
+                if qi.size:
+                    ti = ti + r0
+                    sq = exact(qi + q0, ti)
+                    d = np.sqrt(sq)
+                    if rT is not None:
+                        inside = d < rT[ti]
+                        count[q0:q1] += np.bincount(qi[inside], minlength=q1 - q0)
+                        covered[ti[inside]] = True
+                    if rG is not None:
+                        recalled[ti[d < rG[qi + q0]]] = True
+                    if top:
+                        _merge_top(best[0][q0:q1], best[1][q0:q1], qi, ti, sq)
+                bar.update()
+    finally:
+        bar.close()
+    return count, covered, recalled, best
+
+
+def _copy32(X, a, b, c, scale):
+    """Rows a..b of X, centred on c and divided by ``scale``, in float32 (by blocks)."""
+    out = np.empty((b - a, X.shape[1]), dtype=np.float32)
+    step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
+    for s in range(a, b, step):
+        blk = np.asarray(X[s : min(s + step, b)], dtype=np.float64) - c
+        blk /= scale
+        out[s - a : s - a + blk.shape[0]] = blk
+    return out
+
+
+def _augmented(X, a, b, c, scale, side):
+    """float32 rows ``[2x, -|x|^2, -1]`` (queries) or ``[x, 1, |x|^2]``
+    (reference) of the centred, scaled copies, and the squared norms: their
+    products are ``Z = 2 g.t - |g|^2 - |t|^2``, one matrix product with no pass
+    over the tile to add the norms (its error bound is the same, for D + 2
+    terms)."""
+    D = X.shape[1]
+    out = np.empty((b - a, D + 2), dtype=np.float32)
+    out[:, :D] = _copy32(X, a, b, c, scale)
+    nx = np.einsum("ij,ij->i", out[:, :D], out[:, :D], dtype=np.float64).astype(np.float32)
+    if side == "query":
+        out[:, :D] *= 2.0  # exact
+        out[:, D] = -nx
+        out[:, D + 1] = -1.0
+    else:
+        out[:, D] = 1.0
+        out[:, D + 1] = nx
+    return out, nx
+
+
+def _seed(Z, rows, top):
+    """``(row, column)`` of the ``top`` largest entries of ``Z[rows]`` per row
+    (the smallest search values), by repeated arg-max (Z restored)."""
+    kk = min(top, Z.shape[1])
+    Zr = Z[rows]
+    cols = np.empty((rows.size, kk), dtype=np.int64)
+    ar = np.arange(rows.size)
+    for j in range(kk):
+        cols[:, j] = np.argmax(Zr, axis=1)
+        Zr[ar, cols[:, j]] = -np.inf
+    return np.repeat(rows, kk), cols.ravel()
+
+
+def _merge_top(bd, bi, qi, ti, sq):
+    """Merge candidates ``(row qi, column ti, exact sq)`` into each row's best
+    ``(bd, bi)`` (in place), sorted by (distance, column), duplicates dropped."""
+    K = bd.shape[1]
+    rows = np.concatenate([np.repeat(np.arange(bd.shape[0]), K), qi])
+    cols = np.concatenate([bi.ravel(), ti])
+    vals = np.concatenate([bd.ravel(), sq])
+    o = np.lexsort((cols, vals, rows))
+    rows, cols, vals = rows[o], cols[o], vals[o]
+    keep = np.ones(rows.size, dtype=bool)
+    keep[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1]) | (cols[1:] < 0)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    start = np.searchsorted(rows, np.arange(bd.shape[0]))
+    rank = np.arange(rows.size) - start[rows]
+    take = rank < K
+    bd[rows[take], rank[take]] = vals[take]
+    bi[rows[take], rank[take]] = cols[take]
+
+
+def _ball_pass_tree(G, T, rT, rG, *, n_threads):
+    """:func:`_ball_pass` in low dimension, from k-d tree ball queries: the
+    candidates of each ball, found with a radius inflated past any rounding of
+    the tree's distances, are decided by the exact float64 distances. The work
+    is the number of pairs in the balls (about ``k`` per point), not ``m n``."""
+    m, n = G.shape[0], T.shape[0]
+    count = covered = recalled = None
+    if rT is not None:
+        count = np.zeros(m, dtype=np.int64)
+        covered = np.zeros(n, dtype=bool)
+        for qi, ti, inside in _tree_pairs(G, T, rT, n_threads):
+            count += np.bincount(qi[inside], minlength=m)
+            covered[ti[inside]] = True
+    if rG is not None:
+        recalled = np.zeros(n, dtype=bool)
+        for ti, qi, inside in _tree_pairs(T, G, rG, n_threads):
+            recalled[ti[inside]] = True
+    return count, covered, recalled
+
+
+def _tree_pairs(P, C, rC, n_threads, chunk=1 << 15):
+    """Yield ``(p, c, inside)``: candidate pairs (rows of P, rows of C) and
+    whether ``d(P_p, C_c) < rC_c`` exactly, chunk by chunk of the centres C."""
+    from scipy.spatial import cKDTree
+
+    from ._search.exact import sqdist_rows
+
+    tree = cKDTree(np.asarray(P, dtype=np.float64))
+    rC = np.asarray(rC, dtype=np.float64)
+    same = P.dtype == C.dtype
+    for s in range(0, C.shape[0], chunk):
+        rows = np.arange(s, min(s + chunk, C.shape[0]))
+        rows = rows[rC[rows] > 0]  # an open ball of radius 0 holds nothing
+        if rows.size == 0:
+            continue
+        r = rC[rows] * (1.0 + 1e-9) + 1e-300
+        lists = tree.query_ball_point(np.asarray(C[rows], dtype=np.float64), r, workers=n_threads,
+                                      return_sorted=False)
+        lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        if not lens.sum():
+            continue
+        p = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists if len(x)])
+        c = np.repeat(rows, lens)
+        if same:
+            sq = sqdist_rows(P, C, p, c[:, None], n_threads=n_threads)[:, 0]
+        else:
+            a, b = np.asarray(P[p], dtype=np.float64), np.asarray(C[c], dtype=np.float64)
+            k = np.arange(p.size)
+            sq = sqdist_rows(a, b, k, k[:, None], n_threads=n_threads)[:, 0]
+        yield p, c, np.sqrt(sq) < rC[c]
+
+
+def _settle(inside, unsure, r, G, T, q0, r0, n_threads):
+    """Decide the pairs whose search value is within its error bound of the
+    radius from the exact float64 distances (the engine's primitive: the
+    bits ``knn`` returns)."""
+    from ._search.exact import sqdist_rows
+
+    if not unsure.any():
+        return
+    qi, ti = np.nonzero(unsure)
+    if G.dtype == T.dtype:
+        sq = sqdist_rows(G, T, qi + q0, (ti + r0)[:, None], n_threads=n_threads)[:, 0]
+    else:
+        a = np.asarray(G[qi + q0], dtype=np.float64)
+        b = np.asarray(T[ti + r0], dtype=np.float64)
+        k = np.arange(a.shape[0])
+        sq = sqdist_rows(a, b, k, k[:, None], n_threads=n_threads)[:, 0]
+    inside[qi, ti] = np.sqrt(sq) < np.broadcast_to(r, inside.shape)[qi, ti]
+
+
+def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
+    """:func:`_ball_pass` on a torch device, by the flag-and-recompute rule of
+    :func:`_dense_pass`: float32 products (TF32 off) with the same bound, the
+    flagged pairs (about ``k`` per sample) recomputed on the device in float64
+    from differences, summed in the host primitive's order
+    (:func:`repgap._kernels_torch.lanes_sum`): the same bits."""
+    from ._kernels_torch import _torch, default_memory, lanes_sum
+
+    torch = _torch()
+    dev = (G if is_tensor(G) else T).device
+    G = G if is_tensor(G) else torch.as_tensor(G, device=dev)
+    T = T if is_tensor(T) else torch.as_tensor(T, device=dev)
+    m, D = G.shape
+    n = T.shape[0]
+    t = _budget_rows(max_memory or min(default_memory(dev), 1 << 30))
+    tq, tr = min(t, m), min(t, n)
+    f = _bound_factor(D)
+    count = torch.zeros(m, dtype=torch.int64, device=dev) if rT is not None else None
+    covered = torch.zeros(n, dtype=torch.bool, device=dev) if rT is not None else None
+    recalled = torch.zeros(n, dtype=torch.bool, device=dev) if rG is not None else None
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # the bound is for float32 products, not TF32
+    try:
+        with torch.no_grad():
+            c = T.to(torch.float64).mean(0)
+            amax = max(float((G.to(torch.float64) - c).abs().max()), float((T.to(torch.float64) - c).abs().max()))
+            scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
+            hiT = hiG = rTt = rGt = None
+            if rT is not None:
+                hiT = torch.as_tensor(_thresholds(rT, scale)[1], device=dev)
+                rTt = torch.as_tensor(np.asarray(rT, dtype=np.float64), device=dev)
+            if rG is not None:
+                hiG = torch.as_tensor(_thresholds(rG, scale)[1], device=dev)
+                rGt = torch.as_tensor(np.asarray(rG, dtype=np.float64), device=dev)
+
+            def copy(X, a, b):
+                Y = ((X[a:b].to(torch.float64) - c) / scale).to(torch.float32)
+                return Y, (Y.to(torch.float64) ** 2).sum(1).to(torch.float32)
+
+            for q0 in range(0, m, tq):
+                q1 = min(q0 + tq, m)
+                Gq, ng = copy(G, q0, q1)
+                Gq2 = 2.0 * Gq
+                for r0 in range(0, n, tr):
+                    r1 = min(r0 + tr, n)
+                    Tr, nt = copy(T, r0, r1)
+                    Z = Gq2 @ Tr.T
+                    Z -= ng[:, None]
+                    Z -= nt[None, :]
+                    e = f * (float(ng.max()) + float(nt.max())) + 2.0**-100
+                    flag = None
+                    if hiT is not None:
+                        flag = Z > (-hiT[r0:r1] - e)[None, :]
+                    if hiG is not None:
+                        fg = Z > (-hiG[q0:q1] - e)[:, None]
+                        flag = fg if flag is None else (flag | fg)
+                    del Z
+                    qi, ti = torch.nonzero(flag, as_tuple=True)
+                    if qi.numel():
+                        qi, ti = qi + q0, ti + r0
+                        diff = G[qi].to(torch.float64) - T[ti].to(torch.float64)
+                        diff *= diff
+                        d = lanes_sum(diff).sqrt()  # the bits of the host primitive and of knn on tensors
+                        if rTt is not None:
+                            inside = d < rTt[ti]
+                            count += torch.bincount(qi[inside], minlength=m)
+                            covered[ti[inside]] = True
+                        if rGt is not None:
+                            recalled[ti[d < rGt[qi]]] = True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    return tuple(None if v is None else _host(v) for v in (count, covered, recalled))
+
+
+def _ball_counts_group(G, T, rT, rG, group, search):
+    """The same relations modulo a group, from k-NN searches modulo the group:
+    a point's K nearest rows with the K-th farther than every radius hold all
+    the balls that can contain it (exact for any group)."""
+    count = _reverse_counts(G, T, rT, search)
+    dc, _ = search(T, G, 1)
+    covered = _host(dc)[:, 0] < rT
+    recalled = None
+    if rG is not None:
+        recalled = _reverse_counts(T, G, rG, search) > 0
+    return count, covered, recalled
+
+
+def _reverse_counts(Q, R, rR, search):
+    """For each row of Q, how many balls ``B(R_i, rR_i)`` hold it, exactly."""
+    m, n = Q.shape[0], R.shape[0]
+    rmax = float(np.max(rR)) if rR.size else 0.0
+    count = np.zeros(m, dtype=np.int64)
+    todo = np.arange(m)
+    K = min(n, 16)
+    while todo.size:
+        Qs = Q[todo] if not is_tensor(Q) else Q[_index(Q, todo)]
+        d, i = search(Qs, R, K)
+        d, i = _host(d), _host(i)
+        count[todo] = np.sum(d < rR[i], axis=1)
+        done = (d[:, -1] >= rmax) | (K >= n)
+        todo = todo[~done]
+        K = min(n, 4 * K)
+    return count
+
+
+def _index(X, rows):
+    import torch
+
+    return torch.as_tensor(rows, device=X.device)
+
+
+# ---------------------------------------------------------------------------
+# the data-copying test
+# ---------------------------------------------------------------------------
+def _z_u(gen, test):
+    """Z-scored Mann-Whitney ``U = sum 1[gen > test]`` (ties 1/2), no continuity correction."""
+    from scipy.stats import rankdata
+
+    a, b = gen.size, test.size
+    ranks = rankdata(np.concatenate([gen, test]))
+    U = float(ranks[:a].sum()) - a * (a + 1) / 2.0
+    return (U - a * b / 2.0) / math.sqrt(a * b * (a + b + 1) / 12.0)
+
+
+def _cells(T, n_cells, rng, search):
+    """Centroids of a k-means partition of the training rows (fitted on at
+    most 20,000 of them), without empty cells."""
+    from scipy.cluster.vq import kmeans2
+
+    n = T.shape[0]
+    rows = np.sort(rng.choice(n, size=min(n, _KMEANS_ROWS), replace=False))
+    X = np.asarray(_host(T[rows] if not is_tensor(T) else T[_index(T, rows)]), dtype=np.float64)
+    n_cells = min(n_cells, X.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # empty clusters are dropped below
+        C, _ = kmeans2(X, n_cells, iter=20, minit="++", seed=rng)
+    C = C[np.all(np.isfinite(C), axis=1)]
+    if is_tensor(T):
+        import torch
+
+        C = torch.as_tensor(C, device=T.device, dtype=T.dtype)
+    # drop centroids no training row is nearest to
+    lab = _assign(T, C, search)
+    used = np.unique(lab)
+    C = C[used] if not is_tensor(C) else C[_index(C, used)]
+    return C
+
+
+def _assign(X, C, search):
+    _, i = search(X, C, 1)
+    return _host(i)[:, 0]
+
+
+def _within_cell(X, lab, T, tlab, n_cells, search):
+    """Distance from each row of X to its nearest training row in its own cell."""
+    out = np.full(X.shape[0], np.nan)
+    for cell in range(n_cells):
+        rows = np.flatnonzero(lab == cell)
+        trows = np.flatnonzero(tlab == cell)
+        if rows.size == 0 or trows.size == 0:
+            continue
+        Xc = X[rows] if not is_tensor(X) else X[_index(X, rows)]
+        Tc = T[trows] if not is_tensor(T) else T[_index(T, trows)]
+        d, _ = search(Xc, Tc, 1)
+        out[rows] = _host(d)[:, 0]
+    return out
+
+
+class _CellIndex:
+    """The C_T partition of a training set, fitted once."""
+
+    def __init__(self, T, n_cells, rng, search):
+        self.T = T
+        self.search = search
+        self.C = _cells(T, n_cells, rng, search)
+        self.n_cells = int(self.C.shape[0])
+        self.tlab = _assign(T, self.C, search)
+
+    def distances(self, X):
+        lab = _assign(X, self.C, self.search)
+        return lab, _within_cell(X, lab, self.T, self.tlab, self.n_cells, self.search)
+
+
+def _copying_result(cells, test_lab, test_L, gen_lab, gen_L, min_samples):
+    from scipy.stats import norm
+
+    K = cells.n_cells
+    nt = np.bincount(cells.tlab, minlength=K)
+    nh = np.bincount(test_lab, minlength=K)
+    ng = np.bincount(gen_lab, minlength=K)
+    z = np.full(K, np.nan)
+    for c in range(K):
+        if nh[c] and ng[c]:
+            z[c] = _z_u(gen_L[gen_lab == c], test_L[test_lab == c])
+    used = (ng >= min_samples) & (nh > 0)
+    if used.any():
+        w = nh[used] / test_lab.size
+        stat = float(np.dot(w, z[used]) / w.sum())
+        s = math.sqrt(float(np.sum(w * w))) / float(w.sum())
+        p = float(norm.cdf(stat / s))
+    else:
+        stat, p = float("nan"), float("nan")
+    return CopyingTest(statistic=stat, p_value=p, z=z, used=used, n_train=nt, n_test=nh, n_generated=ng,
+                       n_cells=K, min_samples=int(min_samples))
+
+
+def default_cells(n_test):
+    """The default number of C_T cells: about 50 held-out points per cell on
+    average, at most 50 cells (Meehan et al. use tens)."""
+    return int(max(1, min(50, n_test // 50)))
+
+
+def data_copying_test(generated, train, test, *, n_cells=None, min_samples=20, group=None, random_state=None,
+                      backend=None, n_jobs=None):
+    """The data-copying test ``C_T`` of Meehan, Chaudhuri & Dasgupta (2020).
+
+    Parameters
+    ----------
+    generated, train, test : array-like or tensor (m, D), (n, D), (h, D)
+    n_cells : int, optional
+        Cells of the k-means partition of the training set (default
+        :func:`default_cells`).
+    min_samples : int, default=20
+        Cells with fewer generated samples are left out (``tau = min_samples
+        / m`` in the paper).
+    group : repgap.groups.Group, optional
+        Distances and cell assignments modulo the group.
+    random_state : int, Generator or None
+        Seeds the k-means.
+
+    Returns
+    -------
+    CopyingTest
+    """
+    group = check_group(group)
+    search = _searcher(group, None, backend, n_jobs)
+    G, T, H = _inputs(generated, train, test)
+    rng = check_random_state(random_state)
+    n_cells = default_cells(H.shape[0]) if n_cells is None else check_int(n_cells, "n_cells", low=1)
+    min_samples = check_int(min_samples, "min_samples", low=1)
+    cells = _CellIndex(T, n_cells, rng, search)
+    hl, hL = cells.distances(H)
+    gl, gL = cells.distances(G)
+    return _copying_result(cells, hl, hL, gl, gL, min_samples)
+
+
+# ---------------------------------------------------------------------------
+# inputs and searches
+# ---------------------------------------------------------------------------
+def _inputs(generated, train, test=None):
+    out = []
+    for X, name in ((generated, "generated"), (train, "train"), (test, "test")):
+        if X is None:
+            out.append(None)
+        elif is_tensor(X):
+            from ._kernels_torch import check_tensor
+
+            out.append(check_tensor(X, name))
+        else:
+            out.append(check_array(X, name))
+    D = {X.shape[1] for X in out if X is not None}
+    if len(D) > 1:
+        shapes = ", ".join(f"{name} {tuple(X.shape)}" for X, name in zip(out, ("generated", "train", "test"))
+                           if X is not None)
+        raise ValueError(f"the sets must have the same number of features; got {shapes}")
+    if any(is_tensor(X) for X in out if X is not None):
+        from ._kernels_torch import _torch
+
+        torch = _torch()
+        dev = next(X.device for X in out if X is not None and is_tensor(X))
+        out = [X if X is None or is_tensor(X) else torch.as_tensor(X, device=dev) for X in out]
+    return out
+
+
+def _searcher(group, progress, backend, n_jobs):
+    from .law import _check_backend, _check_n_jobs
+
+    _check_backend(backend)
+    _check_n_jobs(n_jobs)
+
+    def search(Q, R, k):
+        return knn(Q, R, k=k, group=group, backend=backend, n_jobs=n_jobs, progress=progress)
+
+    return search
+
+
+def _check_common(k, group, ratio, n_boot, confidence, n_cells, min_samples, max_memory, progress):
+    from ._validation import check_bool
+
+    k = check_int(k, "k", low=1)
+    group = check_group(group)
+    ratio = check_real(ratio, "memorization_ratio", 0.0, 1.0, low_open=True, high_open=True)
+    n_boot = check_int(n_boot, "n_boot", low=0)
+    confidence = check_real(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True)
+    if n_cells is not None:
+        n_cells = check_int(n_cells, "n_cells", low=1)
+    min_samples = check_int(min_samples, "min_samples", low=1)
+    max_memory = check_real(max_memory, "max_memory", low=1, allow_none=True)
+    check_bool(progress, "progress", allow_none=True)
+    return k, group, ratio, n_boot, confidence, n_cells, min_samples, max_memory
+
+
+def _plain(group):
+    return group is None or isinstance(group, Identity)
+
+
+def _self_radii(X, k, search, what):
+    """``(NND_k, NND_1)`` of every row of X within X (the point itself excluded)."""
+    n = X.shape[0]
+    if n < k + 1:
+        raise ValueError(f"{what} has {n} rows: the k-NN radii with k={k} need at least k + 1 = {k + 1}")
+    d, _ = search(X, X, k + 1)
+    d = _host(d)
+    return np.ascontiguousarray(d[:, k]), np.ascontiguousarray(d[:, 1])
+
+
+# ---------------------------------------------------------------------------
+# the streaming accumulator and the one-call evaluation
+# ---------------------------------------------------------------------------
+class EvaluationMeter:
+    """Streaming evaluation for sampling loops.
+
+    The training side (its k-NN radii, its nearest-neighbour distances, the
+    held-out distances and the C_T partition) is computed once, here.
+    ``update(batch)`` searches each batch of generated samples against the
+    training set and keeps only per-sample numbers (and the batch, which
+    recall and the samples' own radii need at the end); ``compute()``
+    returns the :class:`Evaluation` of everything since the last
+    ``reset()``. Tensors stay on their device.
+
+    Parameters
+    ----------
+    train : array-like or tensor (n, D)
+    test : array-like or tensor (h, D), optional
+        Held-out real data: the Representation Gap of fresh data, the
+        distance-to-closest-record baseline and the data-copying test.
+    k : int, default=5
+        Neighbours of the k-NN balls (``nearest_k`` of ``prdc``).
+    group : repgap.groups.Group, optional
+    memorization_ratio : float, default=1/3
+    n_boot : int, default=1000
+        Bootstrap replicates (0: no intervals).
+    confidence : float, default=0.95
+    n_cells, min_samples : C_T's partition (see :func:`data_copying_test`).
+    random_state : int, Generator or None
+        Seeds the bootstrap and the k-means of C_T.
+    backend, n_jobs, progress, max_memory :
+        As for :func:`repgap.knn`; ``max_memory`` bounds the ball-count tiles.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> train = rng.random((400, 6))
+    >>> meter = EvaluationMeter(train, k=3, random_state=0)
+    >>> meter.update(train[:100] + 1e-7)      # copies
+    >>> meter.update(rng.random((100, 6)))    # fresh samples
+    >>> round(meter.compute().authenticity.value, 2)
+    0.5
+    """
+
+    def __init__(self, train, *, test=None, k=5, group=None, memorization_ratio=1 / 3, n_boot=1000,
+                 confidence=0.95, n_cells=None, min_samples=20, random_state=None, backend=None, n_jobs=None,
+                 progress=None, max_memory=None):
+        (self.k, self.group, self.ratio, self.n_boot, self.level, self.n_cells, self.min_samples,
+         self.max_memory) = _check_common(k, group, memorization_ratio, n_boot, confidence, n_cells, min_samples,
+                                          max_memory, progress)
+        self.random_state = random_state
+        self._rng = check_random_state(random_state)
+        self.progress = progress
+        self.backend = backend
+        self.n_jobs = n_jobs
+        self._search = _searcher(self.group, progress, backend, n_jobs)
+        _, self.train, self.test = _inputs(None, train, test)
+        # data whose squares leave float64 (beyond 2^+-300): every search in a
+        # frame scaled by a power of two (exact; the decisions do not depend on
+        # it), and the distances scaled back in the result
+        self._scale = _frame_scale(self.train, self.test)
+        if self._scale != 1.0:
+            self.train = self.train / self._scale
+            self.test = None if self.test is None else self.test / self._scale
+        self.rT, self.nnT = _self_radii(self.train, self.k, self._search, "train")
+        self._test_d = None
+        self._cells = None
+        self._test_cells = None
+        if self.test is not None:
+            if self.test.shape[1] != self.train.shape[1]:
+                raise ValueError(f"test has {self.test.shape[1]} features but train has {self.train.shape[1]}")
+            d, i = _nearest_two(self.test, self.train, None, self._search)
+            self._test_d = d[:, 0].copy()
+            self._test_d2, self._test_i = d, i[:, 0].copy()
+            n_cells = self.n_cells or default_cells(self.test.shape[0])
+            crng = np.random.default_rng(self._rng.integers(1 << 63))
+            self._cells = _CellIndex(self.train, n_cells, crng, self._search)
+            self._test_cells = self._cells.distances(self.test)
+        self.reset()
+
+    def reset(self):
+        """Forget the samples seen so far (the training side stays)."""
+        self._batches = []
+        self._d, self._i, self._count, self._clab, self._cL = [], [], [], [], []
+        self._covered = np.zeros(self.train.shape[0], dtype=bool)
+
+    @property
+    def n_seen(self):
+        return int(sum(len(d) for d in self._d))
+
+    def _threads(self):
+        from ._threads import resolve_n_jobs
+
+        return resolve_n_jobs(self.n_jobs)
+
+    def update(self, batch):
+        """Search one batch of generated samples (array or tensor (b, D))."""
+        (B,) = [X for X in _inputs(batch, None, None) if X is not None]
+        if self._scale != 1.0:
+            B = B / self._scale
+        if B.shape[1] != self.train.shape[1]:
+            raise ValueError(f"the batch has {B.shape[1]} features but train has {self.train.shape[1]}")
+        if is_tensor(B) and not is_tensor(self.train):
+            raise TypeError("the batch is a torch tensor but the training set is a numpy array; give both as "
+                            "tensors (on the same device) or both as arrays")
+        best = count = covered = None
+        if _plain(self.group) and (is_tensor(B) or _dense_ok(B, self.train)):
+            # the brute-force pass costs what the batch costs: done now. The
+            # k-d tree and group paths search the training set per ball, so
+            # they run once over all the samples in compute()
+            count, covered, _, best = _ball_pass(B, self.train, self.rT, None, n_threads=self._threads(),
+                                                 max_memory=self.max_memory, progress=self.progress, top=2)
+        d, i = _nearest_two(B, self.train, best, self._search)
+        self._d.append(d)
+        self._i.append(i)
+        self._count.append(count)
+        if covered is not None:
+            self._covered |= covered
+        self._batches.append(B)
+
+        if self.test is not None and self._cells is not None:
+            lab, L = self._cells.distances(B)
+            self._clab.append(lab)
+            self._cL.append(L)
+
+    def _generated(self):
+        if is_tensor(self._batches[0]):
+            import torch
+
+            return torch.cat(self._batches, 0)
+        return np.concatenate(self._batches, axis=0) if len(self._batches) > 1 else self._batches[0]
+
+    def compute(self):
+        """The :class:`Evaluation` of every sample since the last reset."""
+        if not self._batches:
+            raise ValueError("no samples yet: call update(batch) first")
+        G = self._generated()
+        rng = np.random.default_rng(self._rng.integers(1 << 63))
+        rG, _ = _self_radii(G, self.k, self._search, "the generated samples")
+        if any(c is None for c in self._count):
+            count, covered, recalled = _relations(G, self.train, self.rT, rG, self)
+        else:
+            count = np.concatenate(self._count)
+            _, _, recalled = _recall_only(G, self.train, rG, self)
+            covered = self._covered
+        copying = None
+        if self.test is not None:
+            copying = _copying_result(self._cells, self._test_cells[0], self._test_cells[1],
+                                      np.concatenate(self._clab), np.concatenate(self._cL), self.min_samples)
+        return _assemble(self, np.concatenate(self._d), np.concatenate(self._i), count, covered, recalled, rG,
+                         copying, rng)
+
+
+def _dense_ok(G, T):
+    """Pure predicate: do the ball relations of these arrays take the float32
+    brute-force pass (else the k-d tree pass, or the searches modulo a group)?"""
+    tree = G.shape[1] <= BALL_TREE_MAX_DIM and min(G.shape[0], T.shape[0]) >= 64
+    return not tree and _in_range(G, T)
+
+
+def _relations(G, T, rT, rG, meter, top=0):
+    """``(count, covered, recalled[, best])`` by whichever pass fits the problem."""
+    if _plain(meter.group):
+        out = _ball_pass(G, T, rT, rG, n_threads=meter._threads(), max_memory=meter.max_memory,
+                         progress=meter.progress, top=top)
+        return out if top else out[:3]
+    out = _ball_counts_group(G, T, rT, rG, meter.group, meter._search)
+    return out + (None,) if top else out
+
+
+def _recall_only(G, T, rG, meter):
+    return _ball_pass(G, T, None, rG, n_threads=meter._threads(), max_memory=meter.max_memory,
+                      progress=meter.progress)[:3]
+
+
+def _nearest_two(G, T, best, search):
+    """Each sample's distances to its two nearest training rows and their
+    rows: from the ball pass when it found them, else a k-NN search (a
+    single training row gives an infinite second distance)."""
+    if best is not None:
+        sq, i = best
+        return np.sqrt(sq), i
+    d, i = search(G, T, min(2, T.shape[0]))
+    d, i = _host(d), _host(i)
+    if d.shape[1] < 2:
+        d = np.concatenate([d, np.full_like(d, np.inf)], axis=1)
+        i = np.concatenate([i, np.full_like(i, -1)], axis=1)
+    return d, i
+
+
+def _assemble(meter, d, i, count, covered, recalled, rG, copying, rng):
+    from .diffusion import _ratios
+
+    k, level, B = meter.k, meter.level, meter.n_boot
+    m, n = d.shape[0], meter.train.shape[0]
+    d1, d2, nearest = d[:, 0].copy(), d[:, 1].copy(), i[:, 0].copy()
+    in_support = count > 0
+    authentic = d1 > meter.nnT[nearest]
+    memorized = _ratios(d) < meter.ratio
+    prec, _ = _metric(in_support, B, level, rng, "generated")
+    dens, _ = _metric(count / k, B, level, rng, "generated")
+    rec, _ = _metric(recalled, B, level, rng, "train")
+    cov, _ = _metric(covered, B, level, rng, "train")
+    auth, _ = _metric(authentic, B, level, rng, "generated")
+    mem, _ = _metric(memorized, B, level, rng, "generated")
+    with np.errstate(over="ignore"):
+        g2 = d1 * d1
+    gap_g, bg = _metric(g2, B, level, rng, "generated")
+    gap_t = gap_r = auth_t = mem_t = None
+    dcr = {"generated": {q: _quantile_metric(d1, q, level, "generated") for q in DCR_QUANTILES}}
+    p_value = None
+    if meter._test_d is not None:
+        h = meter._test_d
+        gap_t, bt = _metric(h * h, B, level, rng, "held-out")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio_value = gap_g.value / gap_t.value if gap_t.value > 0 else float("nan")
+            if bg is not None and bt is not None:
+                lo, hi = np.quantile(bg / bt, [(1 - level) / 2, (1 + level) / 2])
+            else:
+                lo = hi = float("nan")
+        gap_r = Metric(float(ratio_value), float(lo), float(hi), level, "generated and held-out")
+        dcr["test"] = {q: _quantile_metric(h, q, level, "held-out") for q in DCR_QUANTILES}
+        from scipy import stats
+
+        p_value = float(stats.mannwhitneyu(d1, h, alternative="less").pvalue)
+        auth_t, _ = _metric(h > meter.nnT[meter._test_i], B, level, rng, "held-out")
+        mem_t, _ = _metric(_ratios(meter._test_d2) < meter.ratio, B, level, rng, "held-out")
+    sc = meter._scale
+    if sc != 1.0:  # back from the scaled frame (inf where a value leaves float64)
+        with np.errstate(over="ignore", under="ignore"):
+            d1, d2, rG = d1 * sc, d2 * sc, rG * sc
+            gap_g = _scaled(gap_g, sc * sc)
+            gap_t = None if gap_t is None else _scaled(gap_t, sc * sc)
+            dcr = {who: {q: _scaled(v, sc) for q, v in qs.items()} for who, qs in dcr.items()}
+    test_d = None if meter._test_d is None else meter._test_d * sc
+    return Evaluation(precision=prec, recall=rec, density=dens, coverage=cov, authenticity=auth, memorized=mem,
+                      gap_generated=gap_g, gap_test=gap_t, gap_ratio=gap_r, test_authenticity=auth_t,
+                      test_memorized=mem_t, dcr=dcr, copying=copying,
+                      copying_p_value=p_value, k=k, n_generated=m, n_train=n,
+                      n_test=0 if meter.test is None else int(meter.test.shape[0]),
+                      group="none" if _plain(meter.group) else repr(meter.group), in_support=in_support,
+                      ball_counts=count, authentic=authentic, distances=d1, second_distances=d2, nearest=nearest,
+                      recalled=recalled, covered=covered, train_radii=meter.rT * sc, generated_radii=rG,
+                      test_distances=test_d, memorization_ratio=meter.ratio, level=level)
+
+
+def _scaled(m, f):
+    return dataclasses.replace(m, value=m.value * f, low=m.low * f, high=m.high * f)
+
+
+def _frame_scale(*arrays):
+    """1, or a power of two that brings the data's largest magnitude near 1
+    when it is beyond 2^+-300 (where squared distances over- or underflow)."""
+    a = 0.0
+    for X in arrays:
+        if X is not None and X.shape[0]:
+            a = max(a, _max_abs(X))
+    if a == 0.0 or 2.0**-300 <= a <= 2.0**300:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(a)[1])
+
+
+def _max_abs(X):
+    if is_tensor(X):
+        return max(float(X.max()), -float(X.min()))
+    from ._search.certify import abs_max
+
+    return abs_max(X)
+
+
+def evaluate(generated, train, *, test=None, k=5, group=None, memorization_ratio=1 / 3, n_boot=1000,
+             confidence=0.95, n_cells=None, min_samples=20, random_state=None, backend=None, n_jobs=None,
+             progress=None, max_memory=None):
+    """Precision, recall, density, coverage, authenticity, memorization, the
+    distance to the closest record, the Representation Gap and the
+    data-copying test of generated samples, from one set of exact searches.
+
+    Parameters
+    ----------
+    generated : array-like or tensor (m, D)
+        The model's samples (or their features).
+    train : array-like or tensor (n, D)
+        The training set (the "real" set of ``prdc``).
+    test : array-like or tensor (h, D), optional
+        Held-out real data (for ``gap_test``, ``gap_ratio``, the held-out
+        distance quantiles and ``C_T``).
+    k, group, memorization_ratio, n_boot, confidence, n_cells, min_samples,
+    random_state, backend, n_jobs, progress, max_memory :
+        As for :class:`EvaluationMeter`.
+
+    Returns
+    -------
+    Evaluation
+
+    Notes
+    -----
+    Definitions and sources are in :mod:`repgap.evaluation`. Without a
+    group, the numbers are those of ``prdc.compute_prdc(train, generated,
+    k)`` (exactly, up to pairs at a distance equal to a radius in the last
+    bit). Torch tensors are searched on their device; the per-sample
+    results come back as numpy arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, repgap
+    >>> rng = np.random.default_rng(0)
+    >>> train = rng.standard_normal((1000, 8))
+    >>> ev = repgap.evaluate(rng.standard_normal((500, 8)), train, k=5, random_state=0)
+    >>> 0.8 < ev.precision.value <= 1.0 and 0.8 < ev.coverage.value <= 1.0
+    True
+    """
+    meter = EvaluationMeter(train, test=test, k=k, group=group, memorization_ratio=memorization_ratio,
+                            n_boot=n_boot, confidence=confidence, n_cells=n_cells, min_samples=min_samples,
+                            random_state=random_state, backend=backend, n_jobs=n_jobs, progress=progress,
+                            max_memory=max_memory)
+    (G,) = [X for X in _inputs(generated, None, None) if X is not None]
+    if meter._scale != 1.0:
+        G = G / meter._scale
+    if G.shape[1] != meter.train.shape[1]:
+        raise ValueError(f"generated has {G.shape[1]} features but train has {meter.train.shape[1]}")
+    return _evaluate_once(meter, G)
+
+
+def _evaluate_once(meter, G):
+    """One batch: the samples' radii first, so that one pass over G x T
+    gives precision, density, coverage and recall together."""
+    if is_tensor(G) != is_tensor(meter.train):
+        raise TypeError("give generated and train both as torch tensors (on one device) or both as arrays")
+    rng = np.random.default_rng(meter._rng.integers(1 << 63))
+    rG, _ = _self_radii(G, meter.k, meter._search, "the generated samples")
+    count, covered, recalled, best = _relations(G, meter.train, meter.rT, rG, meter, top=2)
+    d, i = _nearest_two(G, meter.train, best, meter._search)
+    copying = None
+    if meter.test is not None:
+        gl, gL = meter._cells.distances(G)
+        copying = _copying_result(meter._cells, meter._test_cells[0], meter._test_cells[1], gl, gL,
+                                  meter.min_samples)
+    return _assemble(meter, d, i, count, covered, recalled, rG, copying, rng)

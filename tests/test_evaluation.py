@@ -1,0 +1,704 @@
+"""repgap.evaluation against independent computations: the ``prdc`` package,
+plain numpy distance matrices, a scipy implementation of Meehan et al.'s C_T,
+brute force over finite groups, and the nominal coverage of the intervals."""
+import contextlib
+import io
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial import cKDTree
+
+import repgap
+from repgap import evaluation
+from repgap.evaluation import CopyingTest, Evaluation, EvaluationMeter, Metric, data_copying_test, evaluate
+from repgap.groups import CyclicShift, Permutation, Rotation, SignFlip
+from conftest import AVAILABLE, REQUIRED
+
+
+# ---------------------------------------------------------------------------
+# the reference: full float64 distance matrices by differences
+# ---------------------------------------------------------------------------
+def _dist(Q, R):
+    """The squared differences are summed in sorted order, so that two pairs
+    with the same multiset of coordinate differences (a pair and its image
+    under a coordinate permutation) get the same bits: exact ties stay ties."""
+    Q = np.asarray(Q, dtype=np.float64)
+    R = np.asarray(R, dtype=np.float64)
+    return np.sqrt(np.sort((Q[:, None, :] - R[None, :, :]) ** 2, axis=-1).sum(-1))
+
+
+def _dist_signflip(Q, R):
+    return np.minimum(_dist(Q, R), _dist(Q, -np.asarray(R, dtype=np.float64)))
+
+
+def _dist_cyclic(Q, R):
+    R = np.asarray(R, dtype=np.float64)
+    return np.min([_dist(Q, np.roll(R, s, axis=1)) for s in range(R.shape[1])], axis=0)
+
+
+def _dist_perm(m, p):
+    def dist(Q, R):
+        Rc = np.asarray(R, dtype=np.float64).reshape(len(R), m, p)
+        return np.min([_dist(Q, Rc[:, list(s)].reshape(len(R), m * p)) for s in itertools.permutations(range(m))],
+                      axis=0)
+
+    return dist
+
+
+def _reference(G, T, k, H=None, ratio=1 / 3, dist=_dist):
+    DTT, DGG, DGT = dist(T, T), dist(G, G), dist(G, T)
+    sT, sG = np.sort(DTT, axis=1), np.sort(DGG, axis=1)
+    rT, nn1, rG = sT[:, k], sT[:, 1], sG[:, k]  # the point itself is the 0 in column 0
+    inside = DGT < rT[None, :]
+    s = np.sort(DGT, axis=1)
+    d1, d2 = s[:, 0], s[:, 1]
+    nearest = np.argmin(DGT, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(d1 == 0, 0.0, d1 / d2)
+    out = dict(train_radii=rT, nn1=nn1, generated_radii=rG, in_support=inside.any(1), ball_counts=inside.sum(1),
+               covered=inside.any(0), recalled=(DGT < rG[:, None]).any(0), distances=d1, second_distances=d2,
+               nearest=nearest, authentic=d1 > nn1[nearest], memorized=ratios < ratio, gap_generated=np.mean(d1**2),
+               DGT=DGT)
+    out.update(precision=out["in_support"].mean(), recall=out["recalled"].mean(),
+               density=out["ball_counts"].mean() / k, coverage=out["covered"].mean())
+    if H is not None:
+        DHT = dist(H, T)
+        sH = np.sort(DHT, axis=1)
+        dH = sH[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rH = np.where(dH == 0, 0.0, dH / sH[:, 1])
+        out.update(test_distances=dH, gap_test=np.mean(dH**2), test_authentic=dH > nn1[np.argmin(DHT, axis=1)],
+                   test_memorized=rH < ratio)
+    return out
+
+
+def _assert_matches(ev, ref, k):
+    for name in ("in_support", "ball_counts", "covered", "recalled"):
+        np.testing.assert_array_equal(getattr(ev, name), ref[name], err_msg=name)
+    for name in ("train_radii", "generated_radii", "distances", "second_distances"):
+        np.testing.assert_allclose(getattr(ev, name), ref[name], rtol=1e-12, atol=1e-300, err_msg=name)
+    # the nearest row is a minimiser, and authenticity follows it
+    got = ref["DGT"][np.arange(len(ev.nearest)), ev.nearest]
+    np.testing.assert_allclose(got, ref["distances"], rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal(ev.authentic, ev.distances > ref["nn1"][ev.nearest])
+    # ties are broken by the lowest row, as np.argmin does (repgap.knn's rule)
+    np.testing.assert_array_equal(ev.nearest, ref["nearest"])
+    np.testing.assert_array_equal(ev.authentic, ref["authentic"])
+    assert ev.precision.value == ref["precision"]
+    assert ev.recall.value == ref["recall"]
+    assert ev.coverage.value == ref["coverage"]
+    assert ev.density.value == pytest.approx(ref["density"], rel=1e-12, abs=1e-15)
+    assert ev.authenticity.value == ref["authentic"].mean()
+    assert ev.memorized.value == ref["memorized"].mean()
+    assert ev.gap_generated.value == pytest.approx(ref["gap_generated"], rel=1e-12, abs=1e-300)
+
+
+def _quiet_prdc(T, G, k):
+    prdc = pytest.importorskip("prdc")
+    with contextlib.redirect_stdout(io.StringIO()):
+        return prdc.compute_prdc(T, G, k)
+
+
+def _per_sample(ev):
+    names = ("in_support", "ball_counts", "authentic", "distances", "second_distances", "nearest", "recalled",
+             "covered", "train_radii", "generated_radii")
+    return {n: np.asarray(getattr(ev, n)) for n in names}
+
+
+_FLOATS = ("distances", "second_distances", "train_radii", "generated_radii")
+
+
+def _assert_same(a, b, intervals=True, rtol=0.0):
+    """Per-sample results equal (the distances to ``rtol``: 0 means the same
+    bits), and the metrics equal (to ``rtol`` for the distance-based ones)."""
+    pa, pb = _per_sample(a), _per_sample(b)
+    for n in pa:
+        if rtol and n in _FLOATS:
+            np.testing.assert_allclose(pa[n], pb[n], rtol=rtol, atol=0, err_msg=n)
+        else:
+            np.testing.assert_array_equal(pa[n], pb[n], err_msg=n)
+    for name, m in a.metrics().items():
+        o = getattr(b, name)
+        if rtol and name.startswith("gap"):
+            np.testing.assert_allclose([m.value, m.low, m.high] if intervals else [m.value],
+                                       [o.value, o.low, o.high] if intervals else [o.value], rtol=rtol)
+            continue
+        assert m.value == o.value or (np.isnan(m.value) and np.isnan(o.value)), name
+        if intervals:
+            np.testing.assert_array_equal([m.low, m.high], [o.low, o.high], err_msg=name)
+
+
+def _torch():
+    if "torch" not in AVAILABLE:
+        if "torch" in REQUIRED:
+            pytest.fail("torch is required here (REPGAP_REQUIRE_BACKENDS) but not installed")
+        pytest.skip("torch is not installed")
+    import torch
+
+    return torch
+
+
+# ---------------------------------------------------------------------------
+# 1. prdc
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("n, m, D", [(600, 400, 16), (300, 500, 100)])
+def test_equals_prdc(dtype, k, n, m, D):
+    rng = np.random.default_rng(k * 1000 + D)
+    T = rng.standard_normal((n, D)).astype(dtype)
+    G = (1.1 * rng.standard_normal((m, D)) + 0.1).astype(dtype)
+    r = _quiet_prdc(T, G, k)
+    ev = evaluate(G, T, k=k, n_boot=0)
+    assert ev.precision.value == r["precision"]
+    assert ev.recall.value == r["recall"]
+    assert ev.coverage.value == r["coverage"]
+    assert ev.density.value == pytest.approx(r["density"], rel=0, abs=1e-12)
+    assert ev.n_train == n and ev.n_generated == m and ev.k == k and ev.group == "none"
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_equals_prdc_with_duplicates_and_copies(k):
+    rng = np.random.default_rng(7)
+    T = rng.standard_normal((300, 8))
+    T[100:150] = T[:50]  # exact duplicates in the training set
+    T[150:155] = T[0]  # an item repeated many times
+    G = np.concatenate([T[:80], T[200:230], rng.standard_normal((200, 8))])  # copies of training rows
+    r = _quiet_prdc(T, G, k)
+    ev = evaluate(G, T, k=k, n_boot=0)
+    assert ev.precision.value == r["precision"]
+    assert ev.recall.value == r["recall"]
+    assert ev.coverage.value == r["coverage"]
+    assert ev.density.value == pytest.approx(r["density"], rel=0, abs=1e-12)
+    ref = _reference(G, T, k)
+    _assert_matches(ev, ref, k)
+    # an exact copy of a duplicated item: distance 0 = NND_1, not authentic
+    assert not ev.authentic[:50].any() and np.all(ev.distances[:110] == 0)
+    assert ev.memorized.value >= 110 / 310
+
+
+# ---------------------------------------------------------------------------
+# 2. every per-sample number against the plain reference
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 5])
+@pytest.mark.parametrize("D", [6, 12])  # the k-d tree ball pass (D <= BALL_TREE_MAX_DIM) and the float32 pass
+def test_per_sample_against_reference(dtype, k, D):
+    rng = np.random.default_rng(10 + k + D)
+    T = rng.standard_normal((250, D)).astype(dtype)
+    H = rng.standard_normal((120, D)).astype(dtype)
+    G = np.concatenate([T[:40] + dtype(1e-3) * rng.standard_normal((40, D)).astype(dtype),
+                        1.2 * rng.standard_normal((160, D))]).astype(dtype)
+    ev = evaluate(G, T, test=H, k=k, n_boot=0, n_cells=2, random_state=0)
+    ref = _reference(G, T, k, H=H)
+    _assert_matches(ev, ref, k)
+    assert ev.test_authenticity.value == ref["test_authentic"].mean()
+    assert ev.test_memorized.value == ref["test_memorized"].mean()
+    assert ev.memorized.value > 0.15 and ev.authenticity.value < 0.85  # the near-copies
+    np.testing.assert_allclose(ev.test_distances, ref["test_distances"], rtol=1e-12)
+    assert ev.gap_test.value == pytest.approx(ref["gap_test"], rel=1e-12)
+    assert ev.gap_ratio.value == pytest.approx(ref["gap_generated"] / ref["gap_test"], rel=1e-12)
+    for q in evaluation.DCR_QUANTILES:
+        assert ev.dcr["generated"][q].value == pytest.approx(np.quantile(ref["distances"], q), rel=1e-12)
+        assert ev.dcr["test"][q].value == pytest.approx(np.quantile(ref["test_distances"], q), rel=1e-12)
+    p = stats.mannwhitneyu(ref["distances"], ref["test_distances"], alternative="less").pvalue
+    assert ev.copying_p_value == pytest.approx(p, rel=1e-9)
+    assert ev.n_test == 120
+    # the tables and dictionaries carry the same numbers
+    d = ev.to_dict(per_sample=True)
+    assert d["metrics"]["precision"]["value"] == ev.precision.value
+    assert d["ball_counts"] == ref["ball_counts"].tolist()
+    names = [row[0] for row in ev.table()]
+    assert "precision" in names and "C_T" in names and "dcr_test_q0.5" in names
+    assert "precision=" in repr(ev) and isinstance(ev.precision, Metric)
+
+
+def test_memorization_rule_and_ratio():
+    rng = np.random.default_rng(3)
+    T = rng.standard_normal((100, 4))
+    G = np.concatenate([T[:10], T[10:20] + 1e-9, rng.standard_normal((30, 4))])
+    for ratio in (1 / 3, 0.5, 0.9):
+        ev = evaluate(G, T, k=2, n_boot=0, memorization_ratio=ratio)
+        ref = _reference(G, T, 2, ratio=ratio)
+        assert ev.memorized.value == ref["memorized"].mean()
+        assert ev.memorization_ratio == ratio
+    ev = evaluate(G, T, k=2, n_boot=0)
+    assert np.all(ev.distances[:10] == 0)
+    assert _reference(G, T, 2)["memorized"][:20].all() and ev.memorized.value >= 20 / 50
+    assert evaluate(T[:10], T, k=2, n_boot=0).memorized.value == 1.0  # d1 = 0: ratio 0
+
+
+# ---------------------------------------------------------------------------
+# 3. the data-copying test
+# ---------------------------------------------------------------------------
+def _kdtree_search(Q, R, k):
+    d, i = cKDTree(np.asarray(R, dtype=np.float64)).query(np.asarray(Q, dtype=np.float64), k=k)
+    return d.reshape(len(Q), k), i.reshape(len(Q), k)
+
+
+def _reference_ct(G, T, H, n_cells, seed, min_samples):
+    """Meehan et al.'s C_T on the k-means partition repgap fits (same seed),
+    everything else by cKDTree and scipy.stats.mannwhitneyu."""
+    cells = evaluation._CellIndex(T, n_cells, np.random.default_rng(seed), _kdtree_search)
+    C = np.asarray(cells.C, dtype=np.float64)
+    K = C.shape[0]
+    tree = cKDTree(C)
+    tl, gl, hl = (tree.query(X)[1] for X in (T, G, H))
+
+    def within(X, lab):
+        out = np.full(len(X), np.nan)
+        for c in range(K):
+            rows = np.flatnonzero(lab == c)
+            if rows.size and np.any(tl == c):
+                out[rows] = cKDTree(T[tl == c]).query(X[rows])[0]
+        return out
+
+    gL, hL = within(G, gl), within(H, hl)
+    ng, nh = np.bincount(gl, minlength=K), np.bincount(hl, minlength=K)
+    z = np.full(K, np.nan)
+    for c in range(K):
+        a, b = ng[c], nh[c]
+        if a and b:
+            U = stats.mannwhitneyu(gL[gl == c], hL[hl == c], method="asymptotic").statistic
+            z[c] = (U - a * b / 2) / np.sqrt(a * b * (a + b + 1) / 12)
+    used = (ng >= min_samples) & (nh > 0)
+    w = nh[used] / len(H)
+    ct = np.sum(w * z[used]) / np.sum(w)
+    p = stats.norm.cdf(ct / (np.sqrt(np.sum(w**2)) / np.sum(w)))
+    return dict(statistic=ct, p_value=p, z=z, used=used, n_train=np.bincount(tl, minlength=K), n_test=nh,
+                n_generated=ng, n_cells=K)
+
+
+def _law(rng, n, D=3):
+    return rng.standard_normal((n, D)) * np.array([1.0, 0.7, 0.4])[:D]
+
+
+@pytest.mark.parametrize("kind", ["fresh", "copies", "dispersed"])
+def test_copying_statistic_against_reference(kind):
+    rng = np.random.default_rng(20)
+    T, H = _law(rng, 1500), _law(rng, 600)
+    G = {"fresh": _law(rng, 700),
+         "copies": T[rng.integers(0, 1500, 700)] + 1e-3 * rng.standard_normal((700, 3)),
+         "dispersed": _law(rng, 700) + 0.5 * rng.standard_normal((700, 3))}[kind]
+    for n_cells, min_samples in ((12, 20), (5, 1), (30, 40)):
+        ct = data_copying_test(G, T, H, n_cells=n_cells, min_samples=min_samples, random_state=5)
+        ref = _reference_ct(G, T, H, n_cells, 5, min_samples)
+        assert isinstance(ct, CopyingTest) and ct.n_cells == ref["n_cells"]
+        np.testing.assert_array_equal(ct.n_train, ref["n_train"])
+        np.testing.assert_array_equal(ct.n_test, ref["n_test"])
+        np.testing.assert_array_equal(ct.n_generated, ref["n_generated"])
+        np.testing.assert_array_equal(ct.used, ref["used"])
+        np.testing.assert_allclose(ct.z, ref["z"], rtol=0, atol=1e-10)
+        assert ct.statistic == pytest.approx(ref["statistic"], rel=0, abs=1e-10)
+        assert ct.p_value == pytest.approx(ref["p_value"], rel=1e-8, abs=1e-300)
+        assert ct.min_samples == min_samples
+        assert "C_T=" in repr(ct) and ct.to_dict()["n_cells"] == ct.n_cells
+
+
+def test_copying_statistic_inside_evaluate_matches_reference():
+    rng = np.random.default_rng(21)
+    T, H = _law(rng, 1200), _law(rng, 500)
+    G = T[rng.integers(0, 1200, 600)] + 1e-2 * rng.standard_normal((600, 3))
+    ev = evaluate(G, T, test=H, k=3, n_boot=0, n_cells=8, random_state=11)
+    # the meter seeds the k-means from its generator's first draw
+    seed = evaluation.check_random_state(11).integers(1 << 63)
+    ref = _reference_ct(G, T, H, 8, seed, 20)
+    np.testing.assert_array_equal(ev.copying.n_generated, ref["n_generated"])
+    np.testing.assert_allclose(ev.copying.z, ref["z"], rtol=0, atol=1e-10)
+    assert ev.copying.statistic == pytest.approx(ref["statistic"], rel=0, abs=1e-10)
+    assert ev.copying.statistic < -3 and ev.copying_p_value < 1e-6
+
+
+def test_copying_detects_copies_and_accepts_fresh_samples():
+    rng = np.random.default_rng(22)
+    T, H = _law(rng, 2000), _law(rng, 1000)
+    copies = data_copying_test(T[rng.integers(0, 2000, 1000)] + 1e-4 * rng.standard_normal((1000, 3)), T, H,
+                               random_state=0)
+    assert copies.statistic < -3 and copies.p_value < 1e-6
+    assert copies.used.sum() >= 10
+    for seed in range(4):
+        fresh = data_copying_test(_law(np.random.default_rng(100 + seed), 1000), T, H, random_state=seed)
+        assert abs(fresh.statistic) < 3, seed
+        assert fresh.p_value > 1e-3
+    dispersed = data_copying_test(_law(rng, 1000) + 0.5 * rng.standard_normal((1000, 3)), T, H, random_state=0)
+    assert dispersed.statistic > 0 and dispersed.p_value > 0.5
+
+
+def test_copying_without_enough_samples_is_nan():
+    rng = np.random.default_rng(23)
+    T, H, G = _law(rng, 400), _law(rng, 200), _law(rng, 30)
+    ct = data_copying_test(G, T, H, n_cells=4, min_samples=50, random_state=0)
+    assert not ct.used.any() and np.isnan(ct.statistic) and np.isnan(ct.p_value)
+
+
+# ---------------------------------------------------------------------------
+# 4. modulo a group
+# ---------------------------------------------------------------------------
+def _clouds(rng, n, m=5, p=3, noise=0.05):
+    template = 3.0 * rng.standard_normal((m, p))
+    return (template[None] + noise * rng.standard_normal((n, m, p))).reshape(n, m * p)
+
+
+def test_permuted_copies_are_copies_modulo_the_permutations():
+    rng = np.random.default_rng(30)
+    T = _clouds(rng, 200)
+    shifts = rng.integers(1, 5, 200)  # no fixed point: every particle moves
+    perm = (np.arange(5)[None, :] + shifts[:, None]) % 5
+    G = np.take_along_axis(T.reshape(200, 5, 3), perm[:, :, None], axis=1).reshape(200, 15)
+    plain = evaluate(G, T, k=3, n_boot=0)
+    assert plain.authenticity.value == 1.0 and plain.memorized.value == 0.0
+    assert plain.precision.value == 0.0
+    mod = evaluate(G, T, k=3, n_boot=0, group=Permutation(5, 3))
+    assert mod.authenticity.value == 0.0 and mod.memorized.value == 1.0
+    assert np.all(mod.distances <= 1e-12)
+    assert mod.precision.value == 1.0 and mod.group == repr(Permutation(5, 3))
+    np.testing.assert_array_equal(mod.nearest, np.arange(200))
+
+
+def test_rotated_copies_are_copies_modulo_the_rotations():
+    from scipy.spatial.transform import Rotation as SciRotation
+
+    rng = np.random.default_rng(31)
+    T = _clouds(rng, 150)
+    Rm = SciRotation.random(150, random_state=2).as_matrix()
+    G = np.einsum("nij,nkj->nki", Rm, T.reshape(150, 5, 3)).reshape(150, 15)
+    plain = evaluate(G, T, k=3, n_boot=0)
+    assert plain.authenticity.value > 0.95 and plain.memorized.value < 0.05
+    mod = evaluate(G, T, k=3, n_boot=0, group=Rotation(3))
+    assert mod.authenticity.value == 0.0 and mod.memorized.value == 1.0
+    assert np.all(mod.distances < 1e-9)
+    np.testing.assert_array_equal(mod.nearest, np.arange(150))
+
+
+@pytest.mark.parametrize("group, dist", [(SignFlip(), _dist_signflip), (CyclicShift(), _dist_cyclic),
+                                         (Permutation(3, 2), _dist_perm(3, 2))], ids=["signflip", "cyclic", "perm"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_group_results_against_brute_force(group, dist, k):
+    rng = np.random.default_rng(40 + k)
+    T = rng.standard_normal((120, 6))
+    H = rng.standard_normal((50, 6))
+    # group images of training rows, slightly moved (exact images: see the xfail test below)
+    G = np.concatenate([rng.standard_normal((70, 6)), -T[:10] + 1e-6, np.roll(T[10:20], 2, axis=1) - 1e-6])
+    ev = evaluate(G, T, test=H, k=k, n_boot=0, group=group, n_cells=2, random_state=0)
+    ref = _reference(G, T, k, H=H, dist=dist)
+    _assert_matches(ev, ref, k)
+    np.testing.assert_allclose(ev.test_distances, ref["test_distances"], rtol=1e-10)
+    assert ev.gap_test.value == pytest.approx(ref["gap_test"], rel=1e-10)
+    images = slice(70, 80) if isinstance(group, SignFlip) else slice(80, 90)  # rolling by 2 is in the group
+    assert ev.distances[images].max() < 1e-5 and not ev.authentic[images].any()
+
+
+@pytest.mark.parametrize("group", [SignFlip(), CyclicShift(), Permutation(3, 2)], ids=["signflip", "cyclic", "perm"])
+def test_group_results_agree_across_backends(backend, group):
+    rng = np.random.default_rng(45)
+    T = rng.standard_normal((150, 6))
+    G = np.concatenate([rng.standard_normal((80, 6)), -T[:10] + 1e-6])
+    ref = evaluate(G, T, k=3, n_boot=20, random_state=0, group=group, backend="numpy")
+    _assert_same(ref, evaluate(G, T, k=3, n_boot=20, random_state=0, group=group, backend=backend), rtol=1e-13)
+
+
+def test_exact_group_images_on_a_radius_are_outside_the_open_ball():
+    """A particle-permuted copy ``g = s.t`` of a training item ``t`` lies at
+    exactly ``d_G(t, t')`` from every ``t'``: when ``t`` is ``t'``'s nearest
+    neighbour, exactly on the radius ``NND_1(t')``, so outside the open ball."""
+    rng = np.random.default_rng(41)
+    T = rng.standard_normal((120, 6))
+    G = np.roll(T[10:20], 2, axis=1)  # each cloud's 3 particles in R^2 shifted cyclically
+    ref = _reference(G, T, 1, dist=_dist_perm(3, 2))
+    assert ref["DGT"][5, 111] == ref["train_radii"][111]  # T[15] is T[111]'s nearest neighbour
+    ev = evaluate(G, T, k=1, n_boot=0, group=Permutation(3, 2), backend="numpy")
+    _assert_matches(ev, ref, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="modulo a group, d_G(x, y) is not computed symmetrically to the last bit and "
+                   "its bits depend on the backend: with cython, d_G(s.T[15], T[111]) = 1.0928580264565573 < "
+                   "NND_1(T[111]) = d_G(T[111], T[15]) = 1.0928580264565575 although both are exactly "
+                   "d_G(T[15], T[111]); the tie is counted inside the open ball (ball_counts[5] == 2, exact 1)")
+def test_exact_group_images_on_a_radius_cython():
+    if "cython" not in AVAILABLE:
+        pytest.skip("the cython backend is not available")
+    rng = np.random.default_rng(41)
+    T = rng.standard_normal((120, 6))
+    G = np.roll(T[10:20], 2, axis=1)
+    ref = _reference(G, T, 1, dist=_dist_perm(3, 2))
+    ev = evaluate(G, T, k=1, n_boot=0, group=Permutation(3, 2), backend="cython")
+    np.testing.assert_array_equal(ev.ball_counts, ref["ball_counts"])
+
+
+# ---------------------------------------------------------------------------
+# 5. streaming
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("group, D", [(None, 5), (None, 12), (SignFlip(), 5)], ids=["tree", "dense", "signflip"])
+def test_meter_equals_one_call(group, D):
+    # D <= 6: the ball counts wait for compute(); above, each batch is counted on arrival
+    rng = np.random.default_rng(50)
+    T, H = rng.standard_normal((400, D)), rng.standard_normal((300, D))
+    G = np.concatenate([T[:50] + 1e-4, rng.standard_normal((250, D))])
+    kw = dict(test=H, k=4, n_boot=200, random_state=3, n_cells=4, min_samples=10, group=group)
+    one = evaluate(G, T, **kw)
+    meter = EvaluationMeter(T, **kw)
+    with pytest.raises(ValueError, match="no samples"):
+        meter.compute()
+    for s, e in ((0, 7), (7, 130), (130, 131), (131, 300)):
+        meter.update(G[s:e])
+    assert meter.n_seen == 300
+    many = meter.compute()
+    assert isinstance(many, Evaluation)
+    _assert_same(one, many)
+    _assert_matches(many, _reference(G, T, 4, dist=_dist if group is None else _dist_signflip), 4)
+    np.testing.assert_array_equal(one.copying.z, many.copying.z)
+    assert one.copying.statistic == many.copying.statistic
+    # reset: only what comes after counts
+    meter.reset()
+    assert meter.n_seen == 0
+    with pytest.raises(ValueError, match="no samples"):
+        meter.compute()
+    meter.update(G[200:])
+    after = meter.compute()
+    _assert_same(after, evaluate(G[200:], T, **kw), intervals=False)
+    _assert_matches(after, _reference(G[200:], T, 4, dist=_dist if group is None else _dist_signflip), 4)
+    assert after.n_generated == 100
+    with pytest.raises(ValueError, match="features"):
+        meter.update(G[:5, :4])
+
+
+# ---------------------------------------------------------------------------
+# 6. backends, tensors, tiles, threads
+# ---------------------------------------------------------------------------
+def test_backends_give_identical_results(backend):
+    rng = np.random.default_rng(60)
+    for D, dtype in ((3, np.float64), (24, np.float32), (40, np.float64)):
+        T = rng.standard_normal((500, D)).astype(dtype)
+        G = np.concatenate([T[:30], rng.standard_normal((300, D))]).astype(dtype)
+        H = rng.standard_normal((200, D)).astype(dtype)
+        kw = dict(test=H, k=3, n_boot=50, random_state=0, n_cells=3)
+        ref = evaluate(G, T, backend="numpy", **kw)
+        ev = evaluate(G, T, backend=backend, **kw)
+        _assert_same(ref, ev)
+        np.testing.assert_array_equal(ref.test_distances, ev.test_distances)
+        assert ref.copying.statistic == ev.copying.statistic
+        _assert_matches(ev, _reference(G, T, 3), 3)
+
+
+def test_cpu_tensors_equal_arrays():
+    torch = _torch()
+    rng = np.random.default_rng(61)
+    for dtype in (np.float32, np.float64):
+        T = rng.standard_normal((400, 10)).astype(dtype)
+        G = np.concatenate([T[:20], rng.standard_normal((200, 10))]).astype(dtype)
+        H = rng.standard_normal((150, 10)).astype(dtype)
+        kw = dict(k=3, n_boot=50, random_state=0, n_cells=3)
+        ref = evaluate(G, T, test=H, backend="numpy", **kw)
+        ev = evaluate(torch.from_numpy(G), torch.from_numpy(T), test=torch.from_numpy(H), backend="torch", **kw)
+        for name, v in _per_sample(ev).items():
+            assert isinstance(v, np.ndarray), name
+        # every decision identical; the distances of tensors are computed on
+        # their device, equal to a few ulps (the same bits are promised for
+        # host arrays only: repgap/_search/exact.py)
+        _assert_same(ref, ev, rtol=1e-14)
+        np.testing.assert_allclose(ev.test_distances, ref.test_distances, rtol=1e-14)
+        assert ref.copying.statistic == pytest.approx(ev.copying.statistic, abs=1e-12)
+        meter = EvaluationMeter(torch.from_numpy(T), backend="torch", **kw)
+        meter.update(torch.from_numpy(G[:100]))
+        meter.update(torch.from_numpy(G[100:]))
+        _assert_same(evaluate(G, T, backend="numpy", **kw), meter.compute(), rtol=1e-14)
+    with pytest.raises(TypeError, match="tensor"):
+        EvaluationMeter(T, k=3).update(torch.from_numpy(G))
+
+
+def test_tiles_and_threads_do_not_change_results():
+    rng = np.random.default_rng(62)
+    T = rng.standard_normal((700, 12))
+    G = np.concatenate([T[:40] + 1e-9, rng.standard_normal((660, 12))])
+    ref = evaluate(G, T, k=5, n_boot=50, random_state=1)
+    assert evaluation._budget_rows(1 << 20) < 700 / 2  # several tiles each way
+    for kw in (dict(max_memory=1 << 20), dict(n_jobs=1), dict(n_jobs=2), dict(max_memory=1 << 20, n_jobs=2)):
+        _assert_same(ref, evaluate(G, T, k=5, n_boot=50, random_state=1, **kw))
+    meter = EvaluationMeter(T, k=5, n_boot=50, random_state=1, max_memory=1 << 20)
+    meter.update(G[:333])
+    meter.update(G[333:])
+    _assert_same(ref, meter.compute())
+
+
+# ---------------------------------------------------------------------------
+# 7. exactness at the edges
+# ---------------------------------------------------------------------------
+def _pad(X, D):
+    return np.concatenate([X, np.zeros((len(X), D - X.shape[1]))], axis=1)  # the same distances
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shift", [0.0, 1e6])
+@pytest.mark.parametrize("D", [2, 12])  # the k-d tree and the float32 brute-force ball passes
+def test_grid_ties_are_decided_exactly(dtype, shift, D):
+    # integer data: every distance and radius is exact, ties everywhere
+    rng = np.random.default_rng(70)
+    grid = _pad(np.array(list(itertools.product(range(0, 25, 5), repeat=2)), dtype=np.float64), D)  # spacing 5
+    T = np.concatenate([grid, _pad(rng.integers(0, 21, (40, 2)).astype(np.float64), D)])
+    G = _pad(np.concatenate([grid[:10, :2] + [3, 4], [[-3.0, -4.0], [23.0, 24.0], [-3.0, 4.0]],
+                             rng.integers(-3, 24, (60, 2)).astype(np.float64)]), D)
+    ref = _reference(G, T, 3)
+    ev = evaluate((G + shift).astype(dtype), (T + shift).astype(dtype), k=3, n_boot=0)
+    _assert_matches(ev, ref, 3)
+    # a sample exactly on the grid's ball of radius 5 around a corner is outside the (open) ball
+    ev1 = evaluate((G + shift).astype(dtype), (grid + shift).astype(dtype), k=1, n_boot=0)
+    ref1 = _reference(G, grid, 1)
+    assert np.all(ref1["train_radii"] == 5.0)
+    assert not ev1.in_support[10] and ev1.ball_counts[10] == 0  # (-3, -4): distance 5 from (0, 0)
+    _assert_matches(ev1, ref1, 1)
+
+
+def test_translation_by_1e6_keeps_every_decision():
+    rng = np.random.default_rng(71)
+    # dyadic values: x + 1e6 is exact, so the exact distances are unchanged
+    T = np.round(rng.standard_normal((300, 4)) * 2**12) / 2**12
+    G = np.round(rng.standard_normal((200, 4)) * 2**12) / 2**12
+    G[:20] = T[:20]
+    a = evaluate(G, T, k=4, n_boot=0)
+    b = evaluate(G + 1e6, T + 1e6, k=4, n_boot=0)
+    _assert_same(a, b)
+    _assert_matches(b, _reference(G, T, 4), 4)
+
+
+# ---------------------------------------------------------------------------
+# 8. intervals
+# ---------------------------------------------------------------------------
+def test_precision_interval_covers_the_conditional_expectation():
+    rng = np.random.default_rng(80)
+    T = rng.standard_normal((300, 2))
+    k = 5
+
+    def sampler(r, m):
+        return 2.5 * r.standard_normal((m, 2)) + 1.5
+
+    radii = evaluate(T[:10], T, k=k, n_boot=0).train_radii
+    big = sampler(np.random.default_rng(81), 400_000)
+    hit = np.zeros(len(big), dtype=bool)
+    tree = cKDTree(big)
+    for t, r in zip(T, radii):
+        hit[tree.query_ball_point(t, r)] = True  # closed balls: ties have probability 0
+    p = hit.mean()
+    assert 0.4 < p < 0.8
+    inside = 0
+    n_seeds = 100
+    for s in range(n_seeds):
+        ev = evaluate(sampler(np.random.default_rng(1000 + s), 400), T, k=k, n_boot=300, random_state=s)
+        m = ev.precision
+        assert m.low <= m.value <= m.high and m.level == 0.95 and m.over == "generated"
+        inside += m.low <= p <= m.high
+    print(f"coverage of p = {p:.4f}: {inside} / {n_seeds}")
+    assert 0.88 <= inside / n_seeds <= 0.99, inside
+
+
+def test_intervals_bracket_and_are_reproducible():
+    rng = np.random.default_rng(82)
+    T, H = rng.standard_normal((300, 3)), rng.standard_normal((200, 3))
+    G = np.concatenate([T[:30] + 1e-3, rng.standard_normal((270, 3))])
+    a = evaluate(G, T, test=H, k=3, n_boot=300, random_state=4, confidence=0.9)
+    b = evaluate(G, T, test=H, k=3, n_boot=300, random_state=4, confidence=0.9)
+    c = evaluate(G, T, test=H, k=3, n_boot=300, random_state=5, confidence=0.9)
+    _assert_same(a, b)
+    assert any(getattr(a, n).low != getattr(c, n).low for n in ("precision", "density", "gap_generated"))
+    for name, m in a.metrics().items():
+        assert m.low <= m.value <= m.high, name
+        assert m.level == 0.9
+    assert a.recall.over == "train" and a.coverage.over == "train" and a.gap_test.over == "held-out"
+    for who in ("generated", "test"):
+        for q, m in a.dcr[who].items():
+            assert not (m.low > m.value) and not (m.high < m.value), (who, q)
+    wide = evaluate(G, T, test=H, k=3, n_boot=300, random_state=4, confidence=0.99)
+    assert wide.precision.high - wide.precision.low >= a.precision.high - a.precision.low
+    none = evaluate(G, T, test=H, k=3, n_boot=0, random_state=4)
+    for name, m in none.metrics().items():
+        assert np.isnan(m.low) and np.isnan(m.high), name
+        assert m.value == getattr(a, name).value
+
+
+# ---------------------------------------------------------------------------
+# 9. errors
+# ---------------------------------------------------------------------------
+def test_errors_name_the_problem():
+    rng = np.random.default_rng(90)
+    T, G = rng.standard_normal((50, 4)), rng.standard_normal((40, 4))
+    with pytest.raises(ValueError, match="features"):
+        evaluate(G[:, :3], T)
+    with pytest.raises(ValueError, match="features"):
+        evaluate(G, T, test=rng.standard_normal((20, 5)))
+    with pytest.raises(ValueError, match="features"):
+        data_copying_test(G, T, rng.standard_normal((20, 3)))
+    bad = G.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(bad, T)
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate(G, np.where(np.arange(50)[:, None] == 7, np.inf, T))
+    with pytest.raises(ValueError, match="train has 50 rows"):
+        evaluate(G, T, k=50)
+    evaluate(G, T, k=39, n_boot=0)  # k = n_train - 1 and m - 1 is allowed
+    with pytest.raises(ValueError, match="generated samples has 40 rows"):
+        evaluate(G, T, k=40)
+    with pytest.raises(ValueError, match="k"):
+        evaluate(G, T, k=0)
+    with pytest.raises(ValueError, match="confidence"):
+        evaluate(G, T, confidence=1.5)
+    with pytest.raises(ValueError, match="memorization_ratio"):
+        evaluate(G, T, memorization_ratio=0.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        evaluate(G, T, n_boot=-1)
+    with pytest.raises(ValueError, match="backend"):
+        evaluate(G, T, backend="cuda-magic")
+    with pytest.raises(ValueError, match="backend"):
+        EvaluationMeter(T, backend="nope")
+
+
+# ---------------------------------------------------------------------------
+# 10. the passes themselves
+# ---------------------------------------------------------------------------
+def test_paths_are_the_ones_the_tests_name():
+    rng = np.random.default_rng(0)
+    low, high = rng.standard_normal((100, 6)), rng.standard_normal((100, 12))
+    assert not evaluation._dense_ok(low, low)
+    assert evaluation._dense_ok(high, high)
+    assert not evaluation._dense_ok(high * 2.0**400, high)  # out of range: the tree pass
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_memory", [1 << 20, None])
+def test_dense_pass_nearest_two_are_knn_bits(dtype, max_memory):
+    """The float32 pass's two nearest training rows are knn's, bit for bit,
+    with duplicates, copies and a translation, in several tiles."""
+    rng = np.random.default_rng(3)
+    T = rng.standard_normal((1300, 40)).astype(dtype)
+    G = rng.standard_normal((900, 40)).astype(dtype)
+    G[:50] = T[100:150]
+    T[5:10] = T[0]
+    G[60] = T[0]
+    T, G = T + dtype(1e3), G + dtype(1e3)
+    d, i = repgap.knn(G, T, k=2)
+    rT = repgap.knn(T, T, k=6)[0][:, 5]
+    rG = repgap.knn(G, G, k=6)[0][:, 5]
+    c, cov, rec, best = evaluation._dense_pass(G, T, rT, rG, n_threads=1, max_memory=max_memory, progress=False,
+                                               top=2)
+    assert np.array_equal(np.sqrt(best[0]), d) and np.array_equal(best[1], i)
+    c2, cov2, rec2 = evaluation._ball_pass_tree(G, T, rT, rG, n_threads=1)
+    assert np.array_equal(c, c2) and np.array_equal(cov, cov2) and np.array_equal(rec, rec2)
+
+
+@pytest.mark.parametrize("e", [700, -700])
+def test_data_beyond_the_float64_squares(e):
+    """Data at 2^+-700 (their squares leave float64): the same decisions as the
+    data near 1, the distances scaled back exactly."""
+    rng = np.random.default_rng(5)
+    T = rng.standard_normal((300, 12))
+    G = np.concatenate([T[:30] + 1e-6, rng.standard_normal((170, 12))])
+    H = rng.standard_normal((150, 12))
+    ref = evaluate(G, T, test=H, k=3, n_boot=0, random_state=0)
+    f = 2.0**e
+    out = evaluate(G * f, T * f, test=H * f, k=3, n_boot=0, random_state=0)
+    for name in ("in_support", "ball_counts", "authentic", "nearest", "recalled", "covered"):
+        assert np.array_equal(getattr(out, name), getattr(ref, name)), name
+    assert np.array_equal(out.distances, ref.distances * f)
+    assert np.array_equal(out.test_distances, ref.test_distances * f)
+    assert out.copying.statistic == ref.copying.statistic
