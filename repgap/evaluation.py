@@ -58,21 +58,28 @@ Distance to the closest record, memorization, Representation Gap
 
 Searches
 --------
-One k-NN search of ``T`` in itself (``k + 1`` neighbours with the point
-itself: the radii ``NND_k`` and ``NND_1``), one of ``G`` in itself, one of
-``G`` in ``T`` (two neighbours) and one of ``H`` in ``T``; the ball counts of
-precision, density, coverage and recall come from one tiled pass over
-``G x T`` (below). Nothing of size ``m x n`` is ever held: the tiles are
-bounded by ``max_memory``.
+One exact k-NN search of ``T`` in itself (``k + 1`` neighbours with the
+point itself: the radii ``NND_k`` and ``NND_1``), one of ``G`` in itself
+(both over the tiles above the diagonal only, in moderate and high
+dimension), one of ``H`` in ``T``, and one pass over ``G x T`` that gives
+the ball counts of precision, density, coverage and recall and each
+sample's two nearest training rows together (below). Nothing of size
+``m x n`` is ever held: the tiles are bounded by ``max_memory``. In low
+dimension (at most :data:`BALL_TREE_MAX_DIM` features) the searches are
+k-d trees and the balls are k-d tree ball queries; modulo a group, the
+searches are the orbit searches of :mod:`repgap.orbit`.
 
 Exact ball counts
 -----------------
 Without a group the pass computes ``|g|^2 + |t|^2 - 2 g.t`` for a tile of
-pairs by a float32 matrix product of centred copies, with the a priori
+pairs by one float32 matrix product of centred copies, with the a priori
 bound of :mod:`repgap._search.certify` on its error (Higham 2002, section
-3.1); the pairs whose value lies within that bound of a radius are
-recomputed in float64 by the engine's exact primitive, so every decision
-``d < r`` is the one the exact distances give. Modulo a group the counts
+3.1); the pairs whose value is not farther than that bound above every
+radius they are compared with (a ball's radius, or the current second
+nearest distance of the sample) are recomputed in float64 by the engine's
+exact primitive, so every decision ``d < r`` is the one the exact
+distances give, and the nearest rows are :func:`repgap.knn`'s, bit for
+bit. Modulo a group the counts
 come from k-NN searches modulo the group with as many neighbours as it takes
 for the ``K``-th distance to pass the largest radius (beyond it no ball can
 hold the point), for every group. These decisions are as exact as the
@@ -457,17 +464,9 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     n = T.shape[0]
     t = _budget_rows(max_memory or (256 << 20))
     tq, tr = min(t, m), min(t, n)
-    c = np.zeros(D)
-    for s in range(0, n, 1 << 14):
-        c += np.sum(np.asarray(T[s : s + (1 << 14)], dtype=np.float64), axis=0)
-    c /= n
-    amax = 0.0
-    for X in (G, T):
-        for s in range(0, X.shape[0], 1 << 14):
-            amax = max(amax, float(np.max(np.abs(np.asarray(X[s : s + (1 << 14)], dtype=np.float64) - c))))
-    # an exact power of two brings the centred copies near 1: no float32
-    # overflow or loss to subnormals in their squares
-    scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
+    # centred on the training mean; an exact power of two brings the copies
+    # near 1: no float32 overflow or loss to subnormals in their squares
+    c, scale = _frame(T, G)
     f = _bound_factor(D)
     hiT = None if rT is None else _thresholds(rT, scale)[1]
     hiG = None if rG is None else _thresholds(rG, scale)[1]
@@ -541,14 +540,41 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
 
 
 def _copy32(X, a, b, c, scale):
-    """Rows a..b of X, centred on c and divided by ``scale``, in float32 (by blocks)."""
+    """Rows a..b of X, centred on c and divided by ``scale``, in float32 (by
+    blocks). float32 rows are centred in float32 on ``c`` rounded to float32:
+    each coordinate is then ``x - c'`` correctly rounded, the copy the bound
+    assumes, about the centre ``c'`` (distances do not depend on the centre)."""
     out = np.empty((b - a, X.shape[1]), dtype=np.float32)
     step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
+    inv = 1.0 / scale  # a power of two: exact
+    if X.dtype == np.float32:
+        c32 = c.astype(np.float32)
+        for s in range(a, b, step):
+            blk = out[s - a : min(s + step, b) - a]
+            np.subtract(X[s : min(s + step, b)], c32, out=blk)
+            blk *= np.float32(inv)
+        return out
     for s in range(a, b, step):
         blk = np.asarray(X[s : min(s + step, b)], dtype=np.float64) - c
-        blk /= scale
+        blk *= inv
         out[s - a : s - a + blk.shape[0]] = blk
     return out
+
+
+def _frame(X, Y=None):
+    """The centre (mean of X, float64) and a power of two above the largest
+    centred magnitude of X and Y (bounded as ``max |x| + max |c|``)."""
+    from ._search.certify import abs_max
+
+    n, D = X.shape
+    c = np.zeros(D)
+    for s in range(0, n, 1 << 14):
+        c += np.sum(X[s : s + (1 << 14)], axis=0, dtype=np.float64)
+    c /= n
+    amax = abs_max(X) if Y is None else abs_max(X, Y)
+    amax += float(np.max(np.abs(c))) if D else 0.0
+    scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
+    return c, scale
 
 
 def _augmented(X, a, b, c, scale, side):
@@ -980,14 +1006,80 @@ def _plain(group):
     return group is None or isinstance(group, Identity)
 
 
-def _self_radii(X, k, search, what):
-    """``(NND_k, NND_1)`` of every row of X within X (the point itself excluded)."""
+def _self_radii(X, k, search, what, meter=None):
+    """``(NND_k, NND_1)`` of every row of X within X (the point itself
+    excluded): by the symmetric float32 pass where it applies (no group,
+    arrays, moderate or high dimension), else a k-NN search."""
     n = X.shape[0]
     if n < k + 1:
         raise ValueError(f"{what} has {n} rows: the k-NN radii with k={k} need at least k + 1 = {k + 1}")
-    d, _ = search(X, X, k + 1)
-    d = _host(d)
+    if meter is not None and _plain(meter.group) and not is_tensor(X) and _dense_ok(X, X):
+        sq, _ = _self_top(X, k + 1, n_threads=meter._threads(), max_memory=meter.max_memory,
+                          progress=meter.progress)
+        d = np.sqrt(sq)
+    else:
+        d, _ = search(X, X, k + 1)
+        d = _host(d)
     return np.ascontiguousarray(d[:, k]), np.ascontiguousarray(d[:, 1])
+
+
+def _self_top(X, K, *, n_threads, max_memory, progress):
+    """Each row's ``K`` nearest rows of X (itself included), exactly: the
+    flag-and-recompute rule of :func:`_dense_pass` over the tiles above the
+    diagonal only (``d(x, y) = d(y, x)``, bit for bit in the exact
+    primitive), each tile serving its rows and its columns: half the
+    products of a k-NN search of X in itself, and the same result
+    (``(squared distances, rows)`` sorted by (distance, row))."""
+    from ._progress import Progress
+    from ._search.exact import sqdist_rows
+
+    n, D = X.shape
+    # smaller tiles than the ball pass's: the diagonal tiles are computed
+    # whole, so the saving over a full search is 1 - (B + 1) / (2 B) for B blocks
+    t = min(_budget_rows(max_memory or (256 << 20)), 2048)
+    c, scale = _frame(X)
+    f = _bound_factor(D)
+    bd, bi = np.full((n, K), np.inf), np.full((n, K), -1, dtype=np.int64)
+    blocks = [(a, min(a + t, n)) for a in range(0, n, t)]
+    Q = [None] * len(blocks)  # the query form of each block, made once
+    bar = Progress(len(blocks) * (len(blocks) + 1) // 2, "k-NN radii", progress)
+
+    def exact(qi, ti):
+        return sqdist_rows(X, X, qi, ti[:, None], n_threads=n_threads)[:, 0]
+
+    def side(Z, rows0, cols0, bdr, bir, transposed=False):
+        """Flag, recompute and merge for the rows of Z (Z's columns are rows cols0..)."""
+        fresh = np.flatnonzero(~np.isfinite(bdr[:, -1]))
+        if fresh.size:
+            qi, ti = _seed(Z, fresh, K)
+            _merge_top(bdr, bir, qi, ti + cols0, exact(qi + rows0, ti + cols0))
+        tau = bdr[:, -1] / (scale * scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            thr = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
+        if transposed:  # compare on the contiguous tile, then swap the roles
+            ti, qi = np.nonzero(Z.T >= thr[None, :])
+        else:
+            qi, ti = np.nonzero(Z >= thr[:, None])
+        if qi.size:
+            _merge_top(bdr, bir, qi, ti + cols0, exact(qi + rows0, ti + cols0))
+
+    try:
+        for I, (a0, a1) in enumerate(blocks):
+            if Q[I] is None:
+                Q[I] = _augmented(X, a0, a1, c, scale, "query")
+            for J in range(I, len(blocks)):
+                b0, b1 = blocks[J]
+                Rj, nj = _augmented(X, b0, b1, c, scale, "reference")
+                Z = Q[I][0] @ Rj.T
+                e = np.float32(f * (float(Q[I][1].max()) + float(nj.max())) + 2.0**-100)
+                side(Z, a0, b0, bd[a0:a1], bi[a0:a1])
+                if J != I:
+                    side(Z.T, b0, a0, bd[b0:b1], bi[b0:b1], transposed=True)
+                bar.update()
+            Q[I] = None
+    finally:
+        bar.close()
+    return bd, bi
 
 
 # ---------------------------------------------------------------------------
@@ -1055,7 +1147,7 @@ class EvaluationMeter:
         if self._scale != 1.0:
             self.train = self.train / self._scale
             self.test = None if self.test is None else self.test / self._scale
-        self.rT, self.nnT = _self_radii(self.train, self.k, self._search, "train")
+        self.rT, self.nnT = _self_radii(self.train, self.k, self._search, "train", self)
         self._test_d = None
         self._cells = None
         self._test_cells = None
@@ -1129,7 +1221,7 @@ class EvaluationMeter:
             raise ValueError("no samples yet: call update(batch) first")
         G = self._generated()
         rng = np.random.default_rng(self._rng.integers(1 << 63))
-        rG, _ = _self_radii(G, self.k, self._search, "the generated samples")
+        rG, _ = _self_radii(G, self.k, self._search, "the generated samples", self)
         if any(c is None for c in self._count):
             count, covered, recalled = _relations(G, self.train, self.rT, rG, self)
         else:
@@ -1320,7 +1412,7 @@ def _evaluate_once(meter, G):
     if is_tensor(G) != is_tensor(meter.train):
         raise TypeError("give generated and train both as torch tensors (on one device) or both as arrays")
     rng = np.random.default_rng(meter._rng.integers(1 << 63))
-    rG, _ = _self_radii(G, meter.k, meter._search, "the generated samples")
+    rG, _ = _self_radii(G, meter.k, meter._search, "the generated samples", meter)
     count, covered, recalled, best = _relations(G, meter.train, meter.rT, rG, meter, top=2)
     d, i = _nearest_two(G, meter.train, best, meter._search)
     copying = None

@@ -702,3 +702,17 @@ def test_data_beyond_the_float64_squares(e):
     assert np.array_equal(out.distances, ref.distances * f)
     assert np.array_equal(out.test_distances, ref.test_distances * f)
     assert out.copying.statistic == ref.copying.statistic
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_memory", [1 << 20, None])
+def test_symmetric_self_search_is_knn(dtype, max_memory):
+    """The radii's search over the tiles above the diagonal returns knn(X, X)
+    bit for bit (duplicates, a translation, one tile or many)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((1500, 24)).astype(dtype)
+    X[10:20] = X[0]
+    X += dtype(1e3)
+    d, i = repgap.knn(X, X, k=6)
+    sq, ii = evaluation._self_top(X, 6, n_threads=1, max_memory=max_memory, progress=False)
+    assert np.array_equal(np.sqrt(sq), d) and np.array_equal(ii, i)
