@@ -542,25 +542,12 @@ def _merge(pend, cw, ci, thr, K):
 
 
 def lanes_sum(sq):
-    """The last axis of ``sq`` (float64, on any device) summed in the four
-    interleaved lanes of :func:`repgap._search.exact.sqdist_rows` (the
-    compiled kernels' order), one elementwise add at a time: tensors get the
-    same bits as arrays (every add is an IEEE float64 add in the same order)."""
-    D = sq.shape[-1]
-    D4 = D - D % 4
-    if D4:
-        acc = sq[..., 0:4].clone()
-        for g in range(4, D4, 4):
-            acc += sq[..., g : g + 4]
-        s0, s1, s2, s3 = acc[..., 0], acc[..., 1], acc[..., 2], acc[..., 3]
-    else:
-        s0 = sq.new_zeros(sq.shape[:-1])
-        s1 = None
-    for d in range(D4, D):
-        s0 = s0 + sq[..., d]
-    if s1 is None:
-        return s0 + 0.0
-    return (s0 + s1) + (s2 + s3)
+    """The last axis of a float64 tensor summed in the four interleaved lanes
+    of :func:`repgap._search.exact.sqdist_rows` (the compiled kernels'
+    order): tensors get the same bits as arrays."""
+    from ._search.exact import _lanes
+
+    return _lanes(sq)
 
 
 def _finalize(torch, Q, R, ordt, ci, k, out_d, out_i, tq):

@@ -26,16 +26,26 @@ _ROWS = 8192
 
 
 def _lanes(sq):
-    """Four-lane sum of the last axis of ``sq`` (float64), in the fixed order."""
+    """Four-lane sum of the last axis of ``sq`` (float64), in the fixed order.
+
+    One elementwise IEEE add at a time, so a numpy array and a torch tensor
+    on any device (:func:`repgap._kernels_torch.lanes_sum`) give the same
+    bits. Squares are never -0, so starting a lane from its first term is
+    the same as starting it from 0.
+    """
     D = sq.shape[-1]
     D4 = D - D % 4
     if D4:
-        acc = sq[..., 0:4].copy()
+        acc = sq[..., 0:4] + 0.0  # a new array (or tensor)
         for g in range(4, D4, 4):
             acc += sq[..., g : g + 4]
         s0, s1, s2, s3 = acc[..., 0], acc[..., 1], acc[..., 2], acc[..., 3]
+    elif D:
+        s0 = sq[..., 0] + 0.0
+        s1 = s2 = s3 = None
+        D4 = 1
     else:
-        s0 = np.zeros(sq.shape[:-1])
+        s0 = sq.sum(-1)  # no coordinates: 0
         s1 = s2 = s3 = None
     for d in range(D4, D):
         s0 = s0 + sq[..., d]
