@@ -47,6 +47,9 @@ Data-copying test C_T
     at least ``tau m`` generated samples, ``P_n(pi)`` the fraction of
     held-out points in the cell. ``C_T << 0`` is data-copying (samples closer
     to the training set than fresh data), ``C_T >> 0`` underfitting.
+    Modulo a group, points are assigned to cells modulo the group (the
+    nearest centroid's orbit); the centroids are k-means centroids of the
+    stored rows (any fixed partition is valid for the test).
 Distance to the closest record, memorization, Representation Gap
     The quantiles of ``d(g_j, T)`` next to those of ``d(h_i, T)``; the
     fraction of samples with ``d1 / d2 < 1/3`` (Gu et al. 2023, "On
@@ -322,7 +325,7 @@ class Evaluation:
                          "recalled", "covered", "train_radii", "generated_radii", "test_distances"):
                 v = getattr(self, name)
                 out[name] = None if v is None else np.asarray(v).tolist()
-        return _to_dict(out) if not isinstance(out, dict) else _jsonable(out)
+        return _jsonable(out)
 
 
 def _jsonable(x):
@@ -386,8 +389,8 @@ def _quantile_metric(values, q, level, over):
     a = (1 - level) / 2
     lo_i = int(stats.binom.ppf(a, n, q)) - 1
     hi_i = int(stats.binom.ppf(1 - a, n, q))
-    lo = float(x[lo_i]) if lo_i >= 0 else float("nan")
-    hi = float(x[hi_i]) if hi_i < n else float("nan")
+    lo = min(float(x[lo_i]), value) if lo_i >= 0 else float("nan")
+    hi = max(float(x[hi_i]), value) if hi_i < n else float("nan")
     return Metric(value, lo, hi, level, over)
 
 
@@ -477,9 +480,10 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     recalled = np.zeros(n, dtype=bool) if rG is not None else None
     best = (np.full((m, top), np.inf), np.full((m, top), -1, dtype=np.int64)) if top else None
     same = G.dtype == T.dtype
+    f32 = same and G.dtype == np.float32
     Tall = ntall = None
-    if n * D * 4 <= max(max_memory or (256 << 20), 1 << 30):  # the float32 copy of T, made once
-        Tall, ntall = _augmented(T, 0, n, c, scale, "reference")
+    if n * (D + 2) * 4 <= (max_memory or (1 << 30)):  # the float32 copy of T, made once, within the budget
+        Tall, ntall = _augmented(T, 0, n, c, scale, "reference", f32)
 
     def exact(qi, ti):
         if same:
@@ -492,13 +496,13 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     try:
         for q0 in range(0, m, tq):
             q1 = min(q0 + tq, m)
-            Gq, ng = _augmented(G, q0, q1, c, scale, "query")
+            Gq, ng = _augmented(G, q0, q1, c, scale, "query", f32)
             for r0 in range(0, n, tr):
                 r1 = min(r0 + tr, n)
                 if Tall is not None:
                     Tr, nt = Tall[r0:r1], ntall[r0:r1]
                 else:
-                    Tr, nt = _augmented(T, r0, r1, c, scale, "reference")
+                    Tr, nt = _augmented(T, r0, r1, c, scale, "reference", f32)
                 Z = Gq @ Tr.T  # 2 g.t - |g|^2 - |t|^2 in one product
                 e = np.float32(f * (float(ng.max()) + float(nt.max())) + 2.0**-100)
                 rowthr = None  # flag when Z >= a row's threshold (the loosest of its radii)
@@ -539,20 +543,24 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     return count, covered, recalled, best
 
 
-def _copy32(X, a, b, c, scale):
+def _copy32(X, a, b, c, scale, f32):
     """Rows a..b of X, centred on c and divided by ``scale``, in float32 (by
-    blocks). float32 rows are centred in float32 on ``c`` rounded to float32:
-    each coordinate is then ``x - c'`` correctly rounded, the copy the bound
-    assumes, about the centre ``c'`` (distances do not depend on the centre)."""
+    blocks). With ``f32`` (every set of the pass is float32) the rows are
+    scaled (exact: a power of two, so no overflow) and centred in float32 on
+    ``c`` rounded to float32: each coordinate is then ``(x - c') / scale``
+    correctly rounded, the copy the bound assumes, about the centre ``c'``
+    (distances do not depend on the centre, as long as every set of the pass
+    uses the same one: hence one mode per pass)."""
     out = np.empty((b - a, X.shape[1]), dtype=np.float32)
     step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
     inv = 1.0 / scale  # a power of two: exact
-    if X.dtype == np.float32:
-        c32 = c.astype(np.float32)
+    if f32:
+        inv32 = np.float32(inv)
+        cs = c.astype(np.float32) * inv32
         for s in range(a, b, step):
             blk = out[s - a : min(s + step, b) - a]
-            np.subtract(X[s : min(s + step, b)], c32, out=blk)
-            blk *= np.float32(inv)
+            np.multiply(X[s : min(s + step, b)], inv32, out=blk)
+            blk -= cs
         return out
     for s in range(a, b, step):
         blk = np.asarray(X[s : min(s + step, b)], dtype=np.float64) - c
@@ -577,7 +585,7 @@ def _frame(X, Y=None):
     return c, scale
 
 
-def _augmented(X, a, b, c, scale, side):
+def _augmented(X, a, b, c, scale, side, f32):
     """float32 rows ``[2x, -|x|^2, -1]`` (queries) or ``[x, 1, |x|^2]``
     (reference) of the centred, scaled copies, and the squared norms: their
     products are ``Z = 2 g.t - |g|^2 - |t|^2``, one matrix product with no pass
@@ -585,7 +593,7 @@ def _augmented(X, a, b, c, scale, side):
     terms)."""
     D = X.shape[1]
     out = np.empty((b - a, D + 2), dtype=np.float32)
-    out[:, :D] = _copy32(X, a, b, c, scale)
+    out[:, :D] = _copy32(X, a, b, c, scale, f32)
     nx = np.einsum("ij,ij->i", out[:, :D], out[:, :D], dtype=np.float64).astype(np.float32)
     if side == "query":
         out[:, :D] *= 2.0  # exact
@@ -775,9 +783,10 @@ def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
 
 
 def _ball_counts_group(G, T, rT, rG, group, search):
-    """The same relations modulo a group, from k-NN searches modulo the group:
-    a point's K nearest rows with the K-th farther than every radius hold all
-    the balls that can contain it (exact for any group)."""
+    """The same relations modulo a group, from k-NN searches modulo the group
+    (:func:`_reverse_counts`): as exact as the distances modulo the group
+    (upper bounds for products of continuous groups, as :func:`repgap.knn`
+    says)."""
     count = _reverse_counts(G, T, rT, search)
     dc, _ = search(T, G, 1)
     covered = _host(dc)[:, 0] < rT
@@ -788,21 +797,50 @@ def _ball_counts_group(G, T, rT, rG, group, search):
 
 
 def _reverse_counts(Q, R, rR, search):
-    """For each row of Q, how many balls ``B(R_i, rR_i)`` hold it, exactly."""
+    """For each row of Q, how many balls ``B(R_i, rR_i)`` hold it, exactly.
+
+    The balls are taken in bands of decreasing radius (64, 256, 1024, ...
+    rows): within a band, a query's ``K`` nearest centres with the ``K``-th
+    farther than the band's largest radius hold every ball of the band that
+    can contain it, so a few large balls (outliers, the tails of a density)
+    cost a search of their own small band instead of a search of everything.
+    """
     m, n = Q.shape[0], R.shape[0]
-    rmax = float(np.max(rR)) if rR.size else 0.0
     count = np.zeros(m, dtype=np.int64)
-    todo = np.arange(m)
-    K = min(n, 16)
-    while todo.size:
-        Qs = Q[todo] if not is_tensor(Q) else Q[_index(Q, todo)]
-        d, i = search(Qs, R, K)
-        d, i = _host(d), _host(i)
-        count[todo] = np.sum(d < rR[i], axis=1)
-        done = (d[:, -1] >= rmax) | (K >= n)
-        todo = todo[~done]
-        K = min(n, 4 * K)
+    order = np.argsort(-np.asarray(rR, dtype=np.float64), kind="stable")
+    s, size = 0, 64
+    while s < n:
+        rows = np.sort(order[s : s + size])
+        count += _band_counts(Q, _take(R, rows), np.asarray(rR)[rows], search)
+        s += size
+        size *= 4
     return count
+
+
+def _band_counts(Q, Rb, rb, search, budget=1 << 26):
+    m, nb = Q.shape[0], Rb.shape[0]
+    count = np.zeros(m, dtype=np.int64)
+    rmax = float(np.max(rb))
+    if not rmax > 0:
+        return count  # open balls of radius 0 hold nothing
+    todo = np.arange(m)
+    K = min(nb, 16)
+    while todo.size:
+        step = max(1, budget // (16 * K))  # (distance, row) pairs per search: bounded
+        left = []
+        for s in range(0, todo.size, step):
+            rows = todo[s : s + step]
+            d, i = search(_take(Q, rows), Rb, K)
+            d, i = _host(d), _host(i)
+            count[rows] = np.sum(d < rb[i], axis=1)
+            left.append(rows[~((d[:, -1] >= rmax) | (K >= nb))])
+        todo = np.concatenate(left)
+        K = min(nb, 4 * K)
+    return count
+
+
+def _take(X, rows):
+    return X[_index(X, rows)] if is_tensor(X) else X[rows]
 
 
 def _index(X, rows):
@@ -1038,6 +1076,7 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     # whole, so the saving over a full search is 1 - (B + 1) / (2 B) for B blocks
     t = min(_budget_rows(max_memory or (256 << 20)), 2048)
     c, scale = _frame(X)
+    f32 = X.dtype == np.float32
     f = _bound_factor(D)
     bd, bi = np.full((n, K), np.inf), np.full((n, K), -1, dtype=np.int64)
     blocks = [(a, min(a + t, n)) for a in range(0, n, t)]
@@ -1066,10 +1105,10 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     try:
         for I, (a0, a1) in enumerate(blocks):
             if Q[I] is None:
-                Q[I] = _augmented(X, a0, a1, c, scale, "query")
+                Q[I] = _augmented(X, a0, a1, c, scale, "query", f32)
             for J in range(I, len(blocks)):
                 b0, b1 = blocks[J]
-                Rj, nj = _augmented(X, b0, b1, c, scale, "reference")
+                Rj, nj = _augmented(X, b0, b1, c, scale, "reference", f32)
                 Z = Q[I][0] @ Rj.T
                 e = np.float32(f * (float(Q[I][1].max()) + float(nj.max())) + 2.0**-100)
                 side(Z, a0, b0, bd[a0:a1], bi[a0:a1])
@@ -1113,7 +1152,9 @@ class EvaluationMeter:
     random_state : int, Generator or None
         Seeds the bootstrap and the k-means of C_T.
     backend, n_jobs, progress, max_memory :
-        As for :func:`repgap.knn`; ``max_memory`` bounds the ball-count tiles.
+        As for :func:`repgap.knn`; ``max_memory`` (bytes) bounds the tiles of
+        the ball-count pass and its float32 copy of the training set
+        (default: 256 MiB of tiles, a copy of at most 1 GiB).
 
     Examples
     --------
@@ -1185,9 +1226,10 @@ class EvaluationMeter:
             B = B / self._scale
         if B.shape[1] != self.train.shape[1]:
             raise ValueError(f"the batch has {B.shape[1]} features but train has {self.train.shape[1]}")
-        if is_tensor(B) and not is_tensor(self.train):
-            raise TypeError("the batch is a torch tensor but the training set is a numpy array; give both as "
-                            "tensors (on the same device) or both as arrays")
+        if is_tensor(B) != is_tensor(self.train):
+            kinds = ("a torch tensor", "a numpy array") if is_tensor(B) else ("a numpy array", "a torch tensor")
+            raise TypeError(f"the batch is {kinds[0]} but the training set is {kinds[1]}; give both as tensors "
+                            "(on the same device) or both as arrays")
         best = count = covered = None
         if _plain(self.group) and (is_tensor(B) or _dense_ok(B, self.train)):
             # the brute-force pass costs what the batch costs: done now. The
@@ -1381,8 +1423,10 @@ def evaluate(generated, train, *, test=None, k=5, group=None, memorization_ratio
     -----
     Definitions and sources are in :mod:`repgap.evaluation`. Without a
     group, the numbers are those of ``prdc.compute_prdc(train, generated,
-    k)`` (exactly, up to pairs at a distance equal to a radius in the last
-    bit). Torch tensors are searched on their device; the per-sample
+    k)`` wherever prdc's own arithmetic is accurate (its distances come from
+    the expansion ``|x|^2 + |y|^2 - 2 x.y``: on data far from the origin
+    next to their spread they lose their digits and prdc's numbers with
+    them; these are from exact distances). Torch tensors are searched on their device; the per-sample
     results come back as numpy arrays.
 
     Examples

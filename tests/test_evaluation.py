@@ -716,3 +716,61 @@ def test_symmetric_self_search_is_knn(dtype, max_memory):
     d, i = repgap.knn(X, X, k=6)
     sq, ii = evaluation._self_top(X, 6, n_threads=1, max_memory=max_memory, progress=False)
     assert np.array_equal(np.sqrt(sq), d) and np.array_equal(ii, i)
+
+
+def _ref_counts(G, T, k):
+    Gd, Td = np.asarray(G, dtype=np.float64), np.asarray(T, dtype=np.float64)
+    D = np.sqrt(((Gd[:, None, :] - Td[None]) ** 2).sum(-1))
+    rT = np.sort(np.sqrt(((Td[:, None] - Td[None]) ** 2).sum(-1)), 1)[:, k]
+    return (D < rT[None]).sum(1)
+
+
+def test_mixed_precisions_share_one_frame():
+    """float32 training rows and float64 samples at an offset of 1e6: both
+    sets are copied about the same centre (a float32 centring of one and a
+    float64 centring of the other missed pairs)."""
+    rng = np.random.default_rng(0)
+    T = (rng.standard_normal((150, 16)) + 1e6).astype(np.float32)
+    G = np.concatenate([T[:50], rng.standard_normal((100, 16)) + 1e6]).astype(np.float32).astype(np.float64)
+    ref = _ref_counts(G, T, 3)
+    assert np.array_equal(evaluate(G, T, k=3, n_boot=0).ball_counts, ref)
+    assert np.array_equal(evaluate(G.astype(np.float32), T, k=3, n_boot=0).ball_counts, ref)
+
+
+def test_float32_at_the_end_of_its_range():
+    """float32 values near +-3e38: the copies are scaled before they are
+    centred, so nothing overflows."""
+    rng = np.random.default_rng(0)
+    T = (-3e38 + 1e37 * rng.random((200, 12))).astype(np.float32)
+    T[:20] = (3e38 - 1e37 * rng.random((20, 12))).astype(np.float32)
+    G = np.concatenate([T[:10], T[100:110], (-3e38 + 1e37 * rng.random((30, 12)))]).astype(np.float32)
+    with np.errstate(all="raise"):
+        ev = evaluate(G, T, k=3, n_boot=0)
+    assert np.array_equal(ev.ball_counts, _ref_counts(G, T, 3))
+
+
+def test_group_counts_do_not_search_everything(monkeypatch):
+    """Modulo a group, one training item with a huge ball costs a search of
+    its own band, not a search of the whole training set per sample."""
+    rng = np.random.default_rng(1)
+    T = rng.standard_normal((1200, 6))
+    T[0] = 1e3  # its k-NN ball holds everything
+    G = rng.standard_normal((800, 6))
+    seen = []
+    real = evaluation.knn
+
+    def spy(Q, R, k=1, **kw):
+        seen.append(Q.shape[0] * k)
+        return real(Q, R, k=k, **kw)
+
+    monkeypatch.setattr(evaluation, "knn", spy)
+    ev = evaluate(G, T, k=1, n_boot=0, group=SignFlip())
+    assert max(seen) <= G.shape[0] * T.shape[0] // 8, max(seen)
+    flip = np.minimum(_ref_dist_pairs(G, T), _ref_dist_pairs(-G, T))
+    tt = np.minimum(_ref_dist_pairs(T, T), _ref_dist_pairs(-T, T))
+    rT = np.sort(tt, 1)[:, 1]
+    assert np.array_equal(ev.ball_counts, (flip < rT[None]).sum(1))
+
+
+def _ref_dist_pairs(A, B):
+    return np.sqrt(((A[:, None, :] - B[None]) ** 2).sum(-1))
