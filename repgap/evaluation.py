@@ -63,8 +63,8 @@ Searches
 --------
 One exact k-NN search of ``T`` in itself (``k + 1`` neighbours with the
 point itself: the radii ``NND_k`` and ``NND_1``), one of ``G`` in itself
-(both over the tiles above the diagonal only, in moderate and high
-dimension), one of ``H`` in ``T``, and one pass over ``G x T`` that gives
+(both over the tiles above the diagonal only, from
+:data:`SELF_PASS_MIN_DIM` features), one of ``H`` in ``T``, and one pass over ``G x T`` that gives
 the ball counts of precision, density, coverage and recall and each
 sample's two nearest training rows together (below). Nothing of size
 ``m x n`` is ever held: the tiles are bounded by ``max_memory``. In low
@@ -129,6 +129,12 @@ _BOOT_DISTINCT = 4096
 #: many features (2e4 x 2e4 standard Gaussians, 2 cores: 0.9 s vs 2.3 s at
 #: D = 8, 3.8 s vs 1.9 s at D = 12; benchmarks/bench_evaluate.py)
 BALL_TREE_MAX_DIM = 10
+#: from this many features the radii come from the symmetric float32 pass
+#: (half the products) rather than the k-NN engine, whose plan is faster
+#: below: 1e4 x D, k = 6, 2 cores, two families (network-like ReLU features
+#: and standard Gaussians): engine 2.2 / 2.1 s vs 2.4 / 2.5 s at D = 1024,
+#: 5.1 / 4.9 s vs 4.3 / 4.1 s at D = 2048
+SELF_PASS_MIN_DIM = 1536
 #: training rows the k-means of the C_T partition is fitted on
 _KMEANS_ROWS = 20000
 
@@ -1046,12 +1052,13 @@ def _plain(group):
 
 def _self_radii(X, k, search, what, meter=None):
     """``(NND_k, NND_1)`` of every row of X within X (the point itself
-    excluded): by the symmetric float32 pass where it applies (no group,
-    arrays, moderate or high dimension), else a k-NN search."""
+    excluded): by the symmetric float32 pass where it is faster (no group,
+    arrays, at least :data:`SELF_PASS_MIN_DIM` features), else a k-NN search."""
     n = X.shape[0]
     if n < k + 1:
         raise ValueError(f"{what} has {n} rows: the k-NN radii with k={k} need at least k + 1 = {k + 1}")
-    if meter is not None and _plain(meter.group) and not is_tensor(X) and _dense_ok(X, X):
+    if (meter is not None and _plain(meter.group) and not is_tensor(X) and X.shape[1] >= SELF_PASS_MIN_DIM
+            and _dense_ok(X, X)):
         sq, _ = _self_top(X, k + 1, n_threads=meter._threads(), max_memory=meter.max_memory,
                           progress=meter.progress)
         d = np.sqrt(sq)

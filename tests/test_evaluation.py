@@ -774,3 +774,14 @@ def test_group_counts_do_not_search_everything(monkeypatch):
 
 def _ref_dist_pairs(A, B):
     return np.sqrt(((A[:, None, :] - B[None]) ** 2).sum(-1))
+
+
+def test_high_dimension_takes_the_symmetric_pass():
+    rng = np.random.default_rng(8)
+    D = evaluation.SELF_PASS_MIN_DIM
+    T = rng.standard_normal((120, D)).astype(np.float32)
+    G = np.concatenate([T[:10], rng.standard_normal((60, D)).astype(np.float32)])
+    ev = evaluate(G, T, k=3, n_boot=0)
+    assert np.array_equal(ev.train_radii, repgap.knn(T, T, k=4)[0][:, 3])
+    assert np.array_equal(ev.generated_radii, repgap.knn(G, G, k=4)[0][:, 3])
+    assert np.array_equal(ev.ball_counts, _ref_counts(G, T, 3))
