@@ -45,6 +45,19 @@ def _load(path, key=None, what="DATA"):
     return X, tuple(raw.shape[1:])
 
 
+def _load_samples_train_test(args, samples):
+    """The generated samples, the training set, the held-out set (or None) and
+    the group of ``memorization`` and ``evaluate``, every shape checked."""
+    S, shape = _load(samples, args.key)
+    R, _ = _load(args.train, args.train_key)
+    _same_features(S, R, samples, args.train)
+    T = None
+    if args.test is not None:
+        T, _ = _load(args.test, args.test_key)
+        _same_features(R, T, args.train, args.test)
+    return S, R, T, parse_group(args.group, shape)
+
+
 def _same_features(X, Y, px, py):
     if X.shape[1] != Y.shape[1]:
         raise CLIError(f"{py} has {Y.shape[1]} features per row but {px} has {X.shape[1]}")
@@ -513,14 +526,7 @@ def cmd_memorization(args, say):
         plan = _plan(args, args.out, ["memorization.json", "memorization.csv"]
                      + _figure_names(("memorization",), formats, not args.no_plots), inputs)
     _check_backend_available(args.backend)
-    S, shape = _load(args.samples, args.key)
-    R, _ = _load(args.train, args.train_key)
-    _same_features(S, R, args.samples, args.train)
-    T = None
-    if args.test is not None:
-        T, _ = _load(args.test, args.test_key)
-        _same_features(T, R, args.test, args.train)
-    group = parse_group(args.group, shape)
+    S, R, T, group = _load_samples_train_test(args, args.samples)
     rep = memorization(S, R, test=T, group=group, ratio=args.ratio, backend=args.backend, n_jobs=args.n_jobs)
     print(f"memorized: {rep.fraction_memorized:.2%} of {rep.n_samples} generated samples "
           f"(d1/d2 < {rep.threshold:.3g}; Gu et al. 2023)")
@@ -589,14 +595,7 @@ def cmd_evaluate(args, say):
         plan = _plan(args, args.out, list(_EVALUATE_FILES) + _figure_names(_EVALUATE_FIGURES, formats, plots),
                      inputs)
     _check_backend_available(args.backend)
-    G, shape = _load(args.generated, args.key)
-    R, _ = _load(args.train, args.train_key)
-    _same_features(G, R, args.generated, args.train)
-    T = None
-    if args.test is not None:
-        T, _ = _load(args.test, args.test_key)
-        _same_features(R, T, args.train, args.test)
-    group = parse_group(args.group, shape)
+    G, R, T, group = _load_samples_train_test(args, args.generated)
     say(f"evaluating {args.generated}: {G.shape[0]} generated samples against {R.shape[0]} training items"
         + (f" and {T.shape[0]} held-out" if T is not None else "") + f", {G.shape[1]} features, k = {args.k}"
         + (f", modulo {group!r}" if group is not None else ""))
