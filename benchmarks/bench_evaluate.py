@@ -70,6 +70,8 @@ import numpy as np
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_knn import cpu_model  # noqa: E402  (the same machine line)
 
 SEED = 0
 K = 5
@@ -247,17 +249,6 @@ def versions():
     except Exception as exc:  # pragma: no cover
         out["repgap"] = f"unavailable ({exc})"
     return out
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def mem_total_gib():

@@ -11,7 +11,6 @@ calls can be measured (``benchmarks/bench_cli.py``).
 """
 import contextlib
 import dataclasses
-import math
 import time
 import warnings
 
@@ -21,7 +20,7 @@ from . import local
 from ._validation import check_bool, check_int, check_random_state, check_real
 from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
                          WeibullShape, _levina_bickel_inverses, _split_rows)
-from .gap import _host
+from .gap import _host, _jsonable
 
 #: The point-process estimators that ``analyze`` runs by default, beside the gap law.
 DEFAULT_ESTIMATORS = ("calibrated", "twonn", "mle", "gride", "corr")
@@ -319,21 +318,6 @@ def _quantiles(x):
         return {}
     q = np.quantile(x, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
     return dict(zip(["min", "q05", "q25", "median", "q75", "q95", "max"], q.tolist()))
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, (np.floating, float)):
-        v = float(o)
-        return v if math.isfinite(v) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
 
 
 def _check_methods(methods):

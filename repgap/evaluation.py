@@ -111,7 +111,8 @@ import numpy as np
 
 from ._kernels_torch import is_tensor
 from ._validation import check_array, check_int, check_real, check_random_state
-from .gap import _host, _to_dict
+from .diffusion import _max_abs
+from .gap import _host, _jsonable, _to_dict
 from .groups import Identity, check_group
 from .neighbors import knn
 
@@ -334,23 +335,6 @@ class Evaluation:
         return _jsonable(out)
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 # ---------------------------------------------------------------------------
 # intervals
 # ---------------------------------------------------------------------------
@@ -374,12 +358,12 @@ def _boot_means(values, n_boot, rng):
     return rng.normal(v.mean(), v.std(ddof=1) / math.sqrt(n), size=n_boot)
 
 
-def _metric(values, n_boot, level, rng, over, boot=None):
+def _metric(values, n_boot, level, rng, over):
     v = np.asarray(values, dtype=np.float64)
     value = float(v.mean())
     if n_boot == 0 or v.size < 2:
         return Metric(value, float("nan"), float("nan"), level, over), None
-    b = _boot_means(v, n_boot, rng) if boot is None else boot
+    b = _boot_means(v, n_boot, rng)
     lo, hi = np.quantile(b, [(1 - level) / 2, (1 + level) / 2])
     return Metric(value, float(lo), float(hi), level, over), b
 
@@ -421,11 +405,10 @@ def _bound_factor(D):
     return 2.0 * (4.0 * (D + 8) * U32 + 12.0 * U32 + 4.0 * (D + 8) * U64)
 
 
-def _thresholds(r, scale):
-    """float32 bounds ``lo <= (r / scale)^2 <= hi`` of each radius."""
+def _radius_bound(r, scale):
+    """A float32 upper bound of ``(r / scale)^2`` for each radius."""
     r2 = (np.asarray(r, dtype=np.float64) / scale) ** 2
-    r32 = r2.astype(np.float32)
-    return np.nextafter(r32, np.float32(-np.inf)), np.nextafter(r32, np.float32(np.inf))
+    return np.nextafter(r2.astype(np.float32), np.float32(np.inf))
 
 
 def _ball_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
@@ -447,10 +430,7 @@ def _ball_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
 
 def _in_range(*arrays):
     """Every value's square and every sum of D squares stay normal float64."""
-    from ._search.certify import abs_max
-
-    a = abs_max(*arrays)
-    return a == 0.0 or 2.0**-300 <= a <= 2.0**300
+    return _frame_scale(*arrays) == 1.0
 
 
 def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
@@ -477,8 +457,8 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     # near 1: no float32 overflow or loss to subnormals in their squares
     c, scale = _frame(T, G)
     f = _bound_factor(D)
-    hiT = None if rT is None else _thresholds(rT, scale)[1]
-    hiG = None if rG is None else _thresholds(rG, scale)[1]
+    hiT = None if rT is None else _radius_bound(rT, scale)
+    hiG = None if rG is None else _radius_bound(rG, scale)
     rT = None if rT is None else np.asarray(rT, dtype=np.float64)
     rG = None if rG is None else np.asarray(rG, dtype=np.float64)
     count = np.zeros(m, dtype=np.int64) if rT is not None else None
@@ -743,10 +723,10 @@ def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
             scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
             hiT = hiG = rTt = rGt = None
             if rT is not None:
-                hiT = torch.as_tensor(_thresholds(rT, scale)[1], device=dev)
+                hiT = torch.as_tensor(_radius_bound(rT, scale), device=dev)
                 rTt = torch.as_tensor(np.asarray(rT, dtype=np.float64), device=dev)
             if rG is not None:
-                hiG = torch.as_tensor(_thresholds(rG, scale)[1], device=dev)
+                hiG = torch.as_tensor(_radius_bound(rG, scale), device=dev)
                 rGt = torch.as_tensor(np.asarray(rG, dtype=np.float64), device=dev)
 
             def copy(X, a, b):
@@ -788,7 +768,7 @@ def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
     return tuple(None if v is None else _host(v) for v in (count, covered, recalled))
 
 
-def _ball_counts_group(G, T, rT, rG, group, search):
+def _ball_counts_group(G, T, rT, rG, search):
     """The same relations modulo a group, from k-NN searches modulo the group
     (:func:`_reverse_counts`): as exact as the distances modulo the group
     (upper bounds for products of continuous groups, as :func:`repgap.knn`
@@ -875,7 +855,7 @@ def _cells(T, n_cells, rng, search):
 
     n = T.shape[0]
     rows = np.sort(rng.choice(n, size=min(n, _KMEANS_ROWS), replace=False))
-    X = np.asarray(_host(T[rows] if not is_tensor(T) else T[_index(T, rows)]), dtype=np.float64)
+    X = np.asarray(_host(_take(T, rows)), dtype=np.float64)
     n_cells = min(n_cells, X.shape[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # empty clusters are dropped below
@@ -888,7 +868,7 @@ def _cells(T, n_cells, rng, search):
     # drop centroids no training row is nearest to
     lab = _assign(T, C, search)
     used = np.unique(lab)
-    C = C[used] if not is_tensor(C) else C[_index(C, used)]
+    C = _take(C, used)
     return C
 
 
@@ -905,9 +885,7 @@ def _within_cell(X, lab, T, tlab, n_cells, search):
         trows = np.flatnonzero(tlab == cell)
         if rows.size == 0 or trows.size == 0:
             continue
-        Xc = X[rows] if not is_tensor(X) else X[_index(X, rows)]
-        Tc = T[trows] if not is_tensor(T) else T[_index(T, trows)]
-        d, _ = search(Xc, Tc, 1)
+        d, _ = search(_take(X, rows), _take(T, trows), 1)
         out[rows] = _host(d)[:, 0]
     return out
 
@@ -1298,7 +1276,7 @@ def _relations(G, T, rT, rG, meter, top=0):
         out = _ball_pass(G, T, rT, rG, n_threads=meter._threads(), max_memory=meter.max_memory,
                          progress=meter.progress, top=top)
         return out if top else out[:3]
-    out = _ball_counts_group(G, T, rT, rG, meter.group, meter._search)
+    out = _ball_counts_group(G, T, rT, rG, meter._search)
     return out + (None,) if top else out
 
 
@@ -1392,14 +1370,6 @@ def _frame_scale(*arrays):
     if a == 0.0 or 2.0**-300 <= a <= 2.0**300:
         return 1.0
     return math.ldexp(1.0, math.frexp(a)[1])
-
-
-def _max_abs(X):
-    if is_tensor(X):
-        return max(float(X.max()), -float(X.min()))
-    from ._search.certify import abs_max
-
-    return abs_max(X)
 
 
 def evaluate(generated, train, *, test=None, k=5, group=None, memorization_ratio=1 / 3, n_boot=1000,

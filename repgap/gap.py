@@ -8,6 +8,7 @@ estimate is the mean over held-out points. The general form used here is the
 mean of the k-th nearest-neighbour distance to the power r.
 """
 import dataclasses
+import math
 import numbers
 import warnings
 
@@ -33,6 +34,25 @@ def _summary_repr(obj, fields):
         else:
             parts.append(f"{f}={v!r}")
     return f"{type(obj).__name__}({', '.join(parts)})"
+
+
+def _jsonable(o):
+    """Plain JSON values: numpy scalars and arrays as Python ones, non-finite
+    floats as None."""
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return v if math.isfinite(v) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
 
 
 def _to_dict(obj):

@@ -552,6 +552,20 @@ def plot_nn_distances(analysis, *, ax=None, title=None):
     return fig
 
 
+def _generated_vs_heldout(ax, d, td):
+    """Histograms of the generated samples' (filled) and held-out points'
+    (outline) distances to the training set, on shared log-spaced bins:
+    ``(bins, the _distance_hist results)``."""
+    arrays = [d] + ([td] if td is not None else [])
+    lb = _log_bins(*arrays, bins=_n_bins(*arrays) + 1)
+    zs = [_distance_hist(ax, d, lb, filled=True, color="C3", label=f"generated (n = {d.size:,})",
+                         short="generated", zero_label="exact copies", slot=1 if td is not None else 0)]
+    if td is not None:
+        zs.append(_distance_hist(ax, td, lb, filled=False, color="C0", label=f"held-out real (n = {td.size:,})",
+                                 short="held-out", median_ls=":", zero_label="held-out items in the training set"))
+    return lb, zs
+
+
 def plot_memorization(report, *, title=None):
     """Generated samples against held-out data: the ratio ``d1/d2`` with the
     memorization threshold, and the distance to the nearest training item."""
@@ -576,13 +590,7 @@ def plot_memorization(report, *, title=None):
     ax1.set_ylim(0, ax1.get_ylim()[1] * 1.3)
     d = np.asarray(report.distances, dtype=float)
     td = None if report.test_distances is None else np.asarray(report.test_distances, dtype=float)
-    arrays = [d] + ([td] if td is not None else [])
-    lb = _log_bins(*arrays, bins=_n_bins(*arrays) + 1)
-    zs = [_distance_hist(ax2, d, lb, filled=True, color="C3", label=f"generated (n = {d.size:,})",
-                         short="generated", zero_label="exact copies", slot=1 if td is not None else 0)]
-    if td is not None:
-        zs.append(_distance_hist(ax2, td, lb, filled=False, color="C0", label=f"held-out real (n = {td.size:,})",
-                                 short="held-out", median_ls=":", zero_label="held-out items in the training set"))
+    _, zs = _generated_vs_heldout(ax2, d, td)
     _zero_note(ax2, zs)
     _log_x(ax2)
     ax2.set_xlabel("distance to the nearest training item")
@@ -745,13 +753,7 @@ def plot_evaluation_distances(ev, *, title=None, most_points=20000):
     td = None if ev.test_distances is None else np.asarray(ev.test_distances, dtype=float)
     mem = _ratios(np.column_stack([d1, d2])) < ev.memorization_ratio
     r = ev.memorization_ratio
-    arrays = [d1] + ([td] if td is not None else [])
-    lb = _log_bins(*arrays, bins=_n_bins(*arrays) + 1)
-    zs = [_distance_hist(ax1, d1, lb, filled=True, color="C3", label=f"generated (n = {d1.size:,})",
-                         short="generated", zero_label="exact copies", slot=1 if td is not None else 0)]
-    if td is not None:
-        zs.append(_distance_hist(ax1, td, lb, filled=False, color="C0", label=f"held-out real (n = {td.size:,})",
-                                 short="held-out", median_ls=":", zero_label="held-out items in the training set"))
+    lb, zs = _generated_vs_heldout(ax1, d1, td)
     pos = mem & (d1 > 0)
     if np.any(mem):
         ax1.hist(d1[pos], bins=lb, weights=_frac(d1)[pos], histtype="step", lw=1.4, color="k",
