@@ -114,7 +114,7 @@ from ._validation import check_array, check_int, check_real, check_random_state
 from .diffusion import _max_abs
 from .gap import _host, _jsonable, _to_dict
 from .groups import Identity, check_group
-from .neighbors import knn
+from .neighbors import knn, tensor_sqrt
 
 __all__ = ["evaluate", "Evaluation", "EvaluationMeter", "Metric", "CopyingTest", "data_copying_test", "default_cells"]
 
@@ -756,7 +756,7 @@ def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
                         qi, ti = qi + q0, ti + r0
                         diff = G[qi].to(torch.float64) - T[ti].to(torch.float64)
                         diff *= diff
-                        d = lanes_sum(diff).sqrt()  # the bits of the host primitive and of knn on tensors
+                        d = tensor_sqrt(lanes_sum(diff))  # the bits of the host primitive and of knn on tensors
                         if rTt is not None:
                             inside = d < rTt[ti]
                             count += torch.bincount(qi[inside], minlength=m)

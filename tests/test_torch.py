@@ -223,3 +223,66 @@ def test_cpu_path_restores_thread_settings():
     R = rng.standard_normal((5000, 16)).astype(np.float32)
     knn_prefix(R[:600], R, 1, None, np.array([5000]), n_threads=2)
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------
+# the certified search on tensors: the arrays' answer, bit for bit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensor_ties_come_out_by_row_as_on_arrays(device, dtype):
+    # an integer grid: each query has dozens of rows at exactly its k-th
+    # distance, more than the kernel's spare candidates, so the certificate
+    # fails on the first round and the rows tied at the k-th come from a re-search
+    rng = np.random.default_rng(3)
+    T = rng.integers(0, 3, (400, 4)).astype(dtype)
+    Q = rng.integers(0, 3, (60, 4)).astype(dtype)
+    d, i = repgap.knn(Q, T, k=5, backend="numpy")
+    dt, it = repgap.knn(torch.from_numpy(Q).to(device), torch.from_numpy(T).to(device), k=5)
+    np.testing.assert_array_equal(it.cpu().numpy(), i)
+    np.testing.assert_array_equal(dt.cpu().numpy(), d)
+    z = torch.zeros((1, 8), dtype=torch.float64, device=device)
+    _, iz = repgap.knn(z, torch.zeros((20, 8), dtype=torch.float64, device=device), k=3)
+    assert iz.cpu().tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensor_near_ties_are_exact(device, dtype):
+    # 40 rows within 1e-7 (relative) of one point: their order is decided
+    # below the float32 scores' resolution, by the float64 recomputation
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(8) * 10
+    T = np.concatenate([base + 1e-6 * rng.standard_normal((40, 8)), rng.standard_normal((600, 8)) * 10])
+    Q = np.concatenate([base[None], base[None] + 1e-6 * rng.standard_normal((5, 8))])
+    T, Q = T.astype(dtype), Q.astype(dtype)
+    d, i = repgap.knn(Q, T, k=7, backend="numpy")
+    dt, it = repgap.knn(torch.from_numpy(Q).to(device), torch.from_numpy(T).to(device), k=7)
+    np.testing.assert_array_equal(it.cpu().numpy(), i)
+    np.testing.assert_array_equal(dt.cpu().numpy(), d)
+
+
+def test_tensor_distances_have_the_arrays_bits():
+    # the square root on the host: torch's CPU sqrt is not correctly rounded
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.standard_normal(100_000)) * 10
+    assert np.array_equal(repgap.neighbors.tensor_sqrt(torch.from_numpy(x)).numpy(), np.sqrt(x))
+    X = rng.standard_normal((3000, 16))
+    for dtype in (np.float32, np.float64):
+        A = X.astype(dtype)
+        d, i = repgap.knn(A[:800], A, k=10, backend="numpy")
+        dt, it = repgap.knn(torch.from_numpy(A[:800]), torch.from_numpy(A), k=10)
+        np.testing.assert_array_equal(it.numpy(), i)
+        np.testing.assert_array_equal(dt.numpy(), d)
+
+
+def test_tensor_search_is_certified_per_prefix():
+    # the gap curve's prefixes through tensors: every checkpoint certified on its own
+    from repgap._search.plan import knn_prefix
+
+    rng = np.random.default_rng(6)
+    R = rng.integers(0, 4, (900, 3)).astype(np.float64)
+    Q = rng.integers(0, 4, (70, 3)).astype(np.float64)
+    order = rng.permutation(900)
+    ck = np.array([12, 50, 300, 900])
+    d, i = knn_prefix(Q, R, 4, order, ck, backend="numpy", n_threads=1)
+    dt, it = knn_prefix(torch.from_numpy(Q), torch.from_numpy(R), 4, order, ck, backend="torch", n_threads=1)
+    np.testing.assert_array_equal(it.numpy(), i)
+    np.testing.assert_array_equal(dt.numpy(), d)

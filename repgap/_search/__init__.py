@@ -53,6 +53,15 @@ Design
   its candidates can beat or tie its k-th neighbour. Near-ties beyond any
   fixed number of spare candidates, exact duplicates and data at the ends
   of the floating-point range are re-searched until they are certified.
+* **Tensors too.** Torch tensors stay on their device
+  (``plan._tensor_search``): the torch kernel returns ``kk`` candidates
+  with their exact float64 distances (the primitive's bits, by
+  ``_kernels_torch.lanes_sum``), and the same certificate, with the torch
+  kernels' error model (``plan._tensor_model``), decides which queries are
+  answered and which are searched again; only (m,) vectors of bounds cross
+  to the host. The square root of a CPU tensor is numpy's
+  (``neighbors.tensor_sqrt``: torch's is not correctly rounded there), so
+  tensors give the arrays' distances and indices bit for bit, ties by row.
 * **Speed is a plan decision, never a correctness one.** float64 data take
   the float32 candidate search; the rotated k-d tree, the choice of the
   tree and of the kernel only change how fast the certificate is reached.

@@ -225,17 +225,109 @@ def _tiles(cfg, n_queries, n_reference):
 
 
 def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar):
-    """Torch tensors on their device: the torch kernel (its own float64 recomputation)."""
+    """Torch tensors on their device, certified as the arrays' searches are.
+
+    The torch kernel returns ``kk > k`` candidates with their exact float64
+    distances (the primitive's bits: :func:`repgap._kernels_torch.lanes_sum`
+    on the device, the numpy backend's recomputation on the host); a query is
+    certified when the error model's lower bound over the rows it did not
+    return (:func:`_tensor_model`) beats its k-th distance, and searched
+    again with four times the candidates otherwise, up to every row of the
+    prefix. Only (m,) vectors cross to the host. Rows tied at the k-th
+    distance are therefore all among the candidates, and come out by row,
+    as on the arrays.
+    """
+    import torch
+
+    from .engine import EXHAUSTIVE_FRACTION, GROWTH, SPARE
+
     mod = kernels("torch")
     cfg = get_config()
-    kw = dict(n_threads=n_threads, algorithm=algo, **_tiles(cfg, Q.shape[0], R.shape[0]))
+    m = Q.shape[0]
+    J = len(checkpoints)
+    ck = np.asarray(checkpoints, dtype=np.int64)
+    dev = Q.device
     own = bar is None
-    bar = bar if bar is not None else Progress(Q.shape[0], desc, progress)
+    bar = bar if bar is not None else Progress(m, desc, progress)
     try:
-        return _run_kernel(mod, "torch", Q, R, k, order, checkpoints, kw, bar)
+        model = _tensor_model(torch, Q, R)
+        tiny = 4.0 * Q.shape[1] * 2.0**-1074  # as the engine: subnormal differences in the recomputation
+        out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
+        out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
+        todo = np.ones((J, m), dtype=bool)
+        kk = k + SPARE + k // 2
+        first = True
+        while todo.any():
+            qsel = np.flatnonzero(todo.any(axis=0))
+            qt = None if qsel.size == m else torch.as_tensor(qsel, device=dev)
+            Qsub = Q if qt is None else Q[qt]
+            b = bar if first else Progress(qsel.size, "", False)
+            thr = kk if first else kk / EXHAUSTIVE_FRACTION
+            js = [j for j in range(J) if todo[j, qsel].any()]
+            # prefixes small against the candidates: every row, one call each
+            groups = [([j], int(ck[j])) for j in js if ck[j] <= thr]
+            run = [j for j in js if ck[j] > thr]
+            if run:
+                groups.append((run, int(min(kk, ck[run[0]]))))
+            for g, (js_g, c) in enumerate(groups):
+                kw = dict(n_threads=n_threads, algorithm=algo, **_tiles(cfg, qsel.size, R.shape[0]))
+                d, i = _run_kernel(mod, "torch", Qsub, R, c, order, ck[js_g], kw,
+                                   b if g == len(groups) - 1 else Progress(qsel.size, "", False))
+                for a, j in enumerate(js_g):
+                    w = np.flatnonzero(todo[j, qsel])
+                    if c >= ck[j]:
+                        ok = np.ones(w.size, dtype=bool)
+                    else:
+                        wt = torch.as_tensor(w, device=dev)
+                        ends = torch.stack([d[a, wt, c - 1], d[a, wt, k - 1]]).cpu().numpy()
+                        ok = model.lower_bound(ends[0], qsel[w]) > ends[1] * (1.0 + 2 * U64) + tiny
+                    if ok.any():
+                        src = torch.as_tensor(w[ok], device=dev)
+                        dst = torch.as_tensor(qsel[w[ok]], device=dev)
+                        out_d[j, dst] = d[a, src, :k]
+                        out_i[j, dst] = i[a, src, :k]
+                        todo[j, qsel[w[ok]]] = False
+            kk *= GROWTH
+            first = False
     finally:
         if own:
             bar.close()
+    return out_d, out_i
+
+
+def _tensor_model(torch, Q, R):
+    """The torch kernels' error model (:class:`~repgap._search.certify.SearchModel`).
+
+    Both kernels score ``q.r - |r|^2 / 2`` (the expansion) in the data's
+    precision on copies centred on the reference mean (float64 on the
+    device; rounded to the data's precision on the host), and recompute the
+    candidates' distances between the stored rows. The norms about that
+    centre are computed on the device; only the (m,) vector of query norms
+    and the largest reference norm come to the host.
+    """
+    D = Q.shape[1]
+    f64 = R.dtype == torch.float64
+    u = U64 if f64 else 2.0**-24
+    centre = torch.zeros(D, dtype=torch.float64, device=R.device)
+    step = max(1, (4 << 20) // (8 * max(D, 1)))
+    for s in range(0, R.shape[0], step):
+        centre += R[s : s + step].to(torch.float64).sum(0)
+    centre /= max(R.shape[0], 1)
+
+    def norms(X):
+        out = torch.empty(X.shape[0], dtype=torch.float64, device=X.device)
+        for s in range(0, X.shape[0], step):
+            B = X[s : s + step].to(torch.float64) - centre
+            out[s : s + step] = (B * B).sum(1).sqrt()
+        return out
+
+    c = float(torch.sqrt((centre * centre).sum()))
+    grow = 1.0 + 4.0 * (D + 2) * U64
+    qn = norms(Q).cpu().numpy() * grow + c
+    rmax = (float(norms(R).max()) * grow + c) if R.shape[0] else 0.0
+    tiny = 4.0 * D * float(torch.finfo(R.dtype).tiny)
+    return SearchModel(D=D, u=u, expanded=True, copy_u=u, b_on_copies=False, unit_shift=0, qnorm=qn,
+                       rmax=rmax, tiny=tiny)
 
 
 def _rotate(X, center, V):
