@@ -499,6 +499,24 @@ cdef extern from "repgap_orbit.hpp" namespace "repgap" nogil:
     double orbit_d2(const OrbitSpec& g, OrbitWork& w)
 
 
+cdef extern from "repgap_orbit.hpp" namespace "repgap":
+    enum:
+        ORBIT_IDENTITY
+        ORBIT_TRANSLATION
+        ORBIT_ROTATION
+        ORBIT_PERMUTATION
+        ORBIT_CYCLIC
+        ORBIT_SIGNFLIP
+        ORBIT_FINITE_PERM
+        ORBIT_FINITE_MAT
+
+#: the kernel's numbers for the kinds of repgap.groups.Group.kernel_spec
+#: (tests check that repgap.groups.KERNEL_KINDS agrees)
+ORBIT_KINDS = {"identity": ORBIT_IDENTITY, "translation": ORBIT_TRANSLATION, "rotation": ORBIT_ROTATION,
+               "permutation": ORBIT_PERMUTATION, "cyclic": ORBIT_CYCLIC, "signflip": ORBIT_SIGNFLIP,
+               "finite_perm": ORBIT_FINITE_PERM, "finite_mat": ORBIT_FINITE_MAT}
+
+
 def orbit_refine(const floating[:, :] Q, const floating[:, :] R, const int64_t[:, ::1] cand, dict spec,
                  int n_threads=1):
     """Exact squared orbit distances between query ``i`` and reference rows

@@ -1,7 +1,8 @@
 """The k-NN modulo a group on torch tensors, on their device.
 
-The same filter and refine as :mod:`repgap.orbit`, with the invariants and
-the exact orbit distances computed in torch for the closed-form groups
+The array namespace (:class:`TorchOps`) of the one filter-and-refine loop,
+:func:`repgap.orbit.orbit_knn_prefix`: the invariants and the exact orbit
+distances computed in torch for the closed-form groups
 (translations, sign flips, rotations of 2-D/3-D clouds with or without
 translations, cyclic shifts); for the others (permutations, explicit finite
 groups, rotations x permutations) only the refined candidate pairs are
@@ -11,7 +12,7 @@ import math
 
 import numpy as np
 
-from .groups import CyclicShift, Identity, Product, Rotation, SignFlip, Translation
+from .groups import CyclicShift, Identity, SignFlip
 
 
 def _torch():
@@ -20,20 +21,15 @@ def _torch():
     return torch
 
 
-def _parts(group):
-    """(translation p or None, rotation or None, other group or None)."""
-    if isinstance(group, Product):
-        if len(group.groups) == 1:
-            return _parts(group.groups[0])
-        if group._P is None and group._R is not None:
-            return (group.p if group._T is not None else None), group._R, None
-        if group._P is None and group._R is None and group._T is not None:
-            return group.p, None, None
-        return None, None, group
-    if isinstance(group, Translation):
-        return group.p, None, None
-    if isinstance(group, Rotation):
-        return None, group, None
+def _parts(group, D):
+    """(translation p or None, rotation (p, reflections) or None, other group
+    or None), from the group's own description (:meth:`Group.kernel_spec`)."""
+    spec = group.kernel_spec(D)
+    kind = None if spec is None else spec["kind"]
+    if kind == "translation":
+        return spec["p"], None, None
+    if kind == "rotation":
+        return (spec["p"] if spec["centre"] else None), (spec["p"], bool(spec["reflections"])), None
     return None, None, group
 
 
@@ -46,12 +42,12 @@ def invariant(group, X):
     """Invariant features (float64, on X's device) with the lower-bound property."""
     torch = _torch()
     X = X.to(torch.float64)
-    T, Rg, other = _parts(group)
+    T, Rg, other = _parts(group, X.shape[1])
     if other is None:
         if Rg is None:
             return _centre(torch, X, T) if T else X
-        C = _centre(torch, X, Rg.p) if T else X
-        C = C.reshape(X.shape[0], -1, Rg.p)
+        C = _centre(torch, X, Rg[0]) if T else X
+        C = C.reshape(X.shape[0], -1, Rg[0])
         n, m, _ = C.shape
         parts = [C.norm(dim=2)]
         if m > 1:
@@ -100,15 +96,15 @@ def refine(Q, R, cand, group):
     valid = cand >= 0
     Y = R[cand.clamp_min(0).reshape(-1)].to(torch.float64)          # (m c, D)
     X = Q.to(torch.float64)[:, None, :].expand(m, c, D).reshape(-1, D)
-    T, Rg, other = _parts(group)
+    T, Rg, other = _parts(group, D)
     if other is None:
         if T:
             X, Y = _centre(torch, X, T), _centre(torch, Y, T)
         if Rg is None:
             d2 = ((X - Y) ** 2).sum(1)
         else:
-            p = Rg.p
-            d2 = _kabsch_d2(torch, X.reshape(X.shape[0], -1, p), Y.reshape(Y.shape[0], -1, p), Rg.reflections)
+            p, reflections = Rg
+            d2 = _kabsch_d2(torch, X.reshape(X.shape[0], -1, p), Y.reshape(Y.shape[0], -1, p), reflections)
     elif isinstance(other, Identity):
         d2 = ((X - Y) ** 2).sum(1)
     elif isinstance(other, SignFlip):
@@ -157,67 +153,52 @@ def _merge(torch, bd, bi, d, i, k):
     return torch.gather(D, 1, o2)[:, :k], torch.gather(I, 1, o2)[:, :k]
 
 
-def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, n_threads=1, stats=None, progress=None):
-    """As :func:`repgap.orbit.orbit_knn_prefix`, for tensors on their device;
-    returns (J, m, k) tensors there."""
-    torch = _torch()
-    from ._kernels_torch import knn_prefix
+class TorchOps:
+    """The array namespace of :func:`repgap.orbit.orbit_knn_prefix` for
+    tensors on ``device``: invariants and refinement in torch where the
+    group has a closed form here (:func:`invariant`, :func:`refine`)."""
 
-    group.check_dim(Q.shape[1])
-    m, dev = Q.shape[0], Q.device
-    FQ = invariant(group, Q)
-    FR = FQ if R is Q else invariant(group, R)
-    J = len(checkpoints)
-    out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
-    out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
-    refined = rounds = 0
-    ordt = None if order is None else torch.as_tensor(np.asarray(order, dtype=np.int64), device=dev)
-    step = max(1, (1 << 22) // max(1, Q.shape[1] * 16))
-    for j, n_j in enumerate(int(c) for c in checkpoints):
-        ck = np.array([n_j], dtype=np.int64)
-        best_d = torch.full((m, k), float("inf"), dtype=torch.float64, device=dev)
-        best_i = torch.full((m, k), -1, dtype=torch.int64, device=dev)
-        pending = torch.arange(m, device=dev)
-        seen = 0
-        seen_i = torch.empty((m, 0), dtype=torch.int64, device=dev)
-        c = min(n_j, max(2 * k + 8, 16))
-        while pending.numel():
-            rounds += 1
-            if c > n_j // 8 and c < n_j:
-                rows_all = torch.arange(n_j, device=dev) if ordt is None else ordt[:n_j]
-                pos = torch.full((R.shape[0],), -1, dtype=torch.int64, device=dev)
-                pos[rows_all] = torch.arange(n_j, device=dev)  # row -> position in the prefix
-                chunk = max(1, (1 << 22) // max(n_j, 1))
-                for s in range(0, pending.numel(), chunk):
-                    rows = pending[s : s + chunk]
-                    cand = rows_all.expand(rows.numel(), n_j).clone()
-                    if seen_i.shape[1]:
-                        # drop the candidates refined already (their results are in best)
-                        mark = torch.zeros((rows.numel(), n_j), dtype=torch.bool, device=dev)
-                        mark.scatter_(1, pos[seen_i[s : s + chunk]], True)
-                        cand[mark] = -1
-                    ex = refine(Q[rows], R, cand, group)
-                    best_d[rows], best_i[rows] = _merge(torch, best_d[rows], best_i[rows], ex, cand, k)
-                    refined += int((cand >= 0).sum())
-                break
-            lb, ci = knn_prefix(FQ[pending], FR, c, order, ck, n_threads=n_threads)
-            lb, ci = lb[0], ci[0]
-            new = ci[:, seen:c]
-            for s in range(0, pending.numel(), step):
-                rows = pending[s : s + step]
-                ex = refine(Q[rows], R, new[s : s + step], group)
-                best_d[rows], best_i[rows] = _merge(torch, best_d[rows], best_i[rows], ex, new[s : s + step], k)
-            refined += new.numel()
-            kth = best_d[pending, k - 1]
-            done = (c >= n_j) | (lb[:, c - 1] > kth * (1 + 1e-12) + 1e-300)
-            seen_i = ci[~done]
-            pending = pending[~done]
-            seen = c
-            c = min(n_j, 8 * c)
-        out_d[j], out_i[j] = best_d, best_i
-        if progress is not None:
-            progress(m * (j + 1) // J)
-    if stats is not None:
-        stats["refined"] = stats.get("refined", 0) + refined
-        stats["rounds"] = stats.get("rounds", 0) + rounds
-    return out_d, out_i
+    def __init__(self, group, device):
+        self.group, self.device = group, device
+        self.torch = _torch()
+        self.rows = None  # set from D on the first refinement
+
+    def invariant(self, X):
+        self.rows = max(1, (1 << 22) // max(1, X.shape[1] * 16))
+        return invariant(self.group, X)
+
+    def full(self, shape, value):
+        torch = self.torch
+        dtype = torch.int64 if isinstance(value, int) else torch.float64
+        return torch.full(shape, value, dtype=dtype, device=self.device)
+
+    def arange(self, n):
+        return self.torch.arange(n, device=self.device)
+
+    def refine(self, Q, R, cand):
+        return refine(Q, R, cand, self.group)
+
+    def merge(self, bd, bi, d, i, k):
+        return _merge(self.torch, bd, bi, d, i, k)
+
+    def refine_rest(self, Q, R, order, n_j, pending, seen_i, best_d, best_i, k):
+        """Align every prefix row not yet refined against each pending query."""
+        torch, dev = self.torch, self.device
+        rows_all = torch.arange(n_j, device=dev) if order is None else \
+            torch.as_tensor(np.asarray(order[:n_j], dtype=np.int64), device=dev)
+        pos = torch.full((R.shape[0],), -1, dtype=torch.int64, device=dev)
+        pos[rows_all] = torch.arange(n_j, device=dev)  # row -> position in the prefix
+        chunk = max(1, (1 << 22) // max(n_j, 1))
+        count = 0
+        for s in range(0, pending.numel(), chunk):
+            rows = pending[s : s + chunk]
+            cand = rows_all.expand(rows.numel(), n_j).clone()
+            if seen_i.shape[1]:
+                # drop the candidates refined already (their results are in best)
+                mark = torch.zeros((rows.numel(), n_j), dtype=torch.bool, device=dev)
+                mark.scatter_(1, pos[seen_i[s : s + chunk]], True)
+                cand[mark] = -1
+            ex = refine(Q[rows], R, cand, self.group)
+            best_d[rows], best_i[rows] = _merge(torch, best_d[rows], best_i[rows], ex, cand, k)
+            count += int((cand >= 0).sum())
+        return count

@@ -86,10 +86,15 @@ bit. Modulo a group the counts
 come from k-NN searches modulo the group with as many neighbours as it takes
 for the ``K``-th distance to pass the largest radius (beyond it no ball can
 hold the point), for every group. These decisions are as exact as the
-distances modulo the group: a point exactly on a radius (a group image of a
-training item whose nearest neighbour defines that radius) can be decided
-either way, because the orbit search's distance of a pair may differ in the
-last bit with the roles of query and reference swapped.
+distances modulo the group. For the groups acting by signed coordinate
+permutations (cyclic shifts, particle permutations, sign flips, finite
+groups of index permutations) those are summed in a canonical order
+(:meth:`repgap.groups.Group.canonical_distance2`), so ``d_G(x, y)`` and
+``d_G(y, x)`` are the same bits and a point exactly on a radius (a group
+image of a training item whose nearest neighbour defines that radius) is
+outside the open ball, as it is exactly. For rotations and translations
+the distance of a pair may differ in the last bit with the roles of query
+and reference swapped, and such a point can be decided either way.
 
 Intervals
 ---------
@@ -114,7 +119,7 @@ from ._validation import check_array, check_int, check_real, check_random_state
 from .diffusion import _max_abs
 from .gap import _host, _jsonable, _to_dict
 from .groups import Identity, check_group
-from .neighbors import knn, tensor_sqrt
+from .neighbors import knn, _tensor_sqrt
 
 __all__ = ["evaluate", "Evaluation", "EvaluationMeter", "Metric", "CopyingTest", "data_copying_test", "default_cells"]
 
@@ -756,7 +761,7 @@ def _ball_pass_torch(G, T, rT, rG, *, max_memory, progress):
                         qi, ti = qi + q0, ti + r0
                         diff = G[qi].to(torch.float64) - T[ti].to(torch.float64)
                         diff *= diff
-                        d = tensor_sqrt(lanes_sum(diff))  # the bits of the host primitive and of knn on tensors
+                        d = _tensor_sqrt(lanes_sum(diff))  # the bits of the host primitive and of knn on tensors
                         if rTt is not None:
                             inside = d < rTt[ti]
                             count += torch.bincount(qi[inside], minlength=m)

@@ -33,6 +33,7 @@ the invariant lower bound beside it (:meth:`Group.bounds`).
 Distances that decide results are recomputed as differences in float64 once
 the minimising element is known (docs/theory.md, section 6).
 """
+import itertools
 import math
 
 import numpy as np
@@ -42,8 +43,15 @@ from ._validation import _to_numpy, as_float64, check_bool, check_int
 
 __all__ = [
     "Group", "Identity", "Translation", "Rotation", "CyclicShift", "Permutation", "SignFlip",
-    "FiniteGroup", "Product", "Alignment", "check_group",
+    "FiniteGroup", "Product", "Alignment", "check_group", "canonical_sum", "KERNEL_KINDS",
 ]
+
+
+#: the kinds of :meth:`Group.kernel_spec`, as the compiled orbit kernel
+#: numbers them (the enum of ``csrc/repgap_orbit.hpp``; a test checks that
+#: the compiled module agrees)
+KERNEL_KINDS = {"identity": 0, "translation": 1, "rotation": 2, "permutation": 3, "cyclic": 4,
+                "signflip": 5, "finite_perm": 6, "finite_mat": 7}
 
 
 class Alignment(tuple):
@@ -168,6 +176,30 @@ class Group:
         images (:mod:`repgap.orbit`)."""
         raise NotImplementedError(f"{self!r} does not enumerate its elements")
 
+    def kernel_spec(self, D):
+        """How the group describes itself to the compiled orbit kernel
+        (``csrc/repgap_orbit.hpp``) for rows of length D: a dict with a
+        ``kind`` (a key of :data:`KERNEL_KINDS`) and its parameters, or None
+        when the kernel has no closed form for it (numpy then aligns)."""
+        return None
+
+    #: the group acts by signed permutations of the coordinates, so the
+    #: squared differences of x and g.y are, as a multiset, those of y and
+    #: g^-1.x: :meth:`canonical_distance2` sums them in an order fixed by
+    #: their values, and ``d_G(x, y) == d_G(y, x)`` to the last bit
+    canonical = False
+
+    def canonical_distance2(self, X, Y):
+        """Squared orbit distances of row pairs, summed in a canonical order.
+
+        For groups acting by signed coordinate permutations (``canonical``):
+        the squared differences ``(x_i - (g.y)_i)^2`` of the best element are
+        sorted and summed in four lanes (:func:`canonical_sum`), so that the
+        result depends only on the multiset of the terms: it is the same for
+        ``(x, y)`` and ``(y, x)``, on every backend. Batches (n, D) give (n,).
+        """
+        raise NotImplementedError(f"{self!r} does not act by coordinate permutations")
+
     def check_dim(self, D):
         if self.dim is not None and D != self.dim:
             raise ValueError(f"{self!r} acts on rows of length {self.dim}, but the data have {D} columns")
@@ -202,12 +234,36 @@ def check_group(group):
     raise TypeError(f"group must be a repgap.groups.Group (e.g. Rotation(3)) or None, got {group!r}")
 
 
+def canonical_sum(sq):
+    """The last axis of nonnegative float64 terms, sorted, summed in the four
+    lanes of :func:`repgap._search.exact.sqdist_rows`: a function of the
+    multiset of the terms alone."""
+    from ._search.exact import _lanes
+
+    return _lanes(np.sort(sq, axis=-1))
+
+
+def _canonical_images(X, imgs):
+    """min over the images ``imgs`` (n, G, D) of the canonical sum of ``(x - g.y)^2``."""
+    n, G, D = imgs.shape
+    out = np.empty(n)
+    step = max(1, (1 << 22) // max(1, G * D))
+    for s in range(0, n, step):
+        t = X[s : s + step, None, :] - imgs[s : s + step]
+        t *= t
+        out[s : s + step] = canonical_sum(t).min(axis=1)
+    return out
+
+
 # ---------------------------------------------------------------------------
 class Identity(Group):
     """The trivial group: the Euclidean distance."""
 
     order = 1
     invariant_is_isometry = True
+
+    def kernel_spec(self, D):
+        return {"kind": "identity"}
 
     def _align_rows(self, X, Y):
         return np.sum((X - Y) ** 2, axis=1), [None] * X.shape[0], np.array(Y, copy=True)
@@ -241,6 +297,9 @@ class Translation(Group):
     """
 
     invariant_is_isometry = True
+
+    def kernel_spec(self, D):
+        return {"kind": "translation", "p": self.p}
 
     def __init__(self, p):
         self.p = _arg("Translation", check_int, p, "p (the dimension of the points)", low=1)
@@ -311,6 +370,9 @@ class Rotation(Group):
     ``m - 1`` pairwise distances).
     """
 
+    def kernel_spec(self, D):
+        return {"kind": "rotation", "p": self.p, "reflections": int(self.reflections), "centre": 0}
+
     def __init__(self, p, reflections=False):
         self.p = _arg("Rotation", check_int, p, "p (the dimension of the points, 2 or 3)")
         if self.p not in (2, 3):
@@ -372,6 +434,10 @@ class CyclicShift(Group):
     Order: the number of shifts (times 2 with reflections); orbit dimension 0.
     """
 
+    def kernel_spec(self, D):
+        h, w = self.shape if self.shape else (1, D)
+        return {"kind": "cyclic", "h": h, "w": w, "reflections": int(self.reflections)}
+
     def __init__(self, shape=None, reflections=False):
         self.reflections = _arg("CyclicShift", check_bool, reflections, "reflections")
         if shape is not None:
@@ -391,6 +457,12 @@ class CyclicShift(Group):
     def group_order(self, D):
         """The order of the group acting on rows of length D."""
         return D * (2 if self.reflections else 1)
+
+    canonical = True
+
+    def canonical_distance2(self, X, Y):
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        return _canonical_images(X, self.images(Y))
 
     def n_images(self, D):
         return self.group_order(D)
@@ -485,6 +557,9 @@ class Permutation(Group):
     values of each coordinate (sorting is 1-Lipschitz). Order m!.
     """
 
+    def kernel_spec(self, D):
+        return {"kind": "permutation", "p": self.p, "centre": 0}
+
     def __init__(self, m, p=1):
         self.m = _arg("Permutation", check_int, m, "m (the number of particles)", low=1)
         self.p = _arg("Permutation", check_int, p, "p (the dimension of each particle)", low=1)
@@ -515,6 +590,25 @@ class Permutation(Group):
         d2 = np.sum((Cx - gy) ** 2, axis=(1, 2))
         return d2, list(perms), gy.reshape(X.shape)
 
+    canonical = True
+
+    #: at most this many permutations x coordinates: every permutation is
+    #: summed canonically (vectorised); beyond, the optimal assignment's terms
+    _CANONICAL_ENUMERATE = 4096
+
+    def canonical_distance2(self, X, Y):
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        if self.m <= 8 and math.factorial(self.m) * self.dim <= self._CANONICAL_ENUMERATE:
+            perms = np.asarray(list(itertools.permutations(range(self.m))), dtype=np.int64)
+            cols = (perms[:, :, None] * self.p + np.arange(self.p)).reshape(perms.shape[0], -1)
+            return _canonical_images(X, np.take(Y, cols.ravel(), axis=1).reshape(Y.shape[0], -1, self.dim))
+        # two optimal assignments with different terms, exactly tied in exact
+        # arithmetic, are not told apart here: the one found is summed
+        _, _, gy = self._align_rows(X, Y)
+        t = X - gy
+        t *= t
+        return canonical_sum(t)
+
     def _invariant(self, X):
         C = _clouds(X, self.p)
         return np.sort(C, axis=1).transpose(0, 2, 1).reshape(X.shape[0], -1)
@@ -530,6 +624,9 @@ class SignFlip(Group):
 
     order = 2
 
+    def kernel_spec(self, D):
+        return {"kind": "signflip"}
+
     def _align_rows(self, X, Y):
         dp = np.sum((X - Y) ** 2, axis=1)
         dm = np.sum((X + Y) ** 2, axis=1)
@@ -541,6 +638,12 @@ class SignFlip(Group):
 
     def apply(self, element, y):
         return element * as_float64(y, "y")
+
+    canonical = True
+
+    def canonical_distance2(self, X, Y):
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        return _canonical_images(X, np.stack([Y, -Y], axis=1))
 
     def n_images(self, D):
         return 2
@@ -560,6 +663,12 @@ class FiniteGroup(Group):
     average (the Reynolds operator, an orthogonal projection that commutes
     with the action), which is 1-Lipschitz in the orbit distance.
     """
+
+    def kernel_spec(self, D):
+        if self._perms is not None:
+            return {"kind": "finite_perm", "order": self.order,
+                    "perms": np.ascontiguousarray(self._perms, dtype=np.int64)}
+        return {"kind": "finite_mat", "order": self.order, "mats": np.ascontiguousarray(self._mats, dtype=np.float64)}
 
     def __init__(self, elements):
         allowed = "a non-empty sequence of index permutations (1-D integer arrays) or of orthogonal D x D matrices"
@@ -643,6 +752,16 @@ class FiniteGroup(Group):
             return np.take(Y, self._perms.ravel(), axis=1).reshape(Y.shape[0], self.order, Y.shape[1])
         return np.einsum("gij,nj->ngi", self._mats, np.asarray(Y, dtype=np.float64)).astype(Y.dtype, copy=False)
 
+    @property
+    def canonical(self):
+        return self._perms is not None  # index permutations (matrices round their images)
+
+    def canonical_distance2(self, X, Y):
+        if self._perms is None:
+            return super().canonical_distance2(X, Y)
+        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+        return _canonical_images(X, self.images(Y))
+
     def _align_rows(self, X, Y):
         imgs = self._images(Y)
         d2 = np.sum((X[:, None, :] - imgs) ** 2, axis=2)
@@ -676,6 +795,18 @@ class Product(Group):
     principal axis) and returns an *upper bound*; :meth:`bounds` reports the
     invariant lower bound beside it, and ``exact`` is False.
     """
+
+    def kernel_spec(self, D):
+        if len(self.groups) == 1:
+            return self.groups[0].kernel_spec(D)
+        if not self.exact:
+            return None  # rotations x permutations: alternating alignment, in numpy
+        centre = int(self._T is not None)
+        if self._R is not None:
+            return {"kind": "rotation", "p": self.p, "reflections": int(self._R.reflections), "centre": centre}
+        if self._P is not None:
+            return {"kind": "permutation", "p": self.p, "centre": centre}
+        return {"kind": "translation", "p": self.p} if self._T is not None else None
 
     def __init__(self, *groups, n_starts=4, max_iter=50):
         n_starts = _arg("Product", check_int, n_starts, "n_starts", low=1)

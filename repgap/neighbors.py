@@ -134,11 +134,11 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     sq, idx, shift = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
                                 progress=progress, group=group, units=True)
     if is_tensor(sq):
-        return tensor_sqrt(sq[0]), idx[0]
+        return _tensor_sqrt(sq[0]), idx[0]
     return _distances(sq[0], shift), idx[0]
 
 
-def tensor_sqrt(t):
+def _tensor_sqrt(t):
     """The square root of a float64 tensor, correctly rounded as numpy's.
 
     On the CPU torch's vectorised ``sqrt`` is not always correctly rounded

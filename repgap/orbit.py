@@ -14,6 +14,13 @@ when that would be more than an eighth of the prefix, the filter is not
 selective (a task of high dimension) and the rest of the prefix is aligned
 exhaustively.
 
+For the groups that act by signed coordinate permutations
+(``Group.canonical``: cyclic shifts, particle permutations, sign flips,
+finite groups of index permutations) the neighbours' distances are then
+recomputed in a canonical order of summation, with a certificate
+(:func:`canonical_knn_prefix`): ``d_G(x, y) == d_G(y, x)`` to the last bit,
+on every backend and path.
+
 The refinement runs in the compiled kernel (``csrc/repgap_orbit.hpp``, OpenMP
 over queries) for the built-in groups with a closed form when the cython
 backend is used, and in numpy (:mod:`repgap.groups`) otherwise.
@@ -22,8 +29,7 @@ import numpy as np
 
 from ._backends import kernels
 from ._progress import Progress
-from .groups import (CyclicShift, FiniteGroup, Identity, Permutation, Product, Rotation, SignFlip,
-                     Translation)
+from .groups import KERNEL_KINDS
 
 # queries per refinement call: bounded memory, and Ctrl-C is honoured between calls
 _REFINE_ROWS = 4096
@@ -135,39 +141,14 @@ def _distinct_rows(Q, A, aug_order, k, c, G, backend, n_threads):
 
 
 def compiled_spec(group, D):
-    """The compiled kernel's description of ``group``, or None when the
-    kernel has no closed form for it (then numpy refines)."""
-    g = group
-    if isinstance(g, Product):
-        if len(g.groups) == 1:
-            g = g.groups[0]
-        elif not g.exact:
-            return None
-        elif g._R is not None:
-            return dict(kind=2, p=g.p, reflections=int(g._R.reflections), centre=int(g._T is not None))
-        elif g._P is not None:
-            return dict(kind=3, p=g.p, centre=int(g._T is not None))
-        elif g._T is not None:
-            return dict(kind=1, p=g.p)
+    """The compiled kernel's description of ``group`` for rows of length D
+    (:meth:`repgap.groups.Group.kernel_spec`, with the kind as the kernel
+    numbers it), or None when the kernel has no closed form for it (then
+    numpy refines)."""
+    spec = group.kernel_spec(D)
+    if spec is None:
         return None
-    if isinstance(g, Identity):
-        return dict(kind=0)
-    if isinstance(g, Translation):
-        return dict(kind=1, p=g.p)
-    if isinstance(g, Rotation):
-        return dict(kind=2, p=g.p, reflections=int(g.reflections), centre=0)
-    if isinstance(g, Permutation):
-        return dict(kind=3, p=g.p, centre=0)
-    if isinstance(g, CyclicShift):
-        h, w = g.shape if g.shape else (1, D)
-        return dict(kind=4, h=h, w=w, reflections=int(g.reflections))
-    if isinstance(g, SignFlip):
-        return dict(kind=5)
-    if isinstance(g, FiniteGroup):
-        if g._perms is not None:
-            return dict(kind=6, order=g.order, perms=np.ascontiguousarray(g._perms, dtype=np.int64))
-        return dict(kind=7, order=g.order, mats=np.ascontiguousarray(g._mats, dtype=np.float64))
-    return None
+    return dict(spec, kind=KERNEL_KINDS[spec["kind"]])
 
 
 def refine(Q, R, cand, group, *, backend, n_threads):
@@ -216,64 +197,99 @@ def _refine_rest(Q, R, order, n_j, pending, seen_i, best_d, best_i, group, k, *,
     return count
 
 
+class _HostOps:
+    """The filter-and-refine loop's array namespace on numpy arrays: the
+    invariants of :mod:`repgap.groups`, the refinement of :func:`refine`
+    (compiled for the closed forms on the cython backend)."""
+
+    rows = _REFINE_ROWS  # queries per refinement call
+
+    def __init__(self, group, backend, n_threads):
+        self.group, self.backend, self.n_threads = group, backend, n_threads
+
+    def invariant(self, X):
+        return np.ascontiguousarray(self.group.invariant(X))
+
+    def full(self, shape, value):
+        return np.full(shape, value, dtype=np.int64 if isinstance(value, int) else np.float64)
+
+    def arange(self, n):
+        return np.arange(n)
+
+    def refine(self, Q, R, cand):
+        return refine(Q, R, cand, self.group, backend=self.backend, n_threads=self.n_threads)
+
+    def merge(self, bd, bi, d, i, k):
+        return _merge(bd, bi, d, i, k)
+
+    def refine_rest(self, Q, R, order, n_j, pending, seen_i, best_d, best_i, k):
+        return _refine_rest(Q, R, order, n_j, pending, seen_i, best_d, best_i, self.group, k,
+                            backend=self.backend, n_threads=self.n_threads)
+
+
 def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, progress=None,
                      desc="k-NN modulo group", stats=None):
     """Exact (J, m, k) squared orbit distances and reference rows, by prefix.
 
+    One filter-and-refine loop for arrays and tensors: the array namespace
+    (:class:`_HostOps`, or :class:`repgap._orbit_torch.TorchOps` for
+    tensors, which stay on their device) supplies the invariants, the
+    refinement and the merge; the lower-bound search is the certified k-NN
+    of :func:`repgap.neighbors.knn_prefix` on either.
     ``stats``, when a dict, receives the number of refined pairs
     (``"refined"``) and of filter rounds (``"rounds"``).
     """
     from .neighbors import knn_prefix
     from ._kernels_torch import is_tensor
 
-    if is_tensor(Q):
-        # tensors stay on their device (repgap._orbit_torch)
-        from ._orbit_torch import orbit_knn_prefix as on_device
-
-        return on_device(Q, R, k, order, checkpoints, group, n_threads=n_threads, stats=stats)
     group.check_dim(Q.shape[1])
-    if use_images(group, Q.shape[0], int(checkpoints[-1]), Q.shape[1]):
-        return images_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
-                                 progress=progress, desc=desc, stats=stats)
+    if is_tensor(Q):
+        from ._orbit_torch import TorchOps
+
+        ops, backend = TorchOps(group, Q.device), "torch"
+    else:
+        if use_images(group, Q.shape[0], int(checkpoints[-1]), Q.shape[1]):
+            return images_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
+                                     progress=progress, desc=desc, stats=stats)
+        ops = _HostOps(group, backend, n_threads)
     m = Q.shape[0]
     J = len(checkpoints)
-    FQ = np.ascontiguousarray(group.invariant(Q))
-    FR = FQ if R is Q else np.ascontiguousarray(group.invariant(R))
-    out_d = np.empty((J, m, k))
-    out_i = np.empty((J, m, k), dtype=np.int64)
+    FQ = ops.invariant(Q)
+    FR = FQ if R is Q else ops.invariant(R)
+    out_d = ops.full((J, m, k), np.inf)
+    out_i = ops.full((J, m, k), -1)
     refined = rounds = 0
     with Progress(J * m, desc, progress) as bar:
         for j, n_j in enumerate(int(c) for c in checkpoints):
             ck = np.array([n_j], dtype=np.int64)
-            best_d = np.full((m, k), np.inf)
-            best_i = np.full((m, k), -1, dtype=np.int64)
-            pending = np.arange(m)
+            best_d = ops.full((m, k), np.inf)
+            best_i = ops.full((m, k), -1)
+            pending = ops.arange(m)
             seen = 0  # candidates already refined for the pending queries
-            seen_i = np.empty((m, 0), dtype=np.int64)
+            seen_i = ops.full((m, 0), -1)
             c = min(n_j, max(2 * k + 8, 16))
-            while pending.size:
+            while pending.shape[0]:
                 rounds += 1
                 if c > n_j // 8 and c < n_j:
                     # the filter is not selective here (a task of high
                     # dimension): align the rest of the prefix exhaustively
-                    refined += _refine_rest(Q, R, order, n_j, pending, seen_i, best_d, best_i, group, k,
-                                            backend=backend, n_threads=n_threads)
-                    bar.update(int(pending.size))
+                    refined += ops.refine_rest(Q, R, order, n_j, pending, seen_i, best_d, best_i, k)
+                    bar.update(int(pending.shape[0]))
                     break
                 lb, ci = knn_prefix(FQ[pending], FR, c, order, ck, backend=backend, n_threads=n_threads,
                                     algorithm="auto", progress=False)
                 lb, ci = lb[0], ci[0]
                 new = ci[:, seen:c]
-                for s in range(0, pending.size, _REFINE_ROWS):
-                    rows = pending[s : s + _REFINE_ROWS]
-                    ex = refine(Q[rows], R, new[s : s + _REFINE_ROWS], group, backend=backend,
-                                n_threads=n_threads)
-                    best_d[rows], best_i[rows] = _merge(best_d[rows], best_i[rows], ex,
-                                                        new[s : s + _REFINE_ROWS], k)
-                refined += new.size
+                for s in range(0, pending.shape[0], ops.rows):
+                    rows = pending[s : s + ops.rows]
+                    ex = ops.refine(Q[rows], R, new[s : s + ops.rows])
+                    best_d[rows], best_i[rows] = ops.merge(best_d[rows], best_i[rows], ex, new[s : s + ops.rows], k)
+                refined += int(new.shape[0]) * int(new.shape[1])
                 kth = best_d[pending, k - 1]
                 # the next unrefined candidate's bound beats no k-th distance: done
-                done = (c >= n_j) | (lb[:, c - 1] > kth * (1 + 1e-12) + 1e-300)
+                done = lb[:, c - 1] > kth * (1 + 1e-12) + 1e-300
+                if c >= n_j:
+                    done[:] = True
                 bar.update(int(done.sum()))
                 seen_i = ci[~done]
                 pending = pending[~done]
@@ -284,3 +300,84 @@ def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, 
         stats["refined"] = stats.get("refined", 0) + refined
         stats["rounds"] = stats.get("rounds", 0) + rounds
     return out_d, out_i
+
+
+#: neighbours beyond k searched for the canonical recomputation's certificate
+_CANONICAL_SPARE = 2
+
+
+def canonical_knn_prefix(Q, R, k, order, checkpoints, group, search):
+    """The k-NN modulo a group acting by coordinate permutations, with the
+    distances of :meth:`~repgap.groups.Group.canonical_distance2`.
+
+    ``search(qsel, c)`` returns the (J, len(qsel), c) exact k-NN modulo the
+    group of the queries ``qsel``, in any summation order. The candidates'
+    distances are recomputed in the canonical order, which moves each by at
+    most ``rho64(D)`` relative (both are sums of the same terms), and
+    sorted by (distance, row); a query is certified when its c-th
+    candidate's distance, lowered by that much twice, is above its k-th
+    canonical distance: no row outside the candidates can then beat or tie
+    it. Otherwise it is searched again with four times the candidates, up
+    to the whole prefix. So ``d_G(x, y) == d_G(y, x)`` to the last bit, and
+    every backend, the arrays and the tensors give the same bits.
+    """
+    from ._kernels_torch import is_tensor
+    from ._search.certify import rho64
+
+    tensors = is_tensor(Q)
+    ck = np.asarray(checkpoints, dtype=np.int64)
+    J, m, D = ck.size, Q.shape[0], Q.shape[1]
+    out_d = np.empty((J, m, k))
+    out_i = np.empty((J, m, k), dtype=np.int64)
+    todo = np.ones((J, m), dtype=bool)
+    shrink = (1.0 - rho64(D)) ** 2
+    c = min(k + _CANONICAL_SPARE, int(ck[0]))
+    while todo.any():
+        qsel = np.flatnonzero(todo.any(axis=0))
+        d, i = search(qsel, c)
+        if tensors:
+            d, i = d.cpu().numpy(), i.cpu().numpy()
+        for j in range(J):
+            w = np.flatnonzero(todo[j, qsel])
+            if not w.size:
+                continue
+            qs, cand = qsel[w], i[j, w]
+            valid = cand >= 0
+            qq, cc = np.nonzero(valid)
+            t = np.full(cand.shape, np.inf)
+            t[qq, cc] = _canonical_pairs(Q, R, qs[qq], cand[qq, cc], group)
+            o1 = np.argsort(np.where(valid, cand, np.iinfo(np.int64).max), axis=1, kind="stable")
+            t, cand = np.take_along_axis(t, o1, 1), np.take_along_axis(cand, o1, 1)
+            o2 = np.argsort(t, axis=1, kind="stable")
+            t, cand = np.take_along_axis(t, o2, 1), np.take_along_axis(cand, o2, 1)
+            if c >= ck[j]:
+                ok = np.ones(w.size, dtype=bool)
+            else:
+                ok = d[j, w, c - 1] * shrink > t[:, k - 1]
+            out_d[j, qs[ok]] = t[ok, :k]
+            out_i[j, qs[ok]] = cand[ok, :k]
+            todo[j, qs[ok]] = False
+        c = min(4 * c, int(ck[-1]))
+    if tensors:
+        import torch
+
+        return (torch.as_tensor(out_d, device=Q.device), torch.as_tensor(out_i, device=Q.device))
+    return out_d, out_i
+
+
+def _canonical_pairs(Q, R, qrows, rrows, group, step=1 << 16):
+    """``group.canonical_distance2(Q[qrows], R[rrows])`` in blocks of pairs (float64 host rows)."""
+    from ._kernels_torch import is_tensor
+
+    out = np.empty(qrows.size)
+    for s in range(0, qrows.size, step):
+        a, b = qrows[s : s + step], rrows[s : s + step]
+        if is_tensor(Q):
+            import torch
+
+            x = Q[torch.as_tensor(a, device=Q.device)].to(torch.float64).cpu().numpy()
+            y = R[torch.as_tensor(b, device=R.device)].to(torch.float64).cpu().numpy()
+        else:
+            x, y = np.asarray(Q[a], dtype=np.float64), np.asarray(R[b], dtype=np.float64)
+        out[s : s + step] = group.canonical_distance2(x, y)
+    return out

@@ -412,19 +412,18 @@ def test_exact_group_images_on_a_radius_are_outside_the_open_ball():
     _assert_matches(ev, ref, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="modulo a group, d_G(x, y) is not computed symmetrically to the last bit and "
-                   "its bits depend on the backend: with cython, d_G(s.T[15], T[111]) = 1.0928580264565573 < "
-                   "NND_1(T[111]) = d_G(T[111], T[15]) = 1.0928580264565575 although both are exactly "
-                   "d_G(T[15], T[111]); the tie is counted inside the open ball (ball_counts[5] == 2, exact 1)")
-def test_exact_group_images_on_a_radius_cython():
-    if "cython" not in AVAILABLE:
-        pytest.skip("the cython backend is not available")
+def test_exact_group_images_on_a_radius_every_backend(backend):
+    # d_G is summed in a canonical order (repgap.groups.canonical_sum): the
+    # image's distance to T[111] and T[111]'s radius are the same bits, on
+    # every backend, so the tie is outside the open ball everywhere
     rng = np.random.default_rng(41)
     T = rng.standard_normal((120, 6))
     G = np.roll(T[10:20], 2, axis=1)
     ref = _reference(G, T, 1, dist=_dist_perm(3, 2))
-    ev = evaluate(G, T, k=1, n_boot=0, group=Permutation(3, 2), backend="cython")
+    ev = evaluate(G, T, k=1, n_boot=0, group=Permutation(3, 2), backend=backend)
     np.testing.assert_array_equal(ev.ball_counts, ref["ball_counts"])
+    d, _ = repgap.knn(G[5:6], T[111:112], k=1, group=Permutation(3, 2), backend=backend)
+    assert d[0, 0] == ev.train_radii[111]
 
 
 # ---------------------------------------------------------------------------

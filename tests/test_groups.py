@@ -345,3 +345,70 @@ def test_images_search_in_blocks(monkeypatch):
     monkeypatch.setattr(O, "_IMAGES_BLOCK_ROWS", 16 * 37)  # blocks of 37 rows
     blocks = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
     assert np.array_equal(whole[1], blocks[1]) and np.array_equal(whole[0], blocks[0])
+
+
+@pytest.mark.parametrize("name", ["shift2d+mirror", "shift1d", "signflip", "perms", "particles",
+                                  "particles_assignment"])
+def test_orbit_distances_are_symmetric_to_the_last_bit(name, monkeypatch):
+    """d_G(x, y) == d_G(y, x) bit for bit, on every backend, by the images
+    search and by filter and refine alike (the canonical summation order)."""
+    import repgap.orbit as O
+
+    # particles: 4! x 12 terms are enumerated, 6! x 12 go through the optimal assignment
+    g = {"particles": Permutation(4, 3), "particles_assignment": Permutation(6, 2)}.get(name) \
+        or _finite_groups()[name]
+    assert g.canonical
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((150, 12))
+    # images of X's rows, slightly moved: d_G(Y[i], X[j]) holds many reorderings of the same terms
+    if isinstance(g, Permutation):
+        moved = X[:40].reshape(40, g.m, g.p)[:, rng.permutation(g.m)].reshape(40, 12)
+    else:
+        moved = g.images(X[:40])[:, -1]
+    Y = np.concatenate([moved, rng.standard_normal((40, 12))]) + 1e-3 * rng.standard_normal((80, 12))
+    results = []
+    for images in (True, False):
+        monkeypatch.setattr(O, "use_images", (lambda *a: True) if images else (lambda *a: False))
+        for be in [b for b in ("numpy", "cython") if b in AVAILABLE]:
+            if images and isinstance(g, Permutation):
+                continue  # Permutation does not list its elements
+            dxy, ixy = repgap.knn(X, Y, k=80, group=g, backend=be)
+            dyx, iyx = repgap.knn(Y, X, k=150, group=g, backend=be)
+            A = np.empty((150, 80))
+            np.put_along_axis(A, ixy, dxy, axis=1)
+            B = np.empty((80, 150))
+            np.put_along_axis(B, iyx, dyx, axis=1)
+            assert np.array_equal(A, B.T), (be, images)
+            results.append(A)
+    for A in results[1:]:
+        assert np.array_equal(A, results[0])
+
+
+def test_canonical_sum_depends_on_the_multiset_only():
+    from repgap.groups import canonical_sum
+
+    rng = np.random.default_rng(9)
+    t = rng.random((200, 37)) ** 4
+    perm = np.argsort(rng.random((200, 37)), axis=1)
+    assert np.array_equal(canonical_sum(t), canonical_sum(np.take_along_axis(t, perm, 1)))
+    with pytest.raises(NotImplementedError, match="coordinate permutations"):
+        Rotation(2).canonical_distance2(t[:, :4], t[:, 4:8])
+    assert not FiniteGroup([np.eye(2), -np.eye(2)]).canonical and not Rotation(2).canonical
+
+
+def test_groups_describe_themselves_to_the_kernel():
+    # the kinds of Group.kernel_spec are the compiled kernel's enum
+    from repgap.groups import KERNEL_KINDS
+
+    if "cython" in AVAILABLE:
+        from repgap._backends import kernels
+
+        assert kernels("cython").ORBIT_KINDS == KERNEL_KINDS
+    specs = {g: g.kernel_spec(6) for g in (Identity(), Translation(2), Rotation(3), CyclicShift(), SignFlip(),
+                                           Permutation(3, 2), Product(Translation(3), Rotation(3)),
+                                           Product(Translation(2), Permutation(3, 2)),
+                                           FiniteGroup([np.roll(np.arange(6), s) for s in range(6)]))}
+    assert all(spec is not None and spec["kind"] in KERNEL_KINDS for spec in specs.values())
+    assert Product(Rotation(3), Permutation(2, 3)).kernel_spec(6) is None  # no closed form: numpy aligns
+    assert compiled_spec(Product(Translation(3), Rotation(3)), 6) == {
+        "kind": KERNEL_KINDS["rotation"], "p": 3, "reflections": 0, "centre": 1}

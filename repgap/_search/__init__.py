@@ -60,7 +60,7 @@ Design
   kernels' error model (``plan._tensor_model``), decides which queries are
   answered and which are searched again; only (m,) vectors of bounds cross
   to the host. The square root of a CPU tensor is numpy's
-  (``neighbors.tensor_sqrt``: torch's is not correctly rounded there), so
+  (``neighbors._tensor_sqrt``: torch's is not correctly rounded there), so
   tensors give the arrays' distances and indices bit for bit, ties by row.
 * **Speed is a plan decision, never a correctness one.** float64 data take
   the float32 candidate search; the rotated k-d tree, the choice of the

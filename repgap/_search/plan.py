@@ -50,10 +50,20 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         if algorithm not in ("auto", "brute"):
             raise ValueError(f"algorithm={algorithm!r} cannot be combined with group=; the k-NN modulo a group "
                              "chooses its own kernels (use algorithm='auto')")
-        from ..orbit import orbit_knn_prefix
+        from ..orbit import canonical_knn_prefix, orbit_knn_prefix
 
-        out = orbit_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
-                               progress=False if bar is not None else progress, desc=desc)
+        prog = False if bar is not None else progress
+        if group.canonical:
+            # d_G summed in a canonical order: symmetric, the same on every backend
+            def search(qsel, c):
+                Qs = Q if qsel.size == m else (Q[_index_like(Q, qsel)])
+                return orbit_knn_prefix(Qs, R, c, order, checkpoints, group, backend=backend,
+                                        n_threads=n_threads, progress=prog, desc=desc)
+
+            out = canonical_knn_prefix(Q, R, k, order, checkpoints, group, search)
+        else:
+            out = orbit_knn_prefix(Q, R, k, order, checkpoints, group, backend=backend, n_threads=n_threads,
+                                   progress=prog, desc=desc)
         if bar is not None:
             bar.update(m)
         return out + (0,) if units else out
@@ -88,6 +98,15 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     if plan.shift:
         d = np.ldexp(d, 2 * plan.shift)
     return d, i
+
+
+def _index_like(X, rows):
+    """``rows`` as an index for X (a tensor on X's device for tensors)."""
+    if is_tensor(X):
+        import torch
+
+        return torch.as_tensor(rows, device=X.device)
+    return rows
 
 
 class _Plan:
