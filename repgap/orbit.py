@@ -303,7 +303,7 @@ def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, 
 
 
 #: neighbours beyond k searched for the canonical recomputation's certificate
-_CANONICAL_SPARE = 2
+_CANONICAL_SPARE = 1
 
 
 def canonical_knn_prefix(Q, R, k, order, checkpoints, group, search):

@@ -274,7 +274,10 @@ def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc,
         out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
         out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
         todo = np.ones((J, m), dtype=bool)
+        # an even number: the CPU kernel's candidate buffers run faster at even
+        # widths (measured at D = 16, 1e4 x 5e4: 0.40 s at 19, 0.35 s at 20)
         kk = k + SPARE + k // 2
+        kk += kk & 1
         first = True
         while todo.any():
             qsel = np.flatnonzero(todo.any(axis=0))
@@ -289,7 +292,8 @@ def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc,
             if run:
                 groups.append((run, int(min(kk, ck[run[0]]))))
             for g, (js_g, c) in enumerate(groups):
-                kw = dict(n_threads=n_threads, algorithm=algo, **_tiles(cfg, qsel.size, R.shape[0]))
+                # no spare candidates inside the kernel: the certificate decides
+                kw = dict(n_threads=n_threads, algorithm=algo, spare=0, **_tiles(cfg, qsel.size, R.shape[0]))
                 d, i = _run_kernel(mod, "torch", Qsub, R, c, order, ck[js_g], kw,
                                    b if g == len(groups) - 1 else Progress(qsel.size, "", False))
                 for a, j in enumerate(js_g):
