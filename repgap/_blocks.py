@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._backends import choose_algorithm, low_rank_rotation, resolve_backend, use_rotated_kd_tree
+from ._backends import choose_algorithm, low_rank_rotation, resolve_backend
+from ._search.plan import rank_sample_rows, rotates
 from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import _complex_error, check_array, check_checkpoints, check_k, check_order
@@ -39,10 +40,6 @@ from ._validation import _complex_error, check_array, check_checkpoints, check_k
 PAD = np.iinfo(np.int64).max
 #: default bytes of reference rows per block (out-of-core streaming)
 DEFAULT_BLOCK_BYTES = 64 << 20
-# the low-rank test of the dispatcher samples at most this many rows
-_RANK_SAMPLE = 4096
-_RANK_PREFIX = 65536
-
 
 # ----------------------------------------------------------------------------- routing
 
@@ -152,16 +149,6 @@ class Plan:
         self.k = k
 
 
-def sample_rows(n, order, n_used):
-    """The rows the dispatcher's low-rank test reads, in its order."""
-    if order is None:
-        base = np.arange(n, dtype=np.int64)
-    else:
-        base = np.asarray(order[: min(n_used, _RANK_PREFIX)], dtype=np.int64)
-    step = max(1, base.size // _RANK_SAMPLE)
-    return base[::step][:_RANK_SAMPLE]
-
-
 def make_plan(*, backend, algorithm, group, dtype, D, n, k, n_used, orders, take_rows, n_threads):
     """``take_rows(rows) -> ndarray`` reads reference rows (only for the low-rank test).
 
@@ -177,8 +164,9 @@ def make_plan(*, backend, algorithm, group, dtype, D, n, k, n_used, orders, take
         return Plan(name, algorithm, [None] * len(orders), group, n_threads, dtype, k)
     algo = choose_algorithm(algorithm, name, dtype, D, n_used, k)
     bases = [None] * len(orders)
-    if algorithm == "auto" and algo != "kd_tree" and name != "torch" and use_rotated_kd_tree(D, n_used, k):
-        samples = [sample_rows(n, od, n_used) for od in orders]
+    if rotates(algorithm, algo, name, D, n_used, k):
+        # the in-memory plan's decision and sample (one read of the rows every pass needs)
+        samples = [rank_sample_rows(n, od, n_used) for od in orders]
         need = np.unique(np.concatenate(samples))
         got = np.asarray(take_rows(need))
         for p, rows in enumerate(samples):
@@ -192,7 +180,7 @@ def make_plan(*, backend, algorithm, group, dtype, D, n, k, n_used, orders, take
 
 
 def _kernel(Q, Rb, kb, order, ck, plan, p):
-    from .neighbors import knn_prefix
+    from ._search.plan import knn_prefix
 
     return knn_prefix(Q, Rb, kb, order, ck, backend=plan.backend, n_threads=plan.n_threads,
                       algorithm="auto" if plan.bases[p] is not None else plan.algorithm, progress=False,
@@ -546,42 +534,10 @@ def stream_prefix(queries, train, k, checkpoints=None, orders=None, *, group=Non
 # ----------------------------------------------------------------------------- public-function bodies
 
 
-def gap_result(sq, idx, n, m, k, r):
-    """A GapResult from (J=1, m, k) exact squared distances, as repgap.gap does it."""
-    from .gap import GapResult, _power, single_point_stderr
-
-    sqk = sq[0, :, k - 1]
-    vals = _power(sqk, r)
-    stderr = single_point_stderr(vals, m)
-    return GapResult(value=float(np.mean(vals)), stderr=stderr, distances=np.sqrt(sqk),
-                     indices=idx[0, :, k - 1].copy(), n_train=int(n), n_test=int(m),
-                     n_zero=int(np.count_nonzero(sq[0, :, 0] == 0)), k=k, r=r)
-
-
-def curve_orders(n, repeats, random_state):
-    from ._validation import check_int, check_random_state
-
-    repeats = check_int(repeats, "repeats", low=1)
-    rng = check_random_state(random_state)
-    return [rng.permutation(n) for _ in range(int(repeats))]
-
-
-def gap_curve_result(sq, ck, m, k, r, repeats, random_state):
-    """A GapCurve from (repeats, J, m, k) exact squared distances, as repgap.gap_curve does it."""
-    from .gap import GapCurve, _power, curve_statistics
-
-    sqk = sq[:, :, :, k - 1]
-    dist = np.sqrt(sqk)
-    vals = _power(sqk, r)
-    n_zero = np.count_nonzero(sq[:, :, :, 0] == 0, axis=2).sum(axis=0).astype(np.int64)
-    gaps, per_rep, stderr = curve_statistics(vals)
-    return GapCurve(sizes=ck, gaps=gaps, gaps_per_repeat=per_rep, stderr=stderr, distances=dist, n_test=int(m),
-                    n_zero=n_zero, k=k, r=r, repeats=int(repeats),
-                    random_state=random_state if isinstance(random_state, (int, np.integer, type(None)))
-                    else repr(random_state))
-
-
-def _prefix(mode, queries, reference, k, checkpoints, orders, **kw):
+def prefix(mode, queries, reference, k, checkpoints, orders, **kw):
+    """``(sq, idx, n, Q)``: the exact k-NN of the streamed or dask path,
+    (passes, J, m, k) squared distances and rows; :mod:`repgap.neighbors`
+    and :mod:`repgap.gap` build their results from them."""
     if mode == "dask":
         from ._dask import dask_prefix
 
@@ -592,38 +548,15 @@ def _prefix(mode, queries, reference, k, checkpoints, orders, **kw):
 
 
 def knn(mode, queries, reference, k=1, **kw):
-    sq, idx, _, _ = _prefix(mode, queries, reference, k, None, None, **kw)
+    sq, idx, _, _ = prefix(mode, queries, reference, k, None, None, **kw)
     return np.sqrt(sq[0, 0]), idx[0, 0]
 
 
 def knn_checkpoints(mode, queries, reference, checkpoints, k=1, *, order=None, **kw):
     n = reference_rows(reference)
     od = np.arange(n, dtype=np.int64) if order is None else order
-    sq, idx, _, _ = _prefix(mode, queries, reference, k, checkpoints, [od], **kw)
+    sq, idx, _, _ = prefix(mode, queries, reference, k, checkpoints, [od], **kw)
     return np.sqrt(sq[0]), idx[0]
-
-
-def representation_gap(mode, train, test, *, k=1, r=2, **kw):
-    from ._validation import check_power
-
-    r = check_power(r)
-    sq, idx, n, Q = _prefix(mode, test, train, k, None, None, qname="test", rname="train",
-                            desc="representation gap", k_what="the training set", **kw)
-    return gap_result(sq[0], idx[0], n, sq.shape[2], idx.shape[-1], r)
-
-
-def gap_curve(mode, train, test, *, sizes=None, repeats=5, k=1, r=2, random_state=None, **kw):
-    from .gap import default_sizes
-    from ._validation import check_power
-
-    n = reference_rows(train)
-    k = check_k(k, n, what="the training set")
-    r = check_power(r)
-    ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k, "sizes")
-    orders = curve_orders(n, repeats, random_state)
-    sq, _, _, _ = _prefix(mode, test, train, k, ck, orders, qname="test", rname="train", desc="gap curve",
-                          k_what="the training set", **kw)
-    return gap_curve_result(sq, ck, sq.shape[2], k, r, repeats, random_state)
 
 
 def reference_rows(reference):

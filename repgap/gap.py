@@ -206,29 +206,34 @@ def representation_gap(train, test, *, k=1, r=2, group=None, backend=None, n_job
                   block_size=block_size, max_memory=max_memory)
     check_power(r)
     mode = _blocks.route(test, train, block_size, max_memory)
+    r = check_power(r)
     if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
-        return _blocks.representation_gap(mode, train, test, k=k, r=r, group=group, backend=backend,
-                                          n_jobs=n_jobs, algorithm=algorithm, progress=progress, **kw)
+        sq, idx, n, _ = _blocks.prefix(mode, test, train, k, None, None, group=group, backend=backend, n_jobs=n_jobs,
+                                       algorithm=algorithm, progress=progress, qname="test", rname="train",
+                                       desc="representation gap", k_what="the training set", **kw)
+        return _gap_result(sq[0], idx[0], n, idx.shape[-1], r)
     Q, R, name = check_inputs(test, train, backend, "test", "train")
     k = check_k(k, R.shape[0], what="the training set")
-    r = check_power(r)
     group = check_group(group)
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=resolve_n_jobs(n_jobs),
                          algorithm=algorithm, progress=progress, desc="representation gap",
                          group=group)
-    sq, idx = _host(sq), _host(idx)  # per-query results: small
+    return _gap_result(_host(sq), _host(idx), R.shape[0], k, r)  # per-query results: small
+
+
+def _gap_result(sq, idx, n, k, r):
+    """The GapResult of (J=1, m, k) exact squared distances and rows (every path builds it here)."""
     sqk = sq[0, :, k - 1]
     vals = _power(sqk, r)
-    m = Q.shape[0]
-    stderr = single_point_stderr(vals, m)
+    m = sq.shape[1]
     return GapResult(
         value=float(np.mean(vals)),
-        stderr=stderr,
+        stderr=single_point_stderr(vals, m),
         distances=np.sqrt(sqk),
         indices=idx[0, :, k - 1].copy(),
-        n_train=int(R.shape[0]),
+        n_train=int(n),
         n_test=int(m),
         n_zero=int(np.count_nonzero(sq[0, :, 0] == 0)),
         k=k,
@@ -330,9 +335,18 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
                          "(it would read the training set once more per repeat); pass train_queries=False")
     if mode is not None:  # dask arrays, memory maps, files: block by block (repgap._blocks)
         kw = dict(block_size=block_size, max_memory=max_memory) if mode == "stream" else {}
-        return _blocks.gap_curve(mode, train, test, sizes=sizes, repeats=repeats, k=k, r=r, group=group,
-                                 random_state=random_state, backend=backend, n_jobs=n_jobs, algorithm=algorithm,
-                                 progress=progress, **kw)
+        n = _blocks.reference_rows(train)
+        k = check_k(k, n, what="the training set")
+        r = check_power(r)
+        ck = check_checkpoints(default_sizes(n) if sizes is None else sizes, n, k, "sizes")
+        rng = check_random_state(random_state)
+        orders = [rng.permutation(n) for _ in range(repeats)]  # the in-memory path's orders
+        sq, _, _, _ = _blocks.prefix(mode, test, train, k, ck, orders, group=group, backend=backend, n_jobs=n_jobs,
+                                     algorithm=algorithm, progress=progress, qname="test", rname="train",
+                                     desc="gap curve", k_what="the training set", **kw)
+        sqk = sq[:, :, :, k - 1]
+        n_zero = np.count_nonzero(sq[:, :, :, 0] == 0, axis=2).sum(axis=0).astype(np.int64)
+        return _curve_result(ck, np.sqrt(sqk), _power(sqk, r), n_zero, sq.shape[2], k, r, repeats, random_state, 0)
     Q, R, name = check_inputs(test, train, backend, "test", "train")
     n, m = R.shape[0], Q.shape[0]
     k = check_k(k, n, what="the training set")
@@ -375,6 +389,11 @@ def gap_curve(train, test, *, sizes=None, repeats=5, k=1, r=2, group=None, rando
             dist[rep] = np.sqrt(sqk)
             vals[rep] = _power(sqk, r)
             n_zero += np.count_nonzero(sq1 == 0, axis=1)
+    return _curve_result(ck, dist, vals, n_zero, m, k, r, repeats, random_state, n_tq)
+
+
+def _curve_result(ck, dist, vals, n_zero, m, k, r, repeats, random_state, n_tq):
+    """The GapCurve of (repeats, J, queries) distances and powered values (every path builds it here)."""
     gaps, per_rep, stderr = curve_statistics(vals)
     return GapCurve(
         sizes=ck,

@@ -53,6 +53,12 @@ Design
   its candidates can beat or tie its k-th neighbour. Near-ties beyond any
   fixed number of spare candidates, exact duplicates and data at the ends
   of the floating-point range are re-searched until they are certified.
+* **One decision for every path.** The streamed and dask paths
+  (``repgap._blocks``, ``repgap._dask``) search block by block through the
+  same ``plan.knn_prefix``, and fix the rotation once for all blocks by the
+  same predicate (``plan.rotates``) on the same rows (``plan.rank_sample_rows``)
+  as the in-memory plan. They return (squared distances, rows) only:
+  :mod:`repgap.neighbors` and :mod:`repgap.gap` alone build results.
 * **Tensors too.** Torch tensors stay on their device
   (``plan._tensor_search``): the torch kernel returns ``kk`` candidates
   with their exact float64 distances (the primitive's bits, by

@@ -8,7 +8,7 @@ the kernel to :func:`repgap._search.engine.certified`.
 """
 import numpy as np
 
-from .._backends import choose_algorithm, kernels, low_rank_rotation, use_rotated_kd_tree
+from .._backends import _RANK_SAMPLE, choose_algorithm, kernels, low_rank_rotation, use_rotated_kd_tree
 from .._config import get_config
 from .._progress import Progress, monotone_reporter
 from .._threads import blas_single_thread
@@ -79,8 +79,8 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         return out + (0,) if units else out
     if isinstance(basis, str):
         basis = None
-        if algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k):
-            basis = low_rank_rotation(R if order is None else R[order[: min(n_used, 65536)]])
+        if rotates(algorithm, algo, backend, D, n_used, k):
+            basis = low_rank_rotation(R[rank_sample_rows(R.shape[0], order, n_used)])
     own = bar is None
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
@@ -107,6 +107,28 @@ def _index_like(X, rows):
 
         return torch.as_tensor(rows, device=X.device)
     return rows
+
+
+#: the low-rank test reads rows of the first RANK_PREFIX of an order
+RANK_PREFIX = 65536
+
+
+def rotates(algorithm, algo, backend, D, n_used, k):
+    """Pure predicate: is the low-rank test (and, if it finds a low rank, the
+    k-d tree on the principal axes) worth running for this problem? The one
+    decision of the in-memory, streamed and dask paths."""
+    return algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k)
+
+
+def rank_sample_rows(n, order, n_used):
+    """The rows the low-rank test reads (:func:`repgap._backends.low_rank_rotation`):
+    an evenly spaced sample of at most ``_RANK_SAMPLE`` rows of the data, or
+    of the first ``min(n_used, RANK_PREFIX)`` rows of the order; the same on
+    every path, so that every path rotates alike."""
+    base = np.arange(n, dtype=np.int64) if order is None else \
+        np.asarray(order[: min(n_used, RANK_PREFIX)], dtype=np.int64)
+    step = max(1, base.size // _RANK_SAMPLE)
+    return base[::step][:_RANK_SAMPLE]
 
 
 class _Plan:
