@@ -128,6 +128,31 @@ cdef extern from "repgap_kdtree.hpp" namespace "repgap" nogil:
         int locate(const double* q)
 
 
+cdef extern from "repgap_brute.hpp" namespace "repgap":
+    const int NN2_MAX_DIM
+
+#: the registry's view (repgap._backends.REGISTRY, CAPABILITY_DEFAULTS)
+CAPABILITIES = {"kd_tree_box_dims": True, "kd_tree_canonical": False, "nn1_sweep_max_dim": NN2_MAX_DIM,
+                "orbit_refine": True}
+ALGORITHMS = ("brute", "kd_tree", "direct", "gemm", "fused")
+
+
+def brute_algorithm(dtype, int n_features):
+    """What ``algorithm="brute"`` runs: the fused float32 kernel, BLAS tiles
+    for float64 from ``GEMM_MIN_DIM_F64`` features, the direct kernel below."""
+    from ._backends import GEMM_MIN_DIM_F64
+
+    if dtype.itemsize == 4:
+        return "fused"
+    return "gemm" if n_features >= GEMM_MIN_DIM_F64 else "direct"
+
+
+def describe():
+    """A line for repgap.show_config."""
+    omp, _ = openmp_info()
+    return f"compiled, OpenMP {'on' if omp else 'OFF (single-threaded build)'}, SIMD {simd_info()}"
+
+
 def openmp_info():
     """(OpenMP compiled in, the OpenMP runtime's default thread count)."""
     return bool(openmp_enabled()), int(openmp_max_threads())

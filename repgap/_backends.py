@@ -27,7 +27,21 @@ import importlib
 import os
 import warnings
 
-BACKENDS = ("numpy", "cython", "torch")
+#: The backend registry: name -> (kernel module, compiled?). Adding a backend
+#: is one entry here and one kernel module implementing ``knn_prefix`` (the
+#: interface of :mod:`repgap._kernels_numpy`) and, optionally, ``available()``
+#: (False where its dependency is missing), ``UNAVAILABLE`` (why),
+#: ``describe()`` (a line for :func:`repgap.show_config`), ``ALGORITHMS``,
+#: ``brute_algorithm(dtype, n_features)``, ``CAPABILITIES`` (see
+#: :func:`capability`) and ``TENSORS`` (its arrays, which ``auto`` sends to it).
+#: ``auto`` takes the compiled backend when it is available, else the first
+#: other one that is not for tensors only (``TENSORS``): numpy.
+REGISTRY = {
+    "numpy": ("repgap._kernels_numpy", False),
+    "cython": ("repgap._kernels_cython", True),
+    "torch": ("repgap._kernels_torch", False),
+}
+BACKENDS = tuple(REGISTRY)  # the names, at import (the registry itself is what is read)
 ALGORITHMS = ("auto", "kd_tree", "brute", "direct", "fused", "gemm")
 KD_TREE_MAX_DIM = 6
 GEMM_MIN_DIM_F64 = 32
@@ -69,24 +83,27 @@ def _load_cython():
     return _cython_module
 
 
+def _load(name):
+    """(module, None) for an available backend, else (None, why)."""
+    modname, compiled = REGISTRY[name]
+    if compiled:  # the one compiled extension (its loader honours REPGAP_PURE_PYTHON)
+        mod = _load_cython()
+        return (mod, None) if mod is not None else (None, _cython_error)
+    try:
+        mod = importlib.import_module(modname)
+    except ImportError as exc:
+        return None, f"{modname} cannot be imported ({exc})"
+    if not getattr(mod, "available", lambda: True)():
+        return None, getattr(mod, "UNAVAILABLE", f"{name} is not available")
+    return mod, None
+
+
 def backend_status():
     """{name: (available, detail)} for every backend."""
-    out = {"numpy": (True, "reference implementation (numpy + scipy)")}
-    mod = _load_cython()
-    if mod is not None:
-        omp, nthreads = mod.openmp_info()
-        out["cython"] = (True, f"compiled, OpenMP {'on' if omp else 'OFF (single-threaded build)'}, SIMD {mod.simd_info()}")
-    else:
-        out["cython"] = (False, _cython_error)
-    from . import _kernels_torch
-
-    if _kernels_torch.is_available():
-        import torch
-
-        cuda = torch.cuda.is_available()
-        out["torch"] = (True, f"torch {torch.__version__}" + (", CUDA available" if cuda else ", CPU only"))
-    else:
-        out["torch"] = (False, "torch is not installed (pip install repgap[torch])")
+    out = {}
+    for name in REGISTRY:
+        mod, why = _load(name)
+        out[name] = (True, mod.describe()) if mod is not None else (False, why)
     return out
 
 
@@ -96,10 +113,10 @@ def available_backends():
 
 
 def check_backend_name(name):
-    choices = ", ".join(map(repr, ("auto",) + BACKENDS))
+    choices = ", ".join(map(repr, ("auto",) + tuple(REGISTRY)))
     if not isinstance(name, str):
         raise TypeError(f"backend must be one of {choices} or None, got {name!r} ({type(name).__name__})")
-    if name != "auto" and name not in BACKENDS:
+    if name != "auto" and name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}: backend must be one of {choices} (or None for the configured default)")
     return name
 
@@ -129,16 +146,15 @@ def resolve_backend(backend=None):
     except ValueError as exc:
         raise ValueError(f"{exc} (from {source})") from None
     if backend == "auto":
-        return "cython" if _load_cython() is not None else "numpy"
-    if backend == "cython" and _load_cython() is None:
-        raise BackendUnavailableError(f"backend 'cython' was requested ({source}) but is not available: {_cython_error}")
-    if backend == "torch":
-        from . import _kernels_torch
-
-        if not _kernels_torch.is_available():
-            raise BackendUnavailableError(
-                f"backend 'torch' was requested ({source}) but torch is not installed (pip install repgap[torch])"
-            )
+        # the compiled backend if available, else the first that takes arrays
+        for name in sorted(REGISTRY, key=lambda b: not REGISTRY[b][1]):
+            mod = _load(name)[0]
+            if mod is not None and not getattr(mod, "TENSORS", False):
+                return name
+        return "numpy"
+    mod, why = _load(backend)
+    if mod is None:
+        raise BackendUnavailableError(f"backend {backend!r} was requested ({source}) but is not available: {why}")
     return backend
 
 
@@ -163,13 +179,21 @@ def kernels(backend):
     """The module that implements ``knn_prefix`` for a resolved backend."""
     if backend == "cython":
         return _load_cython()
-    if backend == "torch":
-        from . import _kernels_torch
+    return importlib.import_module(REGISTRY[backend][0])
 
-        return _kernels_torch
-    from . import _kernels_numpy
 
-    return _kernels_numpy
+#: what a kernel module may declare in ``CAPABILITIES``, and the default
+CAPABILITY_DEFAULTS = {
+    "kd_tree": True,               # implements algorithm="kd_tree"
+    "kd_tree_box_dims": False,     # its k-d tree takes options={"box_dims": r} (principal axes)
+    "kd_tree_canonical": True,     # its k-d tree's distances are the exact primitive's bits
+    "nn1_sweep_max_dim": 0,        # k = 1 float32 up to this many features: a sweep that wants 2 candidates
+    "orbit_refine": False,         # implements orbit_refine(Q, R, cand, spec) for Group.kernel_spec
+}
+def capability(backend, name):
+    """A resolved backend's declared capability ``name`` (:data:`CAPABILITY_DEFAULTS`)."""
+    mod = kernels(backend)
+    return getattr(mod, "CAPABILITIES", {}).get(name, CAPABILITY_DEFAULTS[name])
 
 
 def use_kd_tree(n_features, n_reference, k):
@@ -213,17 +237,21 @@ def low_rank_rotation(R):
     return center, np.ascontiguousarray(V.T), max(r, 1)
 
 
+def check_kd_tree(algorithm, backend):
+    """An explicit k-d tree request on a backend without one: an error naming it."""
+    if algorithm == "kd_tree" and backend in REGISTRY and not capability(backend, "kd_tree"):
+        raise ValueError(f"algorithm 'kd_tree' is not available on the {backend} backend; use algorithm='auto' or "
+                         "'brute', or another backend")
+
+
 def choose_algorithm(algorithm, backend, dtype, n_features, n_reference, k):
     check_algorithm(algorithm)
-    if algorithm == "kd_tree" and backend == "torch":
-        raise ValueError("algorithm 'kd_tree' is not available on the torch backend; use algorithm='auto' or "
-                         "'brute', or another backend")
+    check_kd_tree(algorithm, backend)
     if algorithm == "auto":
-        if backend != "torch" and use_kd_tree(n_features, n_reference, k):
+        if capability(backend, "kd_tree") and use_kd_tree(n_features, n_reference, k):
             return "kd_tree"
         algorithm = "brute"
-    if algorithm == "brute" and backend == "cython":
-        if dtype.itemsize == 4:
-            return "fused"
-        return "gemm" if n_features >= GEMM_MIN_DIM_F64 else "direct"
+    if algorithm == "brute":
+        pick = getattr(kernels(backend), "brute_algorithm", None)
+        return pick(dtype, n_features) if pick is not None else "brute"
     return algorithm

@@ -16,6 +16,11 @@ from ._search.exact import sort_pairs, sqdist_rows_numpy
 ALGORITHMS = ("brute", "kd_tree")
 
 
+def describe():
+    """A line for :func:`repgap.show_config`."""
+    return "reference implementation (numpy + scipy)"
+
+
 def exact_sqdist(Q, R, qrows, ridx):
     """Squared distances, in float64, between ``Q[qrows]`` and ``R[ridx]`` (rows of ridx):
     the one exact primitive (:func:`repgap._search.exact.sqdist_rows_numpy`)."""

@@ -26,6 +26,12 @@ import warnings
 import numpy as np
 
 SPARE = {"float32": 8, "tf32": 32, "bfloat16": 64}
+#: the registry's view (:data:`repgap._backends.REGISTRY`): no k-d tree;
+#: ``auto`` sends tensors here, and arrays elsewhere
+CAPABILITIES = {"kd_tree": False}
+TENSORS = True
+ALGORITHMS = ("brute", "gemm", "fused", "direct")
+UNAVAILABLE = "torch is not installed (pip install repgap[torch])"
 
 
 def _torch():
@@ -40,6 +46,18 @@ def is_available():
     except ImportError:
         return False
     return True
+
+
+def available():
+    """The registry's availability check: torch importable."""
+    return is_available()
+
+
+def describe():
+    """A line for :func:`repgap.show_config`."""
+    import torch
+
+    return f"torch {torch.__version__}" + (", CUDA available" if torch.cuda.is_available() else ", CPU only")
 
 
 def is_tensor(x):
@@ -104,7 +122,7 @@ def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algori
     if opts:
         raise TypeError(f"unknown options for the torch kernels: {sorted(opts)}; known: device, max_memory, matmul")
     torch = _torch()
-    if algorithm not in ("brute", "gemm", "fused", "direct"):
+    if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm {algorithm!r} is not available on the torch backend (use 'brute')")
     if not isinstance(matmul, str) or matmul not in SPARE:
         raise ValueError(f"options['matmul'] must be one of {', '.join(map(repr, SPARE))}, got {matmul!r}")

@@ -11,7 +11,7 @@ from ._threads import check_n_jobs, resolve_n_jobs
 from ._validation import check_bool, check_checkpoints, check_k, check_order, check_pair
 from ._kernels_torch import is_tensor
 from . import _blocks
-from ._backends import check_algorithm, check_backend_name, resolve_backend
+from ._backends import check_algorithm, check_backend_name, check_kd_tree, resolve_backend
 from .groups import Identity, check_group
 from ._search.plan import knn_prefix  # noqa: F401 - the dispatcher, used across the package
 
@@ -29,9 +29,7 @@ def check_options(*, k=1, backend=None, n_jobs=None, algorithm="auto", progress=
             resolve_backend(backend)
     check_n_jobs(n_jobs)
     check_algorithm(algorithm)
-    if algorithm == "kd_tree" and backend == "torch":
-        raise ValueError("algorithm 'kd_tree' is not available on the torch backend; use algorithm='auto' or "
-                         "'brute', or another backend")
+    check_kd_tree(algorithm, backend)
     check_bool(progress, "progress", allow_none=True)
     group = check_group(group)
     if group is not None and not isinstance(group, Identity) and algorithm not in ("auto", "brute"):

@@ -27,7 +27,7 @@ backend is used, and in numpy (:mod:`repgap.groups`) otherwise.
 """
 import numpy as np
 
-from ._backends import kernels
+from ._backends import capability, kernels
 from ._progress import Progress
 from .groups import KERNEL_KINDS
 
@@ -154,9 +154,9 @@ def compiled_spec(group, D):
 def refine(Q, R, cand, group, *, backend, n_threads):
     """Squared orbit distances ``d_G(Q[i], R[cand[i, j]])^2`` (inf where cand is -1)."""
     m, c = cand.shape
-    spec = compiled_spec(group, Q.shape[1]) if backend == "cython" else None
+    spec = compiled_spec(group, Q.shape[1]) if capability(backend, "orbit_refine") else None
     if spec is not None:
-        return kernels("cython").orbit_refine(Q, R, np.ascontiguousarray(cand, dtype=np.int64), spec,
+        return kernels(backend).orbit_refine(Q, R, np.ascontiguousarray(cand, dtype=np.int64), spec,
                                               n_threads=n_threads)
     out = np.full((m, c), np.inf)
     valid = cand >= 0

@@ -317,3 +317,51 @@ def test_two_per_lane_sweep(D):
     td, ti = _truth(np.concatenate([Q, R[:50]]), R, 1)
     d1, i1 = repgap.knn(np.concatenate([Q, R[:50]]), R, k=1, backend="cython")
     assert np.array_equal(i1, ti)
+
+
+def test_a_new_backend_is_one_registry_entry(monkeypatch):
+    """A backend is a registry entry and a kernel module: here a module that
+    forwards to numpy's brute-force kernel, on tied data, is chosen by name,
+    certified by the engine into numpy's exact answer, reported by
+    backend_status, refused a k-d tree it does not declare, used by the gap
+    and modulo a group, and reported unavailable when it says so."""
+    import sys
+    import types
+
+    import repgap._backends as B
+    from repgap._kernels_numpy import knn_prefix as numpy_knn
+
+    calls = []
+
+    def knn_prefix(queries, reference, k, order, checkpoints, *, n_threads=1, algorithm="brute",
+                   tile_queries=None, tile_reference=None, spare=None, leafsize=None, progress=None,
+                   options=None):
+        calls.append(k)
+        return numpy_knn(queries, reference, k, order, checkpoints, n_threads=n_threads, algorithm="brute",
+                         progress=progress)
+
+    mod = types.ModuleType("fake_kernels")
+    mod.knn_prefix = knn_prefix
+    mod.describe = lambda: "a test backend"
+    mod.CAPABILITIES = {"kd_tree": False}
+    monkeypatch.setitem(sys.modules, "fake_kernels", mod)
+    monkeypatch.setitem(B.REGISTRY, "fake", ("fake_kernels", False))
+    rng = np.random.default_rng(12)
+    R = np.repeat(rng.random((300, 5)), 3, axis=0)  # ties: the certificate must look past the candidates
+    Q = rng.random((40, 5))
+    want = repgap.knn(Q, R, k=4, backend="numpy")
+    got = repgap.knn(Q, R, k=4, backend="fake")
+    assert calls and np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert B.backend_status()["fake"] == (True, "a test backend")
+    with pytest.raises(ValueError, match="not available on the fake backend"):
+        repgap.knn(Q, R, k=4, backend="fake", algorithm="kd_tree")
+    g = repgap.representation_gap(R, Q, backend="fake")
+    assert g.value == repgap.representation_gap(R, Q, backend="numpy").value
+    from repgap.groups import SignFlip
+
+    assert np.array_equal(repgap.knn(Q, R, k=2, group=SignFlip(), backend="fake")[1],
+                          repgap.knn(Q, R, k=2, group=SignFlip(), backend="numpy")[1])
+    monkeypatch.setattr(mod, "available", lambda: False, raising=False)
+    monkeypatch.setattr(mod, "UNAVAILABLE", "its library is missing", raising=False)
+    with pytest.raises(repgap.BackendUnavailableError, match="its library is missing"):
+        repgap.knn(Q, R, k=1, backend="fake")

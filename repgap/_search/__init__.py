@@ -72,11 +72,13 @@ Design
   the float32 candidate search; the rotated k-d tree, the choice of the
   tree and of the kernel only change how fast the certificate is reached.
 
-Adding a backend: an entry in :data:`repgap._backends.BACKENDS` with its
-loader in :func:`repgap._backends.kernels` and availability in
-:func:`repgap._backends.backend_status`, and one kernel module implementing
-``knn_prefix``; the engine, the certificate and the tests (which run every
-available backend against the numpy reference) need no change.
+Adding a backend: one entry in :data:`repgap._backends.REGISTRY` and one
+kernel module implementing ``knn_prefix`` (the interface above), which
+declares what it can do (``CAPABILITIES``, ``ALGORITHMS``,
+``brute_algorithm``, ``available``/``UNAVAILABLE``, ``describe``); the
+plan, the engine, the certificate and the tests (which run every available
+backend against the numpy reference) need no change.
+``tests/test_engine.py::test_a_new_backend_is_one_registry_entry`` adds one.
 """
 from .engine import certified
 from .exact import sort_pairs, sqdist_rows

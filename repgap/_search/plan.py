@@ -8,7 +8,8 @@ the kernel to :func:`repgap._search.engine.certified`.
 """
 import numpy as np
 
-from .._backends import _RANK_SAMPLE, choose_algorithm, kernels, low_rank_rotation, use_rotated_kd_tree
+from .._backends import (_RANK_SAMPLE, capability, choose_algorithm, kernels, low_rank_rotation,
+                         use_rotated_kd_tree)
 from .._config import get_config
 from .._progress import Progress, monotone_reporter
 from .._threads import blas_single_thread
@@ -19,9 +20,6 @@ from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, s
 from .engine import certified
 from .exact import sort_pairs, sqdist_rows
 
-#: k = 1 at most this many features: the compiled kernel's two-per-lane sweep
-#: (NN2_MAX_DIM in csrc/repgap_brute.hpp), for which the first round asks for 2
-_SWEEP_MAX_DIM = 16
 #: Re-searches of at most this many queries run on numpy's GEMM tiles.
 _RESEARCH_NUMPY = 1024
 #: Below this many query-reference-coordinate products a search runs on one thread.
@@ -88,8 +86,8 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         run = _runner(Q, R, order, plan, backend, n_threads, bar)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
                          shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads,
-                         first_kk=2 if (k == 1 and backend == "cython" and plan.algo == "fused" and D <= _SWEEP_MAX_DIM
-                                     and plan.Rs.dtype == np.float32) else None)
+                         first_kk=2 if (k == 1 and plan.algo == "fused" and plan.Rs.dtype == np.float32
+                                     and D <= capability(backend, "nn1_sweep_max_dim")) else None)
     finally:
         if own:
             bar.close()
@@ -117,7 +115,8 @@ def rotates(algorithm, algo, backend, D, n_used, k):
     """Pure predicate: is the low-rank test (and, if it finds a low rank, the
     k-d tree on the principal axes) worth running for this problem? The one
     decision of the in-memory, streamed and dask paths."""
-    return algorithm == "auto" and algo != "kd_tree" and backend != "torch" and use_rotated_kd_tree(D, n_used, k)
+    return (algorithm == "auto" and algo != "kd_tree" and capability(backend, "kd_tree")
+            and use_rotated_kd_tree(D, n_used, k))
 
 
 def rank_sample_rows(n, order, n_used):
@@ -173,8 +172,8 @@ def _plan(Q, R, algo, algorithm, basis, backend, n_used, k):
         Rs, Qs = R, Q
         copy_u, b_on_copies = 0.0, False
         u, expanded = (U64, False) if kd else (unit_roundoff(sdt), True)
-        # the compiled kernels' k-d tree sums in another order than the primitive
-        b_canonical = not (kd and backend == "cython")
+        # a k-d tree may sum in another order than the primitive (the compiled one does)
+        b_canonical = not kd or capability(backend, "kd_tree_canonical")
     cs = _mean(Rs, 0)
     qn = norms_about(Qs, cs)
     rmax = float(np.max(norms_about(Rs, cs))) if Rs.shape[0] else 0.0
@@ -221,7 +220,7 @@ def _runner(Q, R, order, plan, backend, n_threads, bar):
             # k-d tree on the principal-axis coordinates; its candidates are
             # re-ranked by their exact distances between the stored rows
             kc = min(kk + 4, int(cks[0]))
-            if backend == "cython":
+            if capability(backend, "kd_tree_box_dims"):
                 _, cand = mod.knn_prefix(Qsub, Rs, kc, order, cks, n_threads=n_threads, algorithm="kd_tree",
                                          options={"box_dims": plan.basis[2]})
             else:
