@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._arrays import is_dask_array, is_out_of_core  # noqa: F401 - used here and by _dask
 from ._backends import choose_algorithm, low_rank_rotation, resolve_backend
 from ._search.plan import rank_sample_rows, rotates
 from ._progress import Progress
@@ -42,17 +43,6 @@ PAD = np.iinfo(np.int64).max
 DEFAULT_BLOCK_BYTES = 64 << 20
 
 # ----------------------------------------------------------------------------- routing
-
-
-def is_dask_array(x):
-    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks") and hasattr(x, "to_delayed")
-
-
-def is_out_of_core(x):
-    """A training set to stream from disk: a path to a ``.npy`` or a memory map."""
-    if isinstance(x, (str, os.PathLike)):
-        return True
-    return isinstance(x, np.memmap) or (isinstance(x, np.ndarray) and isinstance(x.base, mmap.mmap))
 
 
 def route(queries, reference, block_size=None, max_memory=None):

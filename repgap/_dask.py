@@ -20,6 +20,7 @@ import uuid
 import numpy as np
 
 from . import _blocks
+from ._arrays import is_dask_array
 from ._progress import Progress, progress_enabled
 from ._threads import resolve_n_jobs
 from ._validation import check_array, check_k
@@ -70,14 +71,14 @@ def dask_prefix(queries, reference, k, checkpoints=None, orders=None, *, group=N
 
     from .groups import check_group
 
-    R = reference if _blocks.is_dask_array(reference) else None
+    R = reference if is_dask_array(reference) else None
     if R is None:
         Rn = check_array(reference, rname)
         rows = max(1, _blocks.DEFAULT_BLOCK_BYTES // (Rn.shape[1] * Rn.dtype.itemsize))
         R = da.from_array(Rn, chunks=(min(Rn.shape[0], rows), -1))
     _blocks.check_shape(R.shape, rname)
     dt_r = _blocks.data_dtype(R.dtype, rname)
-    if _blocks.is_dask_array(queries):
+    if is_dask_array(queries):
         _blocks.check_shape(queries.shape, qname)
         dt_q = _blocks.data_dtype(queries.dtype, qname)
         q_blocks, q_offsets, Qd = _row_blocks(queries)

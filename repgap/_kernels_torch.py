@@ -25,6 +25,8 @@ import warnings
 
 import numpy as np
 
+from ._arrays import is_tensor  # noqa: F401 - re-exported: the kernels' own test
+
 SPARE = {"float32": 8, "tf32": 32, "bfloat16": 64}
 #: the registry's view (:data:`repgap._backends.REGISTRY`): no k-d tree;
 #: ``auto`` sends tensors here, and arrays elsewhere
@@ -58,11 +60,6 @@ def describe():
     import torch
 
     return f"torch {torch.__version__}" + (", CUDA available" if torch.cuda.is_available() else ", CPU only")
-
-
-def is_tensor(x):
-    """True for a torch tensor, without importing torch."""
-    return type(x).__module__.startswith("torch") and hasattr(x, "device") and hasattr(x, "dtype")
 
 
 def default_memory(device):

@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from ._arrays import is_dask_array, is_tensor
+
 _FINITE_CHUNK = 1 << 16  # rows checked at a time: bounded temporary memory
 
 
@@ -22,7 +24,7 @@ def _complex_error(name, dtype):
 
 
 def _to_numpy(X, name):
-    if hasattr(X, "detach") and hasattr(X, "cpu") and type(X).__module__.startswith("torch"):
+    if is_tensor(X) and hasattr(X, "detach"):
         X = X.detach()
         if X.is_complex():
             raise _complex_error(name, X.dtype)
@@ -34,7 +36,7 @@ def _to_numpy(X, name):
         X = X.cpu().numpy()
     elif hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name}: sparse matrices are not supported; pass a dense array")
-    elif hasattr(X, "compute") and hasattr(X, "chunks") and type(X).__module__.startswith("dask"):
+    elif is_dask_array(X):
         raise TypeError(f"{name}: dask arrays are not supported yet; call .compute() first")
     try:
         return np.asarray(X)

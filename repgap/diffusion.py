@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._kernels_torch import is_tensor
+from ._arrays import is_tensor
 from ._validation import check_array, check_int, check_pair, check_random_state, check_real, real_values
 from .groups import CyclicShift, FiniteGroup, Identity, Permutation, SignFlip, check_group
 from .gap import _host

@@ -114,7 +114,7 @@ import warnings
 
 import numpy as np
 
-from ._kernels_torch import is_tensor
+from ._arrays import is_tensor
 from ._validation import check_array, check_int, check_real, check_random_state
 from .diffusion import _max_abs
 from .gap import _host, _jsonable, _to_dict

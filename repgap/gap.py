@@ -18,7 +18,7 @@ from ._progress import Progress
 from ._threads import resolve_n_jobs
 from ._validation import _describe, check_checkpoints, check_int, check_k, check_power, check_random_state, check_seed
 from .neighbors import check_inputs, check_options, knn_prefix
-from ._kernels_torch import is_tensor
+from ._arrays import is_tensor
 from .groups import check_group
 from . import _blocks
 

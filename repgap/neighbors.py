@@ -9,7 +9,7 @@ import numpy as np
 
 from ._threads import check_n_jobs, resolve_n_jobs
 from ._validation import check_bool, check_checkpoints, check_k, check_order, check_pair
-from ._kernels_torch import is_tensor
+from ._arrays import is_tensor
 from . import _blocks
 from ._backends import check_algorithm, check_backend_name, check_kd_tree, resolve_backend
 from .groups import Identity, check_group

@@ -240,7 +240,7 @@ def orbit_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, 
     (``"refined"``) and of filter rounds (``"rounds"``).
     """
     from .neighbors import knn_prefix
-    from ._kernels_torch import is_tensor
+    from ._arrays import is_tensor
 
     group.check_dim(Q.shape[1])
     if is_tensor(Q):
@@ -321,7 +321,7 @@ def canonical_knn_prefix(Q, R, k, order, checkpoints, group, search):
     to the whole prefix. So ``d_G(x, y) == d_G(y, x)`` to the last bit, and
     every backend, the arrays and the tensors give the same bits.
     """
-    from ._kernels_torch import is_tensor
+    from ._arrays import is_tensor
     from ._search.certify import rho64
 
     tensors = is_tensor(Q)
@@ -367,7 +367,7 @@ def canonical_knn_prefix(Q, R, k, order, checkpoints, group, search):
 
 def _canonical_pairs(Q, R, qrows, rrows, group, step=1 << 16):
     """``group.canonical_distance2(Q[qrows], R[rrows])`` in blocks of pairs (float64 host rows)."""
-    from ._kernels_torch import is_tensor
+    from ._arrays import is_tensor
 
     out = np.empty(qrows.size)
     for s in range(0, qrows.size, step):

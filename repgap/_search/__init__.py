@@ -58,7 +58,10 @@ Design
   same ``plan.knn_prefix``, and fix the rotation once for all blocks by the
   same predicate (``plan.rotates``) on the same rows (``plan.rank_sample_rows``)
   as the in-memory plan. They return (squared distances, rows) only:
-  :mod:`repgap.neighbors` and :mod:`repgap.gap` alone build results.
+  :mod:`repgap.neighbors` and :mod:`repgap.gap` alone build results. Which
+  path an input takes is asked of one leaf module, ``repgap._arrays``
+  (tensor, dask array, memory map or path), which imports neither torch
+  nor dask.
 * **Tensors too.** Torch tensors stay on their device
   (``plan._tensor_search``): the torch kernel returns ``kk`` candidates
   with their exact float64 distances (the primitive's bits, by

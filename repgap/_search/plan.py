@@ -13,7 +13,7 @@ from .._backends import (_RANK_SAMPLE, capability, choose_algorithm, kernels, lo
 from .._config import get_config
 from .._progress import Progress, monotone_reporter
 from .._threads import blas_single_thread
-from .._kernels_torch import is_tensor
+from .._arrays import is_tensor
 from ..groups import Identity
 from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range, scale_exponent,
                       unit_roundoff)
