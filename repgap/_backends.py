@@ -103,7 +103,7 @@ def backend_status():
     out = {}
     for name in REGISTRY:
         mod, why = _load(name)
-        out[name] = (True, mod.describe()) if mod is not None else (False, why)
+        out[name] = (True, getattr(mod, "describe", lambda: name)()) if mod is not None else (False, why)
     return out
 
 
@@ -186,7 +186,7 @@ def kernels(backend):
 CAPABILITY_DEFAULTS = {
     "kd_tree": True,               # implements algorithm="kd_tree"
     "kd_tree_box_dims": False,     # its k-d tree takes options={"box_dims": r} (principal axes)
-    "kd_tree_canonical": True,     # its k-d tree's distances are the exact primitive's bits
+    "kd_tree_canonical": False,    # its k-d tree's distances are the exact primitive's bits (else recomputed)
     "nn1_sweep_max_dim": 0,        # k = 1 float32 up to this many features: a sweep that wants 2 candidates
     "orbit_refine": False,         # implements orbit_refine(Q, R, cand, spec) for Group.kernel_spec
 }

@@ -16,6 +16,10 @@ from ._search.exact import sort_pairs, sqdist_rows_numpy
 ALGORITHMS = ("brute", "kd_tree")
 
 
+#: the registry's view: its k-d tree's distances are recomputed by the primitive
+CAPABILITIES = {"kd_tree_canonical": True}
+
+
 def describe():
     """A line for :func:`repgap.show_config`."""
     return "reference implementation (numpy + scipy)"

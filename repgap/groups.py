@@ -243,8 +243,9 @@ def canonical_sum(sq):
     return _lanes(np.sort(sq, axis=-1))
 
 
-def _canonical_images(X, imgs):
-    """min over the images ``imgs`` (n, G, D) of the canonical sum of ``(x - g.y)^2``.
+def _canonical_images(X, Y, images, G):
+    """min over the G images ``images(Y)`` (n, G, D) of the canonical sum of ``(x - g.y)^2``,
+    the images built a block of rows at a time (bounded memory).
 
     The sums in the fixed four-lane order pick the images within rounding
     of the best (both orders are within ``rho64(D)`` of the exact sum, so
@@ -253,12 +254,12 @@ def _canonical_images(X, imgs):
     from ._search.certify import rho64
     from ._search.exact import _lanes
 
-    n, G, D = imgs.shape
+    n, D = X.shape
     out = np.empty(n)
     slack = 1.0 + 4.0 * rho64(D)
     step = max(1, (1 << 22) // max(1, G * D))
     for s in range(0, n, step):
-        t = X[s : s + step, None, :] - imgs[s : s + step]
+        t = X[s : s + step, None, :] - images(Y[s : s + step])
         t *= t
         fast = _lanes(t)
         near = fast <= fast.min(axis=1, keepdims=True) * slack + 4.0 * D * 2.0**-1074
@@ -476,7 +477,7 @@ class CyclicShift(Group):
 
     def canonical_distance2(self, X, Y):
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, self.images(Y))
+        return _canonical_images(X, Y, self.images, self.group_order(X.shape[1]))
 
     def n_images(self, D):
         return self.group_order(D)
@@ -615,7 +616,8 @@ class Permutation(Group):
         if self.m <= 8 and math.factorial(self.m) * self.dim <= self._CANONICAL_ENUMERATE:
             perms = np.asarray(list(itertools.permutations(range(self.m))), dtype=np.int64)
             cols = (perms[:, :, None] * self.p + np.arange(self.p)).reshape(perms.shape[0], -1)
-            return _canonical_images(X, np.take(Y, cols.ravel(), axis=1).reshape(Y.shape[0], -1, self.dim))
+            return _canonical_images(X, Y, lambda B: np.take(B, cols.ravel(), axis=1).reshape(B.shape[0], -1, self.dim),
+                                     cols.shape[0])
         # two optimal assignments with different terms, exactly tied in exact
         # arithmetic, are not told apart here: the one found is summed
         _, _, gy = self._align_rows(X, Y)
@@ -657,7 +659,7 @@ class SignFlip(Group):
 
     def canonical_distance2(self, X, Y):
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, np.stack([Y, -Y], axis=1))
+        return _canonical_images(X, Y, lambda B: np.stack([B, -B], axis=1), 2)
 
     def n_images(self, D):
         return 2
@@ -774,7 +776,7 @@ class FiniteGroup(Group):
         if self._perms is None:
             return super().canonical_distance2(X, Y)
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, self.images(Y))
+        return _canonical_images(X, Y, self.images, self.order)
 
     def _align_rows(self, X, Y):
         imgs = self._images(Y)
@@ -809,6 +811,15 @@ class Product(Group):
     principal axis) and returns an *upper bound*; :meth:`bounds` reports the
     invariant lower bound beside it, and ``exact`` is False.
     """
+
+    @property
+    def canonical(self):
+        return len(self.groups) == 1 and self.groups[0].canonical
+
+    def canonical_distance2(self, X, Y):
+        if len(self.groups) == 1:
+            return self.groups[0].canonical_distance2(X, Y)
+        return super().canonical_distance2(X, Y)
 
     def kernel_spec(self, D):
         if len(self.groups) == 1:

@@ -375,8 +375,8 @@ def _canonical_pairs(Q, R, qrows, rrows, group, step=1 << 16):
         if is_tensor(Q):
             import torch
 
-            x = Q[torch.as_tensor(a, device=Q.device)].to(torch.float64).cpu().numpy()
-            y = R[torch.as_tensor(b, device=R.device)].to(torch.float64).cpu().numpy()
+            x = Q[torch.as_tensor(a, device=Q.device)].detach().to(torch.float64).cpu().numpy()
+            y = R[torch.as_tensor(b, device=R.device)].detach().to(torch.float64).cpu().numpy()
         else:
             x, y = np.asarray(Q[a], dtype=np.float64), np.asarray(R[b], dtype=np.float64)
         out[s : s + step] = group.canonical_distance2(x, y)

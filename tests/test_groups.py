@@ -412,3 +412,13 @@ def test_groups_describe_themselves_to_the_kernel():
     assert Product(Rotation(3), Permutation(2, 3)).kernel_spec(6) is None  # no closed form: numpy aligns
     assert compiled_spec(Product(Translation(3), Rotation(3)), 6) == {
         "kind": KERNEL_KINDS["rotation"], "p": 3, "reflections": 0, "centre": 1}
+
+
+def test_a_product_of_one_group_is_canonical_as_that_group():
+    g = Product(Permutation(4, 3))
+    assert g.canonical
+    rng = np.random.default_rng(10)
+    X, Y = rng.standard_normal((60, 12)), rng.standard_normal((50, 12))
+    a = repgap.knn(X, Y, k=50, group=g)
+    b = repgap.knn(X, Y, k=50, group=Permutation(4, 3))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])

@@ -286,3 +286,16 @@ def test_tensor_search_is_certified_per_prefix():
     dt, it = knn_prefix(torch.from_numpy(Q), torch.from_numpy(R), 4, order, ck, backend="torch", n_threads=1)
     np.testing.assert_array_equal(it.numpy(), i)
     np.testing.assert_array_equal(dt.numpy(), d)
+
+
+def test_tensors_that_require_grad_are_searched_as_values():
+    X = torch.randn(500, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    d, i = repgap.knn(X[:10], X, k=2)
+    dn, inn = repgap.knn(X.detach().numpy()[:10], X.detach().numpy(), k=2, backend="numpy")
+    np.testing.assert_array_equal(i.numpy(), inn)
+    np.testing.assert_array_equal(d.numpy(), dn)
+    from repgap.groups import Permutation
+
+    _, ig = repgap.knn(X[:10], X, k=2, group=Permutation(2, 2))
+    _, ign = repgap.knn(X.detach().numpy()[:10], X.detach().numpy(), k=2, group=Permutation(2, 2), backend="numpy")
+    np.testing.assert_array_equal(ig.numpy(), ign)

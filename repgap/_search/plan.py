@@ -44,6 +44,11 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     search is then certified by :func:`repgap._search.engine.certified`.
     """
     m, D = Q.shape
+    if is_tensor(Q) or is_tensor(R):
+        # the search is not differentiable: grad-carrying tensors are read as values
+        same = R is Q
+        Q = Q.detach() if is_tensor(Q) else Q
+        R = Q if same else (R.detach() if is_tensor(R) else R)
     if group is not None and not isinstance(group, Identity):
         if algorithm not in ("auto", "brute"):
             raise ValueError(f"algorithm={algorithm!r} cannot be combined with group=; the k-NN modulo a group "
