@@ -18,6 +18,16 @@ def is_tensor(x):
     return type(x).__module__.startswith("torch") and hasattr(x, "device") and hasattr(x, "dtype")
 
 
+def take_rows(X, rows):
+    """``X[rows]`` for an array or a tensor (``rows`` a host integer array;
+    moved to the tensor's device)."""
+    if is_tensor(X):
+        import torch
+
+        return X[torch.as_tensor(rows, device=X.device)]
+    return X[rows]
+
+
 def is_dask_array(x):
     """A dask array, without importing dask."""
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks") and hasattr(x, "to_delayed")

@@ -114,7 +114,7 @@ import warnings
 
 import numpy as np
 
-from ._arrays import is_tensor
+from ._arrays import is_tensor, take_rows
 from ._validation import check_array, check_int, check_real, check_random_state
 from .diffusion import _max_abs
 from .gap import _host, _jsonable, _to_dict
@@ -802,7 +802,7 @@ def _reverse_counts(Q, R, rR, search):
     s, size = 0, 64
     while s < n:
         rows = np.sort(order[s : s + size])
-        count += _band_counts(Q, _take(R, rows), np.asarray(rR)[rows], search)
+        count += _band_counts(Q, take_rows(R, rows), np.asarray(rR)[rows], search)
         s += size
         size *= 4
     return count
@@ -821,23 +821,13 @@ def _band_counts(Q, Rb, rb, search, budget=1 << 26):
         left = []
         for s in range(0, todo.size, step):
             rows = todo[s : s + step]
-            d, i = search(_take(Q, rows), Rb, K)
+            d, i = search(take_rows(Q, rows), Rb, K)
             d, i = _host(d), _host(i)
             count[rows] = np.sum(d < rb[i], axis=1)
             left.append(rows[~((d[:, -1] >= rmax) | (K >= nb))])
         todo = np.concatenate(left)
         K = min(nb, 4 * K)
     return count
-
-
-def _take(X, rows):
-    return X[_index(X, rows)] if is_tensor(X) else X[rows]
-
-
-def _index(X, rows):
-    import torch
-
-    return torch.as_tensor(rows, device=X.device)
 
 
 # ---------------------------------------------------------------------------
@@ -860,7 +850,7 @@ def _cells(T, n_cells, rng, search):
 
     n = T.shape[0]
     rows = np.sort(rng.choice(n, size=min(n, _KMEANS_ROWS), replace=False))
-    X = np.asarray(_host(_take(T, rows)), dtype=np.float64)
+    X = np.asarray(_host(take_rows(T, rows)), dtype=np.float64)
     n_cells = min(n_cells, X.shape[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # empty clusters are dropped below
@@ -873,7 +863,7 @@ def _cells(T, n_cells, rng, search):
     # drop centroids no training row is nearest to
     lab = _assign(T, C, search)
     used = np.unique(lab)
-    C = _take(C, used)
+    C = take_rows(C, used)
     return C
 
 
@@ -890,7 +880,7 @@ def _within_cell(X, lab, T, tlab, n_cells, search):
         trows = np.flatnonzero(tlab == cell)
         if rows.size == 0 or trows.size == 0:
             continue
-        d, _ = search(_take(X, rows), _take(T, trows), 1)
+        d, _ = search(take_rows(X, rows), take_rows(T, trows), 1)
         out[rows] = _host(d)[:, 0]
     return out
 

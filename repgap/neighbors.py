@@ -131,8 +131,6 @@ def knn(queries, reference, k=1, *, group=None, backend=None, n_jobs=None, algor
     ck = np.array([R.shape[0]], dtype=np.int64)
     sq, idx, shift = knn_prefix(Q, R, k, None, ck, backend=name, n_threads=threads, algorithm=algorithm,
                                 progress=progress, group=group, units=True)
-    if is_tensor(sq):
-        return _tensor_sqrt(sq[0]), idx[0]
     return _distances(sq[0], shift), idx[0]
 
 
@@ -154,6 +152,11 @@ def _tensor_sqrt(t):
 def _distances(sq, shift):
     # from squared distances in units of 4**shift: the square root first, so
     # that distances whose squares are not representable come out finite
+    if is_tensor(sq):
+        from ._search.tensors import ldexp
+
+        d = _tensor_sqrt(sq)
+        return ldexp(d, shift) if shift else d
     d = np.sqrt(sq)
     if not shift:
         return d

@@ -299,3 +299,23 @@ def test_tensors_that_require_grad_are_searched_as_values():
     _, ig = repgap.knn(X[:10], X, k=2, group=Permutation(2, 2))
     _, ign = repgap.knn(X.detach().numpy()[:10], X.detach().numpy(), k=2, group=Permutation(2, 2), backend="numpy")
     np.testing.assert_array_equal(ig.numpy(), ign)
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e19), (np.float32, 3e37), (np.float32, 3e-41),
+                                         (np.float64, 1e160), (np.float64, 1e300), (np.float64, 1e-300)])
+def test_tensors_exact_over_the_whole_floating_point_range(device, dtype, scale):
+    # squared norms that overflow (or whose differences are subnormal) in the
+    # data's precision: the tensor path searches rescaled copies and
+    # recomputes on the stored rows, as the arrays' path does; before, float32
+    # at 1e19 and float64 at 1e160 gave other neighbours than the arrays
+    rng = np.random.default_rng(11)
+    X = (rng.standard_normal((300, 8)) * scale).astype(dtype)
+    Q = (rng.standard_normal((40, 8)) * scale).astype(dtype)
+    d, i = repgap.knn(Q, X, k=3, backend="numpy")
+    s = 2.0 ** -np.frexp(scale)[1]  # exact: the truth in float64 at unit scale
+    truth = np.argsort(((Q.astype(np.float64)[:, None] * s - X.astype(np.float64)[None] * s) ** 2).sum(-1),
+                       axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(i, truth)
+    dt, it = repgap.knn(torch.from_numpy(Q).to(device), torch.from_numpy(X).to(device), k=3)
+    np.testing.assert_array_equal(it.cpu().numpy(), i)
+    np.testing.assert_array_equal(dt.cpu().numpy(), d)

@@ -63,14 +63,19 @@ Design
   (tensor, dask array, memory map or path), which imports neither torch
   nor dask.
 * **Tensors too.** Torch tensors stay on their device
-  (``plan._tensor_search``): the torch kernel returns ``kk`` candidates
-  with their exact float64 distances (the primitive's bits, by
-  ``_kernels_torch.lanes_sum``), and the same certificate, with the torch
-  kernels' error model (``plan._tensor_model``), decides which queries are
-  answered and which are searched again; only (m,) vectors of bounds cross
-  to the host. The square root of a CPU tensor is numpy's
-  (``neighbors._tensor_sqrt``: torch's is not correctly rounded there), so
-  tensors give the arrays' distances and indices bit for bit, ties by row.
+  (``tensors.tensor_search``) and run the same loop,
+  ``engine.certified``, with the same methods over tensors
+  (``tensors.TensorOps``, beside the arrays' ``engine.HostOps``): the torch
+  kernel returns ``kk`` candidates with their exact float64 distances (the
+  primitive's bits, by ``_kernels_torch.lanes_sum``), and the certificate,
+  with the torch kernels' error model (``tensors.tensor_model``), decides
+  which queries are answered and which are searched again; only (m,)
+  vectors of bounds cross to the host. Tensors near the ends of the
+  floating-point range are searched on rescaled copies and recomputed on
+  their stored rows, as arrays are. The square root of a CPU tensor is
+  numpy's (``neighbors._tensor_sqrt``: torch's is not correctly rounded
+  there), so tensors give the arrays' distances and indices bit for bit,
+  ties by row.
 * **Speed is a plan decision, never a correctness one.** float64 data take
   the float32 candidate search; the rotated k-d tree, the choice of the
   tree and of the kernel only change how fast the certificate is reached.

@@ -41,12 +41,53 @@ class Stats:
 last_stats = Stats()
 
 
-def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1, first_kk=None):
+class HostOps:
+    """The engine's array operations on host arrays: the recomputation
+    (:func:`~repgap._search.exact.sqdist_rows`), the merge
+    (:func:`~repgap._search.exact.sort_pairs`) and the exhaustive float64
+    scan. :class:`repgap._search.tensors.TensorOps` implements the same
+    methods on torch tensors, so that :func:`certified` is one loop for both."""
+
+    def __init__(self, Q, R, order, shift, n_threads):
+        self.Q, self.R, self.order, self.shift, self.n_threads = Q, R, order, shift, n_threads
+
+    def empty(self, J, m, k):
+        return np.empty((J, m, k)), np.empty((J, m, k), dtype=np.int64)
+
+    def candidates(self, b, idx):
+        return np.asarray(b, dtype=np.float64), np.asarray(idx, dtype=np.int64)
+
+    def rows(self, x, a, w):
+        return x[a, w]
+
+    def recompute(self, qs, ij):
+        return sqdist_rows(self.Q, self.R, qs, ij, self.shift, self.n_threads)
+
+    sort_pairs = staticmethod(sort_pairs)
+
+    def column(self, x, c):
+        """``x[:, c]`` as a host vector (the certificate's input)."""
+        return x[:, c]
+
+    def rowmax(self, x):
+        """The largest entry of each row, as a host vector (the certificate's input)."""
+        return np.max(x, axis=1)
+
+    def store(self, out_d, out_i, j, dst, d, i, src):
+        out_d[j, dst] = d[src]
+        out_i[j, dst] = i[src]
+
+    def exhaustive(self, qsel, cks, k):
+        return _exhaustive(self.Q, self.R, qsel, self.order, cks, k, self.shift)
+
+
+def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_threads=1, first_kk=None,
+              ops=None):
     """Exact k-NN within each prefix, certified.
 
     Parameters
     ----------
-    Q, R : ndarray
+    Q, R : ndarray or tensor
         The stored rows (the distances are theirs).
     k : int
     order : ndarray of int64 or None
@@ -64,6 +105,10 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
     first_kk : int, optional
         Candidates of the first round (default ``k + SPARE + k // 2``): the
         plan asks for 2 when k = 1 on the compiled kernel's two-per-lane sweep.
+    ops : HostOps or TensorOps, optional
+        The array operations (default: :class:`HostOps` on Q and R). Only
+        the queries' positions, their flags and (m,) vectors of bounds live
+        on the host; the candidates and the answer stay where ``ops`` keeps them.
 
     Returns
     -------
@@ -71,11 +116,11 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
     """
     global last_stats
     stats = Stats()
+    ops = ops if ops is not None else HostOps(Q, R, order, shift, n_threads)
     m = Q.shape[0]
     J = len(ck)
     D = Q.shape[1]
-    out_d = np.empty((J, m, k))
-    out_i = np.empty((J, m, k), dtype=np.int64)
+    out_d, out_i = ops.empty(J, m, k)
     todo = np.ones((J, m), dtype=bool)
     tiny = 4.0 * D * 2.0**-1074  # subnormal differences in the recomputation
     kk = int(first_kk) if first_kk else k + SPARE + k // 2
@@ -93,31 +138,26 @@ def certified(Q, R, k, order, ck, run, model, *, shift=0, b_canonical=False, n_t
             stats.exhaustive += 1
             # every row of these prefixes, in float64
             cks = np.asarray([ck[j] for j in js_full], dtype=np.int64)
-            d, i = _exhaustive(Q, R, qsel, order, cks, k, shift)
+            d, i = ops.exhaustive(qsel, cks, k)
             for a, j in enumerate(js_full):
-                w = todo[j, qsel]
-                out_d[j, qsel[w]] = d[a][w]
-                out_i[j, qsel[w]] = i[a][w]
+                w = np.flatnonzero(todo[j, qsel])
+                ops.store(out_d, out_i, j, qsel[w], ops.rows(d, a, w), ops.rows(i, a, w), slice(None))
                 todo[j, qsel[w]] = False
         if js_run:
             cks = np.asarray([ck[j] for j in js_run], dtype=np.int64)
             c = int(min(kk, cks[0]))
-            b, idx = run(qsel, c, cks, first)
-            b = np.asarray(b, dtype=np.float64)
-            idx = np.asarray(idx, dtype=np.int64)
+            b, idx = ops.candidates(*run(qsel, c, cks, first))
             for a, j in enumerate(js_run):
                 w = np.flatnonzero(todo[j, qsel])
                 qs = qsel[w]
-                bj, ij = b[a, w], idx[a, w]
-                t = bj if b_canonical else sqdist_rows(Q, R, qs, ij, shift, n_threads)
-                t, ij = sort_pairs(t, ij)
+                bj, ij = ops.rows(b, a, w), ops.rows(idx, a, w)
+                t, ij = ops.sort_pairs(bj if b_canonical else ops.recompute(qs, ij), ij)
                 if c >= ck[j]:
                     ok = np.ones(qs.size, dtype=bool)
                 else:
-                    L = model.lower_bound(np.max(bj, axis=1), qs)
-                    ok = L > t[:, k - 1] * (1.0 + 2 * U64) + tiny
-                out_d[j, qs[ok]] = t[ok, :k]
-                out_i[j, qs[ok]] = ij[ok, :k]
+                    L = model.lower_bound(ops.rowmax(bj), qs)
+                    ok = L > ops.column(t, k - 1) * (1.0 + 2 * U64) + tiny
+                ops.store(out_d, out_i, j, qs[ok], t[:, :k], ij[:, :k], ok)
                 todo[j, qs[ok]] = False
         kk *= GROWTH
         first = False

@@ -13,7 +13,7 @@ from .._backends import (_RANK_SAMPLE, capability, choose_algorithm, kernels, lo
 from .._config import get_config
 from .._progress import Progress, monotone_reporter
 from .._threads import blas_single_thread
-from .._arrays import is_tensor
+from .._arrays import is_tensor, take_rows
 from ..groups import Identity
 from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range, scale_exponent,
                       unit_roundoff)
@@ -59,7 +59,7 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         if group.canonical:
             # d_G summed in a canonical order: symmetric, the same on every backend
             def search(qsel, c):
-                Qs = Q if qsel.size == m else (Q[_index_like(Q, qsel)])
+                Qs = Q if qsel.size == m else take_rows(Q, qsel)
                 return orbit_knn_prefix(Qs, R, c, order, checkpoints, group, backend=backend,
                                         n_threads=n_threads, progress=prog, desc=desc)
 
@@ -78,8 +78,12 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
         n_threads = 1
     algo = choose_algorithm(algorithm, backend, Q.dtype, D, n_used, k)
     if is_tensor(Q) or is_tensor(R):
-        out = _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar)
-        return out + (0,) if units else out
+        from .tensors import ldexp, tensor_search
+
+        d, i, shift = tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar)
+        if units:
+            return d, i, shift
+        return (ldexp(d, 2 * shift) if shift else d), i
     if isinstance(basis, str):
         basis = None
         if rotates(algorithm, algo, backend, D, n_used, k):
@@ -101,15 +105,6 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     if plan.shift:
         d = np.ldexp(d, 2 * plan.shift)
     return d, i
-
-
-def _index_like(X, rows):
-    """``rows`` as an index for X (a tensor on X's device for tensors)."""
-    if is_tensor(X):
-        import torch
-
-        return torch.as_tensor(rows, device=X.device)
-    return rows
 
 
 #: the low-rank test reads rows of the first RANK_PREFIX of an order
@@ -267,116 +262,6 @@ def _tiles(cfg, n_queries, n_reference):
     tq, tr = cfg["tile_queries"], cfg["tile_reference"]
     return {"tile_queries": None if tq is None else max(1, min(int(tq), int(n_queries))),
             "tile_reference": None if tr is None else max(1, min(int(tr), int(n_reference)))}
-
-
-def _tensor_search(Q, R, k, order, checkpoints, algo, n_threads, progress, desc, bar):
-    """Torch tensors on their device, certified as the arrays' searches are.
-
-    The torch kernel returns ``kk > k`` candidates with their exact float64
-    distances (the primitive's bits: :func:`repgap._kernels_torch.lanes_sum`
-    on the device, the numpy backend's recomputation on the host); a query is
-    certified when the error model's lower bound over the rows it did not
-    return (:func:`_tensor_model`) beats its k-th distance, and searched
-    again with four times the candidates otherwise, up to every row of the
-    prefix. Only (m,) vectors cross to the host. Rows tied at the k-th
-    distance are therefore all among the candidates, and come out by row,
-    as on the arrays.
-    """
-    import torch
-
-    from .engine import EXHAUSTIVE_FRACTION, GROWTH, SPARE
-
-    mod = kernels("torch")
-    cfg = get_config()
-    m = Q.shape[0]
-    J = len(checkpoints)
-    ck = np.asarray(checkpoints, dtype=np.int64)
-    dev = Q.device
-    own = bar is None
-    bar = bar if bar is not None else Progress(m, desc, progress)
-    try:
-        model = _tensor_model(torch, Q, R)
-        tiny = 4.0 * Q.shape[1] * 2.0**-1074  # as the engine: subnormal differences in the recomputation
-        out_d = torch.empty((J, m, k), dtype=torch.float64, device=dev)
-        out_i = torch.empty((J, m, k), dtype=torch.int64, device=dev)
-        todo = np.ones((J, m), dtype=bool)
-        # an even number: the CPU kernel's candidate buffers run faster at even
-        # widths (measured at D = 16, 1e4 x 5e4: 0.40 s at 19, 0.35 s at 20)
-        kk = k + SPARE + k // 2
-        kk += kk & 1
-        first = True
-        while todo.any():
-            qsel = np.flatnonzero(todo.any(axis=0))
-            qt = None if qsel.size == m else torch.as_tensor(qsel, device=dev)
-            Qsub = Q if qt is None else Q[qt]
-            b = bar if first else Progress(qsel.size, "", False)
-            thr = kk if first else kk / EXHAUSTIVE_FRACTION
-            js = [j for j in range(J) if todo[j, qsel].any()]
-            # prefixes small against the candidates: every row, one call each
-            groups = [([j], int(ck[j])) for j in js if ck[j] <= thr]
-            run = [j for j in js if ck[j] > thr]
-            if run:
-                groups.append((run, int(min(kk, ck[run[0]]))))
-            for g, (js_g, c) in enumerate(groups):
-                # no spare candidates inside the kernel: the certificate decides
-                kw = dict(n_threads=n_threads, algorithm=algo, spare=0, **_tiles(cfg, qsel.size, R.shape[0]))
-                d, i = _run_kernel(mod, "torch", Qsub, R, c, order, ck[js_g], kw,
-                                   b if g == len(groups) - 1 else Progress(qsel.size, "", False))
-                for a, j in enumerate(js_g):
-                    w = np.flatnonzero(todo[j, qsel])
-                    if c >= ck[j]:
-                        ok = np.ones(w.size, dtype=bool)
-                    else:
-                        wt = torch.as_tensor(w, device=dev)
-                        ends = torch.stack([d[a, wt, c - 1], d[a, wt, k - 1]]).cpu().numpy()
-                        ok = model.lower_bound(ends[0], qsel[w]) > ends[1] * (1.0 + 2 * U64) + tiny
-                    if ok.any():
-                        src = torch.as_tensor(w[ok], device=dev)
-                        dst = torch.as_tensor(qsel[w[ok]], device=dev)
-                        out_d[j, dst] = d[a, src, :k]
-                        out_i[j, dst] = i[a, src, :k]
-                        todo[j, qsel[w[ok]]] = False
-            kk *= GROWTH
-            first = False
-    finally:
-        if own:
-            bar.close()
-    return out_d, out_i
-
-
-def _tensor_model(torch, Q, R):
-    """The torch kernels' error model (:class:`~repgap._search.certify.SearchModel`).
-
-    Both kernels score ``q.r - |r|^2 / 2`` (the expansion) in the data's
-    precision on copies centred on the reference mean (float64 on the
-    device; rounded to the data's precision on the host), and recompute the
-    candidates' distances between the stored rows. The norms about that
-    centre are computed on the device; only the (m,) vector of query norms
-    and the largest reference norm come to the host.
-    """
-    D = Q.shape[1]
-    f64 = R.dtype == torch.float64
-    u = U64 if f64 else 2.0**-24
-    centre = torch.zeros(D, dtype=torch.float64, device=R.device)
-    step = max(1, (4 << 20) // (8 * max(D, 1)))
-    for s in range(0, R.shape[0], step):
-        centre += R[s : s + step].to(torch.float64).sum(0)
-    centre /= max(R.shape[0], 1)
-
-    def norms(X):
-        out = torch.empty(X.shape[0], dtype=torch.float64, device=X.device)
-        for s in range(0, X.shape[0], step):
-            B = X[s : s + step].to(torch.float64) - centre
-            out[s : s + step] = (B * B).sum(1).sqrt()
-        return out
-
-    c = float(torch.sqrt((centre * centre).sum()))
-    grow = 1.0 + 4.0 * (D + 2) * U64
-    qn = norms(Q).cpu().numpy() * grow + c
-    rmax = (float(norms(R).max()) * grow + c) if R.shape[0] else 0.0
-    tiny = 4.0 * D * float(torch.finfo(R.dtype).tiny)
-    return SearchModel(D=D, u=u, expanded=True, copy_u=u, b_on_copies=False, unit_shift=0, qnorm=qn,
-                       rmax=rmax, tiny=tiny)
 
 
 def _rotate(X, center, V):
