@@ -35,8 +35,9 @@ from .groups import KERNEL_KINDS
 _REFINE_ROWS = 4096
 #: the largest group enumerated for the search against images
 IMAGES_MAX_ORDER = 4096
-#: images per block of the search against images (bounded memory)
-_IMAGES_BLOCK_ROWS = 1 << 18
+#: bytes of float64 images per block of the search against images (bounded
+#: memory: 2**18 images of 64 coordinates, 2**16 of 256)
+_IMAGES_BLOCK_BYTES = 1 << 27
 #: below this many query-image-coordinate products the filter's selectivity cannot pay
 _IMAGES_ALWAYS_WORK = 1 << 36
 #: invariant features beyond which the filter is not selective (brute force on them)
@@ -81,7 +82,7 @@ def images_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads,
     J = ck.size
     n_used = int(ck[-1])
     ranks_rows = np.arange(n_used) if order is None else np.asarray(order[:n_used], dtype=np.int64)
-    per_block = max(1, _IMAGES_BLOCK_ROWS // G)
+    per_block = max(1, _IMAGES_BLOCK_BYTES // (8 * max(D, 1) * G))
     best_d = np.full((J, m, k), np.inf)
     best_i = np.full((J, m, k), -1, dtype=np.int64)
     n_blocks = -(-n_used // per_block)

@@ -342,7 +342,7 @@ def test_images_search_in_blocks(monkeypatch):
     R = rng.random((500, 16))
     Q = rng.random((30, 16))
     whole = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
-    monkeypatch.setattr(O, "_IMAGES_BLOCK_ROWS", 16 * 37)  # blocks of 37 rows
+    monkeypatch.setattr(O, "_IMAGES_BLOCK_BYTES", 8 * 16 * 16 * 37)  # blocks of 37 rows
     blocks = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
     assert np.array_equal(whole[1], blocks[1]) and np.array_equal(whole[0], blocks[0])
 

@@ -6,6 +6,8 @@
 algorithm, the rotation, the search copies and their precision, then hands
 the kernel to :func:`repgap._search.engine.certified`.
 """
+import math
+
 import numpy as np
 
 from .._backends import (_RANK_SAMPLE, capability, choose_algorithm, kernels, low_rank_rotation,
@@ -188,21 +190,47 @@ def _rows(D):
     return max(1, (4 << 20) // (8 * max(D, 1)))
 
 
+def _pow2(e):
+    """``2.0**-e`` when it is a normal double (a product by it then rounds as
+    ``np.ldexp`` does: once, correctly), else None."""
+    return 2.0 ** -e if -1022 <= -e <= 1023 else None
+
+
 def _mean(X, e):
+    """The mean of ``X * 2**-e`` (float64). Summed first and scaled once when
+    that cannot overflow (the centre only sets the error model's norms: any
+    deterministic centre would do); scaled first otherwise."""
     rows = _rows(X.shape[1])
     acc = np.zeros(X.shape[1])
+    # |X| < 2**e (e is the scale exponent of the data's largest value)
+    late = bool(e) and _pow2(e) is not None and -900 < e < 1000 - math.log2(max(X.shape[0], 1))
     for s in range(0, X.shape[0], rows):
         B = np.asarray(X[s : s + rows], dtype=np.float64)
-        acc += np.ldexp(B, -e).sum(axis=0) if e else B.sum(axis=0)
+        acc += np.ldexp(B, -e).sum(axis=0) if (e and not late) else B.sum(axis=0)
+    if late:
+        acc *= _pow2(e)
     return acc / max(X.shape[0], 1)
 
 
 def _copy(X, e, c0, dtype):
-    """``(X * 2**-e - c0)`` in ``dtype``: scaled first, so that nothing overflows."""
+    """``(X * 2**-e - c0)`` in ``dtype``: scaled first, so that nothing overflows
+    (the product by an exact power of two is ``np.ldexp``'s rounding, in place)."""
     rows = _rows(X.shape[1])
     out = np.empty(X.shape, dtype=dtype)
+    p = _pow2(e)
+    tmp = np.empty((min(rows, X.shape[0]), X.shape[1]))
     for s in range(0, X.shape[0], rows):
-        out[s : s + rows] = np.ldexp(np.asarray(X[s : s + rows], dtype=np.float64), -e) - c0
+        B = X[s : s + rows]
+        t = tmp[: B.shape[0]]
+        if p is not None and B.dtype == np.float64:
+            np.multiply(B, p, out=t)
+        elif p is not None:
+            t[...] = B  # float32 widened first: the product is then float64's
+            t *= p
+        else:
+            np.ldexp(np.asarray(B, dtype=np.float64), -e, out=t)
+        np.subtract(t, c0, out=t)
+        out[s : s + rows] = t
     return out
 
 
