@@ -117,6 +117,8 @@ def test_gride_at_n1_1_equals_twonn_with_ties():
     assert t.n_ties_ > 0 and g.n_ties_[0] == t.n_ties_
     assert g.dimension_ == pytest.approx(t.dimension_, rel=1e-12)
     assert g.dimension_ci_ == pytest.approx(t.dimension_ci_, rel=1e-12)
+    assert g.sampling_ci_ == pytest.approx(t.sampling_ci_, rel=1e-12)
+    assert g.scale_term_ == pytest.approx(t.calibration_term_, rel=1e-12)
     # and on continuous data, at every n1 the estimate is finite with no ties
     g2 = GRIDE().fit(datasets.cube(2000, 3, random_state=0).X)
     assert np.all(g2.n_ties_ == 0) and np.all(np.isfinite(g2.dimensions_))
