@@ -19,7 +19,7 @@ import numpy as np
 from . import local
 from ._validation import check_bool, check_int, check_random_state, check_real
 from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
-                         WeibullShape, _levina_bickel_inverses, _split_rows)
+                         WeibullShape, _levina_bickel_inverses, _split_rows, interval_parts)
 from .gap import _host, _jsonable
 
 #: The point-process estimators that ``analyze`` runs by default, beside the gap law.
@@ -71,8 +71,11 @@ class Analysis:
     dimension, dimension_ci : float, (float, float)
         The gap-law estimate of the intrinsic dimension and its interval.
     estimators : dict
-        name -> ``{"dimension", "ci", "label", "seconds"}`` for the
-        point-process estimators (and ``"gap"``).
+        name -> ``{"dimension", "ci", "label", "seconds", "params", "flags"}``
+        for the point-process estimators (and ``"gap"``); where ``ci`` is a
+        sampling interval widened by the models' spread, also
+        ``"sampling_ci"``, ``"model_term"`` and ``"model_term_name"``
+        (:func:`repgap.estimators.interval_parts`).
     scale : dict
         name -> ``(scales, dimensions)``: the dimension as a function of scale.
     target_gap : float
@@ -237,6 +240,10 @@ class Analysis:
             lines.append(f"  {v['label']:<30} {v['dimension']:>8.3f}  [{ci[0]:>7.3f}, {ci[1]:>7.3f}]"
                          f"  {v['seconds']:>6.2f}s  {_params_text(k, v.get('params') or {})}"
                          + (f"  [{', '.join(flags)}]" if flags else ""))
+        widened = [v["label"].split(" (")[0] for v in self.estimators.values() if "model_term" in v]
+        if widened:
+            lines.append(f"  ({', '.join(widened)}: the interval adds the models' spread to the sampling one, both in"
+                         " report.json)")
         shared = [v["label"].split(" (")[0] for k, v in self.estimators.items() if k in ("twonn", "mle", "gride")]
         if len(shared) > 1 and "neighbours" in self.timings:
             lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "
@@ -478,7 +485,7 @@ def _analyze(X, test=None, *, group=None, sizes=None, repeats=5, methods=None, t
             secs = time.perf_counter() - t0 + (clock.times["neighbours"] if m in ("twonn", "mle", "gride") else 0)
             est[m] = {"dimension": float(e.dimension_), "ci": tuple(float(c) for c in e.dimension_ci_),
                       "label": _LABELS[m], "seconds": secs, "params": _estimator_params(m, e),
-                      "flags": _estimator_flags(e)}
+                      "flags": _estimator_flags(e), **interval_parts(e)}
         local_dims = clock("local dimension", _local_dimensions, st, local_methods, local_neighbors, confidence,
                            common) if local_methods and local_neighbors >= 3 else {}
         t0 = time.perf_counter()

@@ -449,6 +449,10 @@ def cmd_id(args, say):
     lo, hi = res.ci
     print(f"{args.method}: intrinsic dimension {res.dimension:.4f}  [{lo:.4f}, {hi:.4f}]  ({X.shape[0]} x {X.shape[1]})")
     out = res.to_dict()
+    if "model_term" in out:
+        slo, shi = out["sampling_ci"]
+        print(f"  sampling interval [{slo:.4f}, {shi:.4f}], each half-width h widened to sqrt(h^2 + z^2 b^2) by the "
+              f"models' spread b = {out['model_term']:.4f} ({out['model_term_name']})")
     nd = int(getattr(res.estimator, "n_duplicates_", 0) or 0) + int(getattr(res.estimator, "n_train_duplicates_", 0) or 0)
     out["n_duplicates"] = nd
     if nd:

@@ -1728,7 +1728,25 @@ class IDResult:
         return f"IDResult(dimension={self.dimension:.4g}, ci=({self.ci[0]:.4g}, {self.ci[1]:.4g}), method={self.method!r})"
 
     def to_dict(self):
-        return {"dimension": self.dimension, "ci": list(self.ci), "method": self.method}
+        return {"dimension": self.dimension, "ci": list(self.ci), "method": self.method,
+                **interval_parts(self.estimator)}
+
+
+def interval_parts(estimator):
+    """The two parts of a fitted estimator's interval, for tables and reports.
+
+    Returns ``{"sampling_ci": [low, high], "model_term": b, "model_term_name": name}``
+    when the estimator's ``dimension_ci_`` is its sampling interval widened
+    by the models' spread (``calibration_term_`` of TwoNN and
+    :class:`CalibratedTwoNN`, ``scale_term_`` of MLE, GRIDE and the
+    correlation dimension), else ``{}``.
+    """
+    ci = getattr(estimator, "sampling_ci_", None)
+    for name in ("scale_term_", "calibration_term_"):
+        b = getattr(estimator, name, None)
+        if ci is not None and b is not None:
+            return {"sampling_ci": [float(c) for c in ci], "model_term": float(b), "model_term_name": name}
+    return {}
 
 
 class CalibratedTwoNN(TwoNN):

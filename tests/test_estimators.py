@@ -232,3 +232,29 @@ def test_gap_law_caps_the_automatic_training_queries(monkeypatch):
     monkeypatch.setattr(E, "AUTO_TRAIN_QUERIES", 500)
     est = GapLaw(repeats=2, n_boot=0, random_state=0).fit(datasets.cube(3000, 3, random_state=0).X)
     assert est.curve_.n_train_queries == 500 and est.curve_.distances.shape[2] == 300 + 500
+
+
+def test_interval_parts_reach_the_result_and_report():
+    # the reported interval is the sampling one widened by the models'
+    # spread; both parts travel with the result (IDResult.to_dict, the
+    # analysis report), so a reader can tell which part dominates
+    import math
+
+    from repgap import analyze, intrinsic_dimension
+    from repgap.estimators import interval_parts
+
+    X = np.random.default_rng(0).random((1500, 6))
+    res = intrinsic_dimension(X, random_state=0)
+    d = res.to_dict()
+    assert d["model_term_name"] == "calibration_term_"
+    lo, hi = d["ci"]
+    slo, shi = d["sampling_ci"]
+    assert lo <= slo < shi <= hi
+    z = 1.959963984540054
+    assert hi - res.dimension == pytest.approx(math.hypot(shi - res.dimension, z * d["model_term"]), rel=1e-9)
+    assert interval_parts(MLE().fit(X))["model_term_name"] == "scale_term_"
+    assert interval_parts(GapLaw(random_state=0, n_boot=0, repeats=1).fit(X[:600])) == {}
+    a = analyze(X[:1000], random_state=0, methods=("twonn", "mle"))
+    rep = a.to_dict()["estimators"]
+    assert rep["twonn"]["model_term_name"] == "calibration_term_" and len(rep["mle"]["sampling_ci"]) == 2
+    assert "models' spread" in a.summary()
