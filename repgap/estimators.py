@@ -491,18 +491,22 @@ def _ball_calibrated(d_raw, n):
     return float(calibrate_twonn_table(d_raw, n)[0])
 
 
-def _twonn_models(st, confidence):
+def _twonn_models(st, confidence, fitted=None):
     """The two TwoNN models on the same neighbours: ``(d_raw, se_raw, d_ball)``.
 
     ``d_raw`` is TwoNN (the smallest scale, no boundary correction),
     ``se_raw`` its standard error, ``d_ball`` the same estimate calibrated
     against uniform d-balls (a ball's boundary correction). NaN where
-    fewer than 3 ratios are above 1.
+    fewer than 3 ratios are above 1. ``fitted``: TwoNN's ``(d, (low,
+    high))`` on these neighbours where the caller has it already (no second
+    pass over the ratios and their dependence).
     """
-    logmu, _ = _distance_log_ratios(st.distances[st.valid], 1, 2)
-    if logmu.size < 3:
-        return float("nan"), 0.0, float("nan")
-    d, (lo, hi) = pareto_mle(logmu, confidence, ratio_dependence(st))
+    if fitted is None:
+        logmu, _ = _distance_log_ratios(st.distances[st.valid], 1, 2)
+        if logmu.size < 3:
+            return float("nan"), 0.0, float("nan")
+        fitted = pareto_mle(logmu, confidence, ratio_dependence(st))
+    d, (lo, hi) = fitted
     se = (hi - lo) / (2.0 * stats.norm.ppf(1 - _check_confidence(confidence)))
     return d, se, _ball_calibrated(d, st.X.shape[0])
 
@@ -1053,9 +1057,9 @@ class GRIDE(_PointwiseMixin, _Estimator):
         # same interval as TwoNN) and MLE's (n1 > 1: TwoNN and its ball
         # calibration on the same neighbours, floored at TwoNN's noise)
         z = stats.norm.ppf(1 - _check_confidence(self.confidence))
-        d_raw, se_raw, d_ball = _twonn_models(st, self.confidence)
+        d_raw, se_raw, d_ball = _twonn_models(st, self.confidence, (dims[0], cis[0]))  # n1s[0] is 1
         if self.n1 == 1:
-            models, floor = [self.dimension_ + (d_ball - d_raw)], 0.0
+            models, floor = [d_ball], 0.0
         else:
             models, floor = [d_raw, d_ball], se_raw
         self.dimension_ci_, self.scale_term_ = _with_scale_term(self.dimension_, *self.sampling_ci_, models, floor, z)
@@ -1350,7 +1354,8 @@ class CorrelationDimension(_Estimator):
         m = min(n, int(self.max_points_group))
         sub = X if m == n else X[np.sort(rng.choice(n, m, replace=False))]
         dist = np.sqrt(_pairwise_orbit_sqdist(sub, self.group, self.backend, self.n_jobs))
-        nn_orbit = np.min(dist + np.diag(np.full(m, np.inf)), axis=1)
+        others = dist + np.diag(np.full(m, np.inf))  # a point is not its own neighbour
+        nn_orbit = np.min(others, axis=1)
         self.storage_precision_ = check_storage_precision(sub, nn_orbit, "CorrelationDimension")
         self.storage_limited_ = self.storage_precision_["limited"]
         iu = np.triu_indices(m, 1)
@@ -1373,7 +1378,7 @@ class CorrelationDimension(_Estimator):
             Db = dist[np.ix_(idx, idx)][np.triu_indices(idx.size, 1)]
             boots.append(self._slope(edges, integral(Db, idx.size), lo, hi))
         self.sampling_ci_ = tuple(float(v) for v in np.quantile(boots, [q, 1 - q])) if boots else (np.nan, np.nan)
-        two = np.argsort(dist + np.diag(np.full(m, np.inf)), axis=1, kind="stable")[:, : min(2, m - 1)]
+        two = np.argsort(others, axis=1, kind="stable")[:, : min(2, m - 1)]
         self._add_scale_term(np.take_along_axis(dist, two, axis=1), two, sub)
         good = C > 0
         lr, lc = np.log(edges[good]), np.log(C[good])
