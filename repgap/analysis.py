@@ -74,7 +74,7 @@ class Analysis:
         name -> ``{"dimension", "ci", "label", "seconds", "params", "flags"}``
         for the point-process estimators (and ``"gap"``); where ``ci`` is a
         sampling interval widened by the models' spread, also
-        ``"sampling_ci"``, ``"model_term"`` and ``"model_term_name"``
+        ``"sampling_ci"``, ``"model_term"``, ``"model_term_name"``, ``"rule"`` and ``"reference_ci"``
         (:func:`repgap.estimators.interval_parts`).
     scale : dict
         name -> ``(scales, dimensions)``: the dimension as a function of scale.
@@ -242,8 +242,8 @@ class Analysis:
                          + (f"  [{', '.join(flags)}]" if flags else ""))
         widened = [v["label"].split(" (")[0] for v in self.estimators.values() if "model_term" in v]
         if widened:
-            lines.append(f"  ({', '.join(widened)}: the interval adds the models' spread to the sampling one, both in"
-                         " report.json)")
+            lines.append(f"  ({', '.join(widened)}: the interval carries the models' spread besides the sampling noise, "
+                         "both parts in report.json)")
         shared = [v["label"].split(" (")[0] for k, v in self.estimators.items() if k in ("twonn", "mle", "gride")]
         if len(shared) > 1 and "neighbours" in self.timings:
             lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "

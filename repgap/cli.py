@@ -451,8 +451,14 @@ def cmd_id(args, say):
     out = res.to_dict()
     if "model_term" in out:
         slo, shi = out["sampling_ci"]
-        print(f"  sampling interval [{slo:.4f}, {shi:.4f}], each half-width h widened to sqrt(h^2 + z^2 b^2) by the "
-              f"models' spread b = {out['model_term']:.4f} ({out['model_term_name']})")
+        if out.get("rule") == "union":
+            rlo, rhi = out["reference_ci"]
+            print(f"  the union of the sampling interval [{slo:.4f}, {shi:.4f}] and the calibrated TwoNN interval on "
+                  f"the same neighbours [{rlo:.4f}, {rhi:.4f}]; models' spread b = {out['model_term']:.4f} "
+                  f"({out['model_term_name']})")
+        else:
+            print(f"  sampling interval [{slo:.4f}, {shi:.4f}], each half-width h widened to sqrt(h^2 + z^2 b^2) by "
+                  f"the models' spread b = {out['model_term']:.4f} ({out['model_term_name']})")
     nd = int(getattr(res.estimator, "n_duplicates_", 0) or 0) + int(getattr(res.estimator, "n_train_duplicates_", 0) or 0)
     out["n_duplicates"] = nd
     if nd:

@@ -252,7 +252,16 @@ def test_interval_parts_reach_the_result_and_report():
     assert lo <= slo < shi <= hi
     z = 1.959963984540054
     assert hi - res.dimension == pytest.approx(math.hypot(shi - res.dimension, z * d["model_term"]), rel=1e-9)
-    assert interval_parts(MLE().fit(X))["model_term_name"] == "scale_term_"
+    assert d["rule"] == "quadrature" and "reference_ci" not in d
+    # the other estimators report the union of their sampling interval and
+    # the default's interval on the same neighbours
+    for est in (MLE().fit(X), TwoNN().fit(X), GRIDE(n1=4).fit(X)):
+        p = interval_parts(est)
+        assert p["rule"] == "union"
+        assert p["model_term_name"] == ("calibration_term_" if isinstance(est, TwoNN) else "scale_term_")
+        (slo, shi), (rlo, rhi) = p["sampling_ci"], p["reference_ci"]
+        assert est.dimension_ci_ == pytest.approx((min(slo, rlo), max(shi, rhi)), rel=1e-12)
+        assert p["reference_ci"] == pytest.approx(res.ci, rel=1e-12)  # the default's interval, same points
     assert interval_parts(GapLaw(random_state=0, n_boot=0, repeats=1).fit(X[:600])) == {}
     a = analyze(X[:1000], random_state=0, methods=("twonn", "mle"))
     rep = a.to_dict()["estimators"]
