@@ -11,6 +11,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport malloc, free
 from libc.math cimport INFINITY
 from libcpp.vector cimport vector
+from libcpp.algorithm cimport sort
 
 import numpy as np
 
@@ -115,6 +116,75 @@ def exact_sqdist_rows(const floating[:, :] Q, const floating[:, :] R, const int6
                     ov[i, c] = INFINITY
                 else:
                     ov[i, c] = sqdist_strided(Qb + qrows[i] * qs0, qs1, Rb + r * rs0, rs1, D)
+    return out
+
+
+cdef inline double _lanes_sum(const double* t, int D) noexcept nogil:
+    # the four-lane order of repgap._search.exact._lanes (and sqdist_strided)
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    cdef int d = 0
+    while d + 4 <= D:
+        s0 += t[d]
+        s1 += t[d + 1]
+        s2 += t[d + 2]
+        s3 += t[d + 3]
+        d += 4
+    while d < D:
+        s0 += t[d]
+        d += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _image_terms(const double* x, const double* y, const int64_t* perm, double sign, int D,
+                              double* t) noexcept nogil:
+    cdef int d
+    cdef double u
+    for d in range(D):
+        u = x[d] - sign * y[perm[d]]
+        t[d] = u * u
+
+
+def canonical_images_min(const double[:, ::1] X, const double[:, ::1] Y, const int64_t[:, ::1] perms,
+                         const double[::1] signs, double slack, int n_threads=1):
+    """``min_g`` of the canonical sum of ``(x_i - s_g y_i[perm_g])^2`` per row
+    pair (``repgap._search.exact.canonical_images_min_numpy``, compiled): the
+    four-lane sums pick the images within ``slack`` of the best, and only
+    those are summed in sorted order (the canonical sum)."""
+    cdef Py_ssize_t N = X.shape[0], i
+    cdef int D = X.shape[1], G = perms.shape[0], g
+    cdef double tiny = (4.0 * D) * 4.9406564584124654e-324
+    cdef double mn, thr, best, v
+    cdef double* t
+    cdef double* f
+    out = np.empty(N, dtype=np.float64)
+    cdef double[::1] ov = out
+    if N == 0:
+        return out
+    if G == 0 or D == 0:
+        out[:] = INFINITY if G == 0 else 0.0
+        return out
+    with nogil, parallel(num_threads=max(n_threads, 1)):
+        t = <double*> malloc(sizeof(double) * D)
+        f = <double*> malloc(sizeof(double) * G)
+        for i in prange(N, schedule="static"):
+            mn = INFINITY
+            for g in range(G):
+                _image_terms(&X[i, 0], &Y[i, 0], &perms[g, 0], signs[g], D, t)
+                f[g] = _lanes_sum(t, D)
+                if f[g] < mn:
+                    mn = f[g]
+            thr = mn * slack + tiny
+            best = INFINITY
+            for g in range(G):
+                if f[g] <= thr:
+                    _image_terms(&X[i, 0], &Y[i, 0], &perms[g, 0], signs[g], D, t)
+                    sort(t, t + D)
+                    v = _lanes_sum(t, D)
+                    if v < best:
+                        best = v
+            ov[i] = best
+        free(t)
+        free(f)
     return out
 
 

@@ -243,31 +243,16 @@ def canonical_sum(sq):
     return _lanes(np.sort(sq, axis=-1))
 
 
-def _canonical_images(X, Y, images, G):
-    """min over the G images ``images(Y)`` (n, G, D) of the canonical sum of ``(x - g.y)^2``,
-    the images built a block of rows at a time (bounded memory).
+def _canonical_images(X, Y, perms, signs=None):
+    """min over the images ``signs[g] * y[perms[g]]`` of the canonical sum of
+    ``(x - g.y)^2`` per row pair (:func:`repgap._search.exact.canonical_images_min`:
+    compiled where built, numpy otherwise, the same bits)."""
+    from ._search.exact import canonical_images_min
 
-    The sums in the fixed four-lane order pick the images within rounding
-    of the best (both orders are within ``rho64(D)`` of the exact sum, so
-    the canonical minimum is among those); only those are sorted.
-    """
-    from ._search.certify import rho64
-    from ._search.exact import _lanes
-
-    n, D = X.shape
-    out = np.empty(n)
-    slack = 1.0 + 4.0 * rho64(D)
-    step = max(1, (1 << 22) // max(1, G * D))
-    for s in range(0, n, step):
-        t = X[s : s + step, None, :] - images(Y[s : s + step])
-        t *= t
-        fast = _lanes(t)
-        near = fast <= fast.min(axis=1, keepdims=True) * slack + 4.0 * D * 2.0**-1074
-        ii, gg = np.nonzero(near)
-        best = np.full(fast.shape, np.inf)
-        best[ii, gg] = canonical_sum(t[ii, gg])
-        out[s : s + step] = best.min(axis=1)
-    return out
+    perms = np.asarray(perms, dtype=np.int64)
+    if signs is None:
+        signs = np.ones(perms.shape[0])
+    return canonical_images_min(X, Y, perms, signs)
 
 
 # ---------------------------------------------------------------------------
@@ -477,7 +462,7 @@ class CyclicShift(Group):
 
     def canonical_distance2(self, X, Y):
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, Y, self.images, self.group_order(X.shape[1]))
+        return _canonical_images(X, Y, self.index_permutations(X.shape[1]))
 
     def n_images(self, D):
         return self.group_order(D)
@@ -616,8 +601,7 @@ class Permutation(Group):
         if self.m <= 8 and math.factorial(self.m) * self.dim <= self._CANONICAL_ENUMERATE:
             perms = np.asarray(list(itertools.permutations(range(self.m))), dtype=np.int64)
             cols = (perms[:, :, None] * self.p + np.arange(self.p)).reshape(perms.shape[0], -1)
-            return _canonical_images(X, Y, lambda B: np.take(B, cols.ravel(), axis=1).reshape(B.shape[0], -1, self.dim),
-                                     cols.shape[0])
+            return _canonical_images(X, Y, cols)
         # two optimal assignments with different terms, exactly tied in exact
         # arithmetic, are not told apart here: the one found is summed
         _, _, gy = self._align_rows(X, Y)
@@ -659,7 +643,8 @@ class SignFlip(Group):
 
     def canonical_distance2(self, X, Y):
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, Y, lambda B: np.stack([B, -B], axis=1), 2)
+        D = X.shape[1]
+        return _canonical_images(X, Y, np.tile(np.arange(D), (2, 1)), np.array([1.0, -1.0]))
 
     def n_images(self, D):
         return 2
@@ -776,7 +761,7 @@ class FiniteGroup(Group):
         if self._perms is None:
             return super().canonical_distance2(X, Y)
         X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        return _canonical_images(X, Y, self.images, self.order)
+        return _canonical_images(X, Y, self._perms)
 
     def _align_rows(self, X, Y):
         imgs = self._images(Y)
