@@ -1061,6 +1061,11 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     bd, bi = np.full((n, K), np.inf), np.full((n, K), -1, dtype=np.int64)
     blocks = [(a, min(a + t, n)) for a in range(0, n, t)]
     Q = [None] * len(blocks)  # the query form of each block, made once
+    # the reference form of every block, made once where the float32 copy of
+    # X fits the budget (as the ball pass's copy of T), else once per tile
+    Rall = None
+    if n * (D + 2) * 4 <= (max_memory or (1 << 30)):
+        Rall = _augmented(X, 0, n, c, scale, "reference", f32)
     bar = Progress(len(blocks) * (len(blocks) + 1) // 2, "k-NN radii", progress)
 
     def exact(qi, ti):
@@ -1088,7 +1093,10 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
                 Q[I] = _augmented(X, a0, a1, c, scale, "query", f32)
             for J in range(I, len(blocks)):
                 b0, b1 = blocks[J]
-                Rj, nj = _augmented(X, b0, b1, c, scale, "reference", f32)
+                if Rall is not None:
+                    Rj, nj = Rall[0][b0:b1], Rall[1][b0:b1]
+                else:
+                    Rj, nj = _augmented(X, b0, b1, c, scale, "reference", f32)
                 Z = Q[I][0] @ Rj.T
                 e = np.float32(f * (float(Q[I][1].max()) + float(nj.max())) + 2.0**-100)
                 side(Z, a0, b0, bd[a0:a1], bi[a0:a1])
