@@ -704,10 +704,11 @@ def test_data_beyond_the_float64_squares(e):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("max_memory", [1 << 20, None])
+@pytest.mark.parametrize("max_memory", [1 << 17, 1 << 20, None])
 def test_symmetric_self_search_is_knn(dtype, max_memory):
     """The radii's search over the tiles above the diagonal returns knn(X, X)
-    bit for bit (duplicates, a translation, one tile or many)."""
+    bit for bit (duplicates, a translation, one tile or many; at 128 KiB the
+    float32 copy of X does not fit the budget and is made tile by tile)."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((1500, 24)).astype(dtype)
     X[10:20] = X[0]
