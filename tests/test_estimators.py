@@ -76,6 +76,24 @@ def test_duplicate_policies():
     assert a.n_samples_ == 2000
     m = MLE(duplicates="keep").fit(Xd)
     assert np.isfinite(m.dimension_)
+    # rows equal up to the order of their arithmetic are duplicates too
+    Xr = np.concatenate([X, X[:5] * (1 + 1e-15)])
+    assert TwoNN(duplicates="keep").fit(Xr).n_duplicates_ == 5
+
+
+def test_distinct_close_points_on_a_curve_are_not_duplicates():
+    # 1e5 points on a helix: two pairs of distinct points lie 4.9e-11 and
+    # 5.9e-11 of the data scale apart, by chance (about n^2 t pairs within t
+    # of the length): the former tolerance 1e-10 refused the sample; such
+    # ratios are legitimate draws of the Pareto law (mu ~ 1e5 here)
+    from repgap.estimators import _data_scale
+
+    X = datasets.zoo_family("helix", 100000, random_state=1001).X
+    st = NeighbourStats(X, 2, duplicates="keep")
+    r = np.sort(st.distances[:, 0]) / _data_scale(X)
+    assert 1e-11 < r[0] < 1e-10 and st.n_duplicates == 0
+    e = TwoNN().fit(st)
+    assert e.n_duplicates_ == 0 and abs(e.dimension_ - 1) < 0.05
 
 
 def test_datasets_report_truth():
