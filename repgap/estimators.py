@@ -403,13 +403,12 @@ class _PointwiseMixin:
     def _pointwise_models(self, st, nbhd, d, ci):
         """Each local interval widened by the local models' spread, as the global one is.
 
-        The same terms as the global estimators', from the same
-        neighbourhood: TwoNN (and GRIDE at n1 = 1, the calibrated default)
-        ``b_i = |ball(t_i) - t_i|``, the ball calibration's correction of the
-        local TwoNN ``t_i``; MLE and GRIDE at n1 > 1 ``b_i = max(|d_i - t_i|,
-        |d_i - ball(t_i)|, se(t_i))``. Each half-width ``h`` becomes
-        ``sqrt(h^2 + z^2 b_i^2)``; ``b_i`` is 0 where the local TwoNN has no
-        estimate. Returns ``(ci, b)``.
+        The models' spread from the same neighbourhood: TwoNN (and GRIDE at
+        n1 = 1, the calibrated default) ``b_i = |ball(t_i) - t_i|``, the ball
+        calibration's correction of the local TwoNN ``t_i``; MLE and GRIDE at
+        n1 > 1 the binned spread of :func:`_binned_model_term`. Each
+        half-width ``h`` becomes ``sqrt(h^2 + z^2 b_i^2)``; ``b_i`` is 0 where
+        the local TwoNN has no estimate. Returns ``(ci, b)``.
         """
         from . import local
 
@@ -417,10 +416,10 @@ class _PointwiseMixin:
         n = st.X.shape[0]
         twonn_like = isinstance(self, TwoNN) or (isinstance(self, GRIDE) and self.n1 == 1)
         if twonn_like and self._pw_raw is not None:
-            t, t_ci = self._pw_raw
+            t = self._pw_raw[0]
         else:
-            t, t_ci = local.local_twonn(st.distances, st.valid, nbhd, confidence=self.confidence,
-                                        inflation=ratio_dependence(st))
+            t, _ = local.local_twonn(st.distances, st.valid, nbhd, confidence=self.confidence,
+                                     inflation=ratio_dependence(st))
         ball = _ball_map(t, n)
         with np.errstate(invalid="ignore"):
             if twonn_like:
