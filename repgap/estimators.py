@@ -416,11 +416,11 @@ class _PointwiseMixin:
         n = st.X.shape[0]
         twonn_like = isinstance(self, TwoNN) or (isinstance(self, GRIDE) and self.n1 == 1)
         if twonn_like and self._pw_raw is not None:
-            t = self._pw_raw[0]
+            t, ball = self._pw_raw
         else:
             t, _ = local.local_twonn(st.distances, st.valid, nbhd, confidence=self.confidence,
                                      inflation=ratio_dependence(st))
-        ball = _ball_map(t, n)
+            ball = _ball_map(t, n)
         with np.errstate(invalid="ignore"):
             if twonn_like:
                 b = np.abs(ball - t)
@@ -781,7 +781,9 @@ class TwoNN(_PointwiseMixin, _Estimator):
         # the ball's correction of the same estimate (CalibratedTwoNN's
         # calibration_term_, the same value) and the calibrated interval
         z = stats.norm.ppf(1 - q)
-        d_ball, _, self.reference_ci_, _, _ = _ball_interval(d_mle, ci_mle, st.X.shape[0], z)
+        # kept for CalibratedTwoNN, which reports this very calibration
+        self._ball = _ball_interval(d_mle, ci_mle, st.X.shape[0], z)
+        d_ball, _, self.reference_ci_, _, _ = self._ball
         shift = d_ball - d_mle
         ci, self.calibration_term_ = _with_scale_term(self.dimension_, *self.sampling_ci_, [self.dimension_ + shift],
                                                       0.0, z)
@@ -800,10 +802,11 @@ class TwoNN(_PointwiseMixin, _Estimator):
         self.ratio_dependence_ = ratio_dependence(st)
         d, ci = local.local_twonn(st.distances, st.valid, nbhd, confidence=self.confidence,
                                   inflation=self.ratio_dependence_)
-        self._pw_raw = (d, ci)
+        n = st.X.shape[0]
+        # (raw estimate, its ball calibration): the pointwise term needs both
+        self._pw_raw = (d, _ball_map(d, n))
         if self.calibration is not None:
-            n = st.X.shape[0]
-            d, ci = _ball_map(d, n), _ball_map(ci, n)
+            d, ci = self._pw_raw[1], _ball_map(ci, n)
         return d, ci
 
     def _fit_calibrated(self, X):
@@ -822,8 +825,8 @@ class TwoNN(_PointwiseMixin, _Estimator):
         if self.method == "mle" and n >= _TABLE_MIN_N:
             # the shipped reference: deterministic, monotone, with its own
             # standard error, which widens each end of the interval
-            self.dimension_, (lo, hi), _, _, self.reference_se_ = _ball_interval(raw.dimension_, raw.sampling_ci_,
-                                                                                n, z)
+            # TwoNN-MLE calibrated its own estimate on these n points already
+            self.dimension_, (lo, hi), _, _, self.reference_se_ = raw._ball
         else:
             cal = lambda t: calibrate_twonn(t, n, method=self.method, discard_fraction=self.discard_fraction,  # noqa: E731
                                             backend=self.backend, n_jobs=self.n_jobs)

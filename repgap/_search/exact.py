@@ -170,9 +170,12 @@ def canonical_images_min_numpy(X, Y, perms, signs):
         out[:] = np.inf if G == 0 else 0.0
         return out
     slack = 1.0 + 4.0 * rho64(D)
+    all_plus = bool(np.all(signs == 1.0))
     step = max(1, (1 << 22) // max(1, G * D))
     for s in range(0, n, step):
-        img = np.take(Y[s : s + step], perms.ravel(), axis=1).reshape(-1, G, D) * signs[None, :, None]
+        img = np.take(Y[s : s + step], perms.ravel(), axis=1).reshape(-1, G, D)  # a new array
+        if not all_plus:
+            img *= signs[None, :, None]  # exact: +-1
         t = X[s : s + step, None, :] - img
         t *= t
         fast = _lanes(t)
