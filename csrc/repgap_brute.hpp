@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "repgap_openmp.hpp"
 #include "repgap_simd.hpp"
 
 namespace repgap {
@@ -37,6 +38,15 @@ enum { METHOD_DIRECT = 0, METHOD_GEMM = 1, METHOD_FUSED = 2 };
 constexpr int NN1_MAX_DIM = 32;
 // the two-per-lane sweep for k = 2 beats the panel kernel up to here (D = 32: 0.30 s vs 0.23 s, 1e4 x 1e5)
 constexpr int NN2_MAX_DIM = 16;
+// coordinates per slice of the fused kernel on the shared panels: a panel's
+// slice (DOT_SLICE x RB floats, 16 KiB) stays in L1 while the tile's query
+// blocks pass over it; used where D is larger than two slices
+constexpr int DOT_SLICE = 128;
+// query rows per micro-tile: QB, or DOT_ROWS on the sliced path; tiles are
+// padded to QPAD rows, a multiple of both
+constexpr int QMAX = QB > DOT_ROWS ? QB : DOT_ROWS;
+constexpr int QPAD = 24;
+static_assert(QPAD % QB == 0 && QPAD % DOT_ROWS == 0, "QPAD must be a multiple of both row counts");
 
 template <typename T>
 struct BruteProblem {
@@ -49,6 +59,13 @@ struct BruteProblem {
     int tq, tr;                    // tile sizes (queries, reference rows)
     int method;
     const double* center;          // reference mean (gemm path only)
+    // Shared panels: the whole ordered prefix packed once (panel b holds
+    // ranks b*RB.., with its norms), read by every thread; NULL means that
+    // each query tile packs its own. Packing costs far more per element than
+    // a multiply-add, so at large D, where the Ctrl-C budget keeps query tiles
+    // small, re-packing per tile doubled the time (D = 784: 7.0 s vs 3.5 s).
+    const T* gP; const T* grn;
+    const TilePoll* poll;          // Ctrl-C inside a tile; NULL: between tiles only
     sgemm_ptr sgemm; dgemm_ptr dgemm;
     double* out_d; std::int64_t* out_i;   // (J, m, k), squared distances
 };
@@ -57,6 +74,7 @@ template <typename T>
 struct BruteWork {
     T* Qp; T* P; T* C; T* rn; T* cd; std::int64_t* ci;
     T* blk; std::uint32_t* mask; std::int32_t* lanepan;
+    T* acc;                        // sliced fused kernel: accumulators of the tile's query blocks
     double* exd; std::int64_t* exi; int* perm;
     void* mem;
 };
@@ -65,15 +83,16 @@ inline std::size_t round_up(std::size_t x, std::size_t a) { return (x + a - 1) /
 
 template <typename T>
 inline std::size_t brute_work_bytes(const BruteProblem<T>& p) {
-    std::size_t tq = round_up(p.tq, QB), tr = round_up(p.tr, RB), D = p.D;
+    std::size_t tq = round_up(p.tq, QPAD), tr = round_up(p.tr, RB), D = p.D;
     std::size_t b = 0;
     b += round_up(tq * D * sizeof(T), 64);
     b += round_up(tr * D * sizeof(T), 64);
     if (p.method == METHOD_GEMM) b += round_up(tq * tr * sizeof(T), 64);
     b += round_up(tr * sizeof(T), 64);
     b += round_up(tq * p.K * sizeof(T), 64) + round_up(tq * p.K * sizeof(std::int64_t), 64);
-    b += round_up(QB * RB * sizeof(T), 64) + round_up(QB * sizeof(std::uint32_t), 64);
+    b += round_up(QMAX * RB * sizeof(T), 64) + round_up(QMAX * sizeof(std::uint32_t), 64);
     b += round_up(QB * RB * sizeof(std::int32_t), 64);
+    if (p.method == METHOD_FUSED) b += round_up(tq * RB * sizeof(T), 64);
     b += round_up(p.K * sizeof(double), 64) + round_up(p.K * sizeof(std::int64_t), 64)
          + round_up(p.K * sizeof(int), 64);
     return b + 64;
@@ -87,7 +106,7 @@ inline int brute_work_alloc(const BruteProblem<T>& p, BruteWork<T>* w) {
     w->mem = mem;
     if (!mem) return -1;
     char* c = (char*)round_up((std::size_t)mem, 64);
-    std::size_t tq = round_up(p.tq, QB), tr = round_up(p.tr, RB), D = p.D;
+    std::size_t tq = round_up(p.tq, QPAD), tr = round_up(p.tr, RB), D = p.D;
 #define REPGAP_TAKE(field, type, count)                   \
     w->field = (type*)c; c += round_up((count) * sizeof(type), 64);
     REPGAP_TAKE(Qp, T, tq * D)
@@ -100,9 +119,14 @@ inline int brute_work_alloc(const BruteProblem<T>& p, BruteWork<T>* w) {
     REPGAP_TAKE(rn, T, tr)
     REPGAP_TAKE(cd, T, tq * p.K)
     REPGAP_TAKE(ci, std::int64_t, tq * p.K)
-    REPGAP_TAKE(blk, T, (std::size_t)QB * RB)
-    REPGAP_TAKE(mask, std::uint32_t, (std::size_t)QB)
+    REPGAP_TAKE(blk, T, (std::size_t)QMAX * RB)
+    REPGAP_TAKE(mask, std::uint32_t, (std::size_t)QMAX)
     REPGAP_TAKE(lanepan, std::int32_t, (std::size_t)QB * RB)
+    if (p.method == METHOD_FUSED) {
+        REPGAP_TAKE(acc, T, tq * RB)
+    } else {
+        w->acc = nullptr;
+    }
     REPGAP_TAKE(exd, double, p.K)
     REPGAP_TAKE(exi, std::int64_t, p.K)
     REPGAP_TAKE(perm, int, p.K)
@@ -197,13 +221,76 @@ inline void call_gemm(sgemm_ptr, dgemm_ptr f, int M, int N, int Kd, const double
     f(&ta, &tb, &M, &N, &Kd, &one, (double*)A, &lda, (double*)B, &ldb, &zero, C, &ldc);
 }
 
+// Pack reference rows ranks [t0, t0 + RB) into one D x RB panel (with the
+// centred norms for the fused path). Lanes at or beyond `end` are padding
+// that never passes the strict threshold test: +inf coordinates (direct) or
+// an infinite norm (fused).
+template <typename T>
+inline void pack_panel(const BruteProblem<T>& p, std::int64_t t0, std::int64_t end, T* pan, T* rn) {
+    const int D = p.D;
+    const bool fused = p.method == METHOD_FUSED;
+    const T inf = std::numeric_limits<T>::infinity();
+    for (int jj = 0; jj < RB; ++jj) {
+        std::int64_t t = t0 + jj;
+        if (t < end) {
+            std::int64_t row = p.order ? p.order[t] : t;
+            const T* r = p.R + row * p.rs0;
+            if (fused) {
+                double s = 0;
+                for (int d = 0; d < D; ++d) {
+                    T v = (T)((double)r[d * p.rs1] - p.center[d]);
+                    pan[(std::size_t)d * RB + jj] = v;
+                    s += (double)v * (double)v;
+                }
+                rn[jj] = (T)s;
+            } else {
+                for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = r[d * p.rs1];
+            }
+        } else {
+            for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = fused ? 0 : inf;
+            rn[jj] = inf;
+        }
+    }
+}
+
+// Centred rows ranks [t0, t1) as BLAS reads them (row-major, stride D) and
+// their norms: the gemm path's operand.
+template <typename T>
+inline void pack_rows(const BruteProblem<T>& p, std::int64_t t0, std::int64_t t1, T* dst, T* rn) {
+    const int D = p.D;
+    for (std::int64_t t = t0; t < t1; ++t) {
+        std::int64_t row = p.order ? p.order[t] : t;
+        const T* r = p.R + row * p.rs0;
+        T* o = dst + (std::size_t)(t - t0) * D;
+        double s = 0;
+        for (int d = 0; d < D; ++d) {
+            T v = (T)((double)r[d * p.rs1] - p.center[d]);
+            o[d] = v; s += (double)v * (double)v;
+        }
+        rn[t - t0] = (T)s;
+    }
+}
+
+// Piece b of the shared packing (ranks b*RB.. of the largest prefix): a
+// panel for the SIMD kernels, centred rows for the gemm path.
+template <typename T>
+inline void pack_shared_panel(const BruteProblem<T>& p, T* gP, T* grn, std::int64_t b) {
+    const std::int64_t n = p.ckpt[p.J - 1];
+    if (p.method == METHOD_GEMM) {
+        const std::int64_t t0 = b * RB, t1 = std::min<std::int64_t>(n, t0 + RB);
+        pack_rows(p, t0, t1, gP + (std::size_t)t0 * p.D, grn + t0);
+        return;
+    }
+    pack_panel(p, b * RB, n, gP + (std::size_t)b * p.D * RB, grn + (std::size_t)b * RB);
+}
+
 // Process query tile number `tile`: queries [tile*tq, min(m, (tile+1)*tq)).
 template <typename T>
 void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t tile) {
     const int D = p.D, K = p.K;
     const std::int64_t q0 = tile * (std::int64_t)p.tq;
     const int nq = (int)std::min<std::int64_t>(p.tq, p.m - q0);
-    const int nq_pad = (int)round_up(nq, QB);
+    const int nq_pad = (int)round_up(nq, QPAD);
     const bool gemm = p.method == METHOD_GEMM;
     const bool fused = p.method == METHOD_FUSED;
     const bool centred = gemm || fused;
@@ -214,6 +301,8 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     // the two smallest values per lane
     const bool sweep_nn2 = fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4 && nn1_available();
     const T inf = std::numeric_limits<T>::infinity();
+    const bool shared = p.gP != nullptr && !gemm && !sweep_nn1 && !sweep_nn2;   // panels (gemm reads p.gP itself)
+    const bool sliced = shared && fused && sizeof(T) == 4 && D > 2 * DOT_SLICE && dot_slices_available();
 
     // Pack the query tile row-major; the expansion paths centre it, and the
     // k = 1 sweep stores -2 q (an exact scaling) to save its epilogue.
@@ -231,39 +320,68 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
 
     std::int64_t start = 0;
     int j = 0;
+    double last_poll = now_ms();
     while (j < p.J) {
+        if (tile_poll(p.poll, &last_poll)) return;   // the results are discarded
         const std::int64_t end = std::min<std::int64_t>(start + p.tr, p.ckpt[j]);
         const int nb = (int)(end - start);
-        if (nb > 0 && !gemm) {
-            const int npan = (int)round_up(nb, RB) / RB;
-            // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
-            for (int b = 0; b < npan; ++b) {
-                T* pan = w->P + (std::size_t)b * D * RB;
-                T* rn = w->rn + (std::size_t)b * RB;
-                for (int jj = 0; jj < RB; ++jj) {
-                    std::int64_t t = start + (std::int64_t)b * RB + jj;
-                    if (t < end) {
-                        std::int64_t row = p.order ? p.order[t] : t;
-                        const T* r = p.R + row * p.rs0;
-                        if (fused) {
-                            double s = 0;
-                            for (int d = 0; d < D; ++d) {
-                                T v = (T)((double)r[d * p.rs1] - p.center[d]);
-                                pan[(std::size_t)d * RB + jj] = v;
-                                s += (double)v * (double)v;
-                            }
-                            rn[jj] = (T)s;
-                        } else {
-                            for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = r[d * p.rs1];
+        if (nb > 0 && shared) {
+            // the shared panels cover [start, end) from panel start/RB on; a
+            // panel that straddles either end holds rows of other segments,
+            // whose lanes the insertion below skips
+            const std::int64_t b0 = start / RB, b1 = (end + RB - 1) / RB;
+            T thr[QMAX];
+            for (std::int64_t b = b0; b < b1; ++b) {
+                const T* pan = p.gP + (std::size_t)b * D * RB;
+                const T* rnp = p.grn + (std::size_t)b * RB;
+                const std::int64_t tbase = b * RB;
+                const bool edge = tbase < start || tbase + RB > end;
+                // all slices but the last accumulate; the last selects
+                const int QR = sliced ? DOT_ROWS : QB;
+                int d0 = 0;
+                if (sliced)
+                    for (; d0 + DOT_SLICE < D; d0 += DOT_SLICE)
+                        for (int i0 = 0; i0 < nq; i0 += QR)
+                            panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB,
+                                            DOT_SLICE, w->acc + (std::size_t)i0 * RB,
+                                            d0 == 0 ? DOT_FIRST : 0, rnp, thr, w->blk, w->mask);
+                for (int i0 = 0; i0 < nq; i0 += QR) {
+                    const int ni = std::min(QR, nq - i0);
+                    for (int i = 0; i < QR; ++i)
+                        thr[i] = (i < ni) ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : -inf;
+                    if (sliced)
+                        panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB,
+                                        D - d0, w->acc + (std::size_t)i0 * RB, DOT_LAST, rnp, thr,
+                                        w->blk, w->mask);
+                    else if (fused)
+                        panel_dots<T>(w->Qp + (std::size_t)i0 * D, pan, D, rnp, thr, w->blk, w->mask);
+                    else
+                        panel_distances<T>(w->Qp + (std::size_t)i0 * D, pan, D, thr, w->blk, w->mask);
+                    std::uint32_t any = 0;
+                    for (int i = 0; i < QR; ++i) any |= w->mask[i];
+                    if (!any) continue;
+                    for (int i = 0; i < ni; ++i) {
+                        std::uint32_t msk = w->mask[i];
+                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
+                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
+                        while (msk) {
+                            int bit = ctz32(msk);
+                            msk &= msk - 1;
+                            const std::int64_t t = tbase + bit;
+                            if (edge && (t < start || t >= end)) continue;
+                            T v = w->blk[i * RB + bit];
+                            if (v < cd[K - 1]) cand_insert(cd, ci, K, v, t);
                         }
-                    } else {
-                        // padding never passes the strict threshold test:
-                        // +inf coordinates (direct) or an infinite norm (fused)
-                        for (int d = 0; d < D; ++d) pan[(std::size_t)d * RB + jj] = fused ? 0 : inf;
-                        rn[jj] = inf;
                     }
                 }
             }
+        } else if (nb > 0 && !gemm) {
+            const int npan = (int)round_up(nb, RB) / RB;
+            // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
+            if (!shared)
+                for (int b = 0; b < npan; ++b)
+                    pack_panel(p, start + (std::int64_t)b * RB, end, w->P + (std::size_t)b * D * RB,
+                               w->rn + (std::size_t)b * RB);
             T thr[QB];
             if (sweep_nn2) {
                 // k = 2, small D: the two smallest per lane over the whole tile, 2 queries at a time
@@ -331,27 +449,23 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                 }
             }
         } else if (nb > 0) {
-            for (int jj = 0; jj < nb; ++jj) {
-                std::int64_t t = start + jj;
-                std::int64_t row = p.order ? p.order[t] : t;
-                const T* r = p.R + row * p.rs0;
-                T* dst = w->P + (std::size_t)jj * D;
-                double s = 0;
-                for (int d = 0; d < D; ++d) {
-                    T v = (T)((double)r[d * p.rs1] - p.center[d]);
-                    dst[d] = v; s += (double)v * (double)v;
-                }
-                w->rn[jj] = (T)s;
+            const T* Pr = w->P;
+            const T* rn = w->rn;
+            if (p.gP) {
+                Pr = p.gP + (std::size_t)start * D;
+                rn = p.grn + start;
+            } else {
+                pack_rows(p, start, end, w->P, w->rn);
             }
             // C^T (nb x nq, column-major) = P (D x nb col-major)^T * Qp (D x nq col-major)
-            call_gemm(p.sgemm, p.dgemm, nb, nq, D, w->P, D, w->Qp, D, w->C, nb);
+            call_gemm(p.sgemm, p.dgemm, nb, nq, D, Pr, D, w->Qp, D, w->C, nb);
             for (int i = 0; i < nq; ++i) {
                 T* cd = w->cd + (std::size_t)i * K;
                 std::int64_t* ci = w->ci + (std::size_t)i * K;
                 const T* crow = w->C + (std::size_t)i * nb;
                 T thr = cd[K - 1];
                 for (int jj = 0; jj < nb; ++jj) {
-                    T v = w->rn[jj] - 2 * crow[jj];
+                    T v = rn[jj] - 2 * crow[jj];
                     if (v < thr) { cand_insert(cd, ci, K, v, start + jj); thr = cd[K - 1]; }
                 }
             }

@@ -250,6 +250,56 @@ static void dot_f32_avx512(const float* Q, const float* P, int D, const float* r
 #undef REPGAP_SEL
 }
 
+// The fused kernel over a slice of the coordinates [d0, d0 + nd): Q and P
+// point at the slice's first coordinate (Q rows have stride ldq). The
+// accumulators come from and go back to `acc` (QB x RB floats) unless the
+// slice is the first (DOT_FIRST: start from zero) or the last (DOT_LAST:
+// select as dot_f32_avx512 does). Slicing keeps a panel's slice in L1 while
+// every query block of the tile passes over it; the additions are made in
+// the same order as in one pass, so the values are the same bit for bit.
+enum { DOT_FIRST = 1, DOT_LAST = 2 };
+
+template <int NQ>
+__attribute__((target("avx512f")))
+static void dot_f32_avx512_part(const float* Q, int ldq, const float* P, int nd, float* acc, int phase,
+                                const float* rn, const float* thr, float* out, std::uint32_t* mask) {
+    __m512 a[NQ], b[NQ];
+    if (phase & DOT_FIRST) {
+#pragma GCC unroll 16
+        for (int i = 0; i < NQ; ++i) { a[i] = _mm512_setzero_ps(); b[i] = _mm512_setzero_ps(); }
+    } else {
+#pragma GCC unroll 16
+        for (int i = 0; i < NQ; ++i) { a[i] = _mm512_loadu_ps(acc + i * 32); b[i] = _mm512_loadu_ps(acc + i * 32 + 16); }
+    }
+    for (int d = 0; d < nd; ++d) {
+        const __m512 lo = _mm512_loadu_ps(P + (std::size_t)d * 32);
+        const __m512 hi = _mm512_loadu_ps(P + (std::size_t)d * 32 + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < NQ; ++i) {
+            const __m512 q = _mm512_set1_ps(Q[(std::size_t)i * ldq + d]);
+            a[i] = _mm512_fmadd_ps(lo, q, a[i]); b[i] = _mm512_fmadd_ps(hi, q, b[i]);
+        }
+    }
+    if (!(phase & DOT_LAST)) {
+#pragma GCC unroll 16
+        for (int i = 0; i < NQ; ++i) { _mm512_storeu_ps(acc + i * 32, a[i]); _mm512_storeu_ps(acc + i * 32 + 16, b[i]); }
+        return;
+    }
+    const __m512 m2 = _mm512_set1_ps(-2.0f);
+    const __m512 rlo = _mm512_loadu_ps(rn), rhi = _mm512_loadu_ps(rn + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < NQ; ++i) {
+        const __m512 th = _mm512_set1_ps(thr[i]);
+        const __m512 vl = _mm512_fmadd_ps(m2, a[i], rlo);
+        const __m512 vh = _mm512_fmadd_ps(m2, b[i], rhi);
+        const std::uint32_t ml = _mm512_cmp_ps_mask(vl, th, _CMP_LT_OQ);
+        const std::uint32_t mh = _mm512_cmp_ps_mask(vh, th, _CMP_LT_OQ);
+        const std::uint32_t mk = ml | (mh << 16);
+        mask[i] = mk;
+        if (mk) { _mm512_storeu_ps(out + i * 32, vl); _mm512_storeu_ps(out + i * 32 + 16, vh); }
+    }
+}
+
 __attribute__((target("avx2,fma")))
 static void dot_f32_avx2(const float* Q, const float* P, int D, const float* rn,
                          const float* thr, float* out, std::uint32_t* mask) {
@@ -446,6 +496,26 @@ inline void panel_dots<float>(const float* Q, const float* P, int D, const float
 #endif
     dot_generic<float>(Q, P, D, rn, thr, out, mask);
 }
+
+// Whether the sliced fused kernel (dot_f32_avx512_part) is available.
+inline bool dot_slices_available() {
+#if REPGAP_X86_SIMD
+    return simd_level() == 2;
+#else
+    return false;
+#endif
+}
+
+// NQ query rows at a time (NQ = DOT_ROWS on the sliced path)
+constexpr int DOT_ROWS = 12;
+inline void panel_dots_part(const float* Q, int ldq, const float* P, int nd, float* acc, int phase,
+                            const float* rn, const float* thr, float* out, std::uint32_t* mask) {
+#if REPGAP_X86_SIMD
+    dot_f32_avx512_part<DOT_ROWS>(Q, ldq, P, nd, acc, phase, rn, thr, out, mask);
+#endif
+}
+inline void panel_dots_part(const double*, int, const double*, int, double*, int, const double*,
+                            const double*, double*, std::uint32_t*) {}
 
 // Whether the k = 1 lane-minimum sweep is available (AVX-512 only).
 inline bool nn1_available() {

@@ -254,8 +254,11 @@ _SIGINT_SCRIPT = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=fire, daemon=True).start()
+    # "one_tile": every query in one tile, so only the poll inside a tile can answer
+    tq = 10**9 if sys.argv[2] == "one_tile" else None
     try:
-        repgap.knn(Q, R, k=1, n_jobs=2)
+        with repgap.config_context(tile_queries=tq):
+            repgap.knn(Q, R, k=1, n_jobs=2)
         print("finished")
     except KeyboardInterrupt:
         print(time.perf_counter() - sent[0])
@@ -263,12 +266,13 @@ _SIGINT_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_ctrl_c_within_a_second(tmp_path, dtype):
-    # the search (about 2.6e11 multiply-adds) is interrupted half a second in
+@pytest.mark.parametrize("dtype,tiles", [("float32", "default"), ("float64", "default"), ("float32", "one_tile")])
+def test_ctrl_c_within_a_second(tmp_path, dtype, tiles):
+    # the search (about 2.6e11 multiply-adds) is interrupted half a second in;
+    # with one tile for all queries, the calling thread must poll inside it
     script = tmp_path / "sigint.py"
     script.write_text(_SIGINT_SCRIPT)
-    p = subprocess.run([sys.executable, str(script), dtype], capture_output=True, text=True, timeout=300,
+    p = subprocess.run([sys.executable, str(script), dtype, tiles], capture_output=True, text=True, timeout=300,
                        cwd=tmp_path, env=dict(os.environ, REPGAP_BACKEND="cython"))
     assert p.returncode == 0, p.stderr[-2000:]
     out = p.stdout.strip().splitlines()[-1]
@@ -365,3 +369,37 @@ def test_a_new_backend_is_one_registry_entry(monkeypatch):
     monkeypatch.setattr(mod, "UNAVAILABLE", "its library is missing", raising=False)
     with pytest.raises(repgap.BackendUnavailableError, match="its library is missing"):
         repgap.knn(Q, R, k=1, backend="fake")
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("D", [40, 300])
+@pytest.mark.parametrize("dtype,algorithm", [(np.float32, "fused"), (np.float32, "gemm"),
+                                             (np.float64, "gemm"), (np.float64, "direct")])
+def test_shared_panels_match_per_tile_packing(monkeypatch, D, dtype, algorithm):
+    # The compiled brute kernels pack the reference once for all query tiles
+    # (and, for float32 at D > 256, run the fused kernel over slices of the
+    # coordinates). Prefix ends that cut a 32-row panel, an order, several
+    # tile shapes and thread counts: the same bits as per-tile packing, and
+    # the neighbours of a plain float64 search.
+    kc = kernels("cython")
+    rng = np.random.default_rng(7)
+    R = rng.standard_normal((1100, D)).astype(dtype)
+    Q = rng.standard_normal((203, D)).astype(dtype)
+    order = rng.permutation(len(R))
+    ck = np.array([37, 500, 1001])
+    runs = []
+    for budget in (1 << 30, 0):   # 0: nothing is shared
+        monkeypatch.setattr(kc, "_SHARED_PANEL_BYTES", budget)
+        for nt, tq, tr in [(1, None, None), (2, 24, 100), (2, 64, 33), (3, 8, 1024)]:
+            runs.append(kc.knn_prefix(Q, R, 3, order, ck, n_threads=nt, algorithm=algorithm,
+                                      tile_queries=tq, tile_reference=tr))
+    for d, i in runs[1:]:
+        np.testing.assert_array_equal(d, runs[0][0])
+        np.testing.assert_array_equal(i, runs[0][1])
+    Q64, R64 = Q.astype(np.float64), R.astype(np.float64)
+    for j, c in enumerate(ck):
+        rows = order[:c]
+        full = ((Q64[:, None, :] - R64[rows][None]) ** 2).sum(-1)
+        best = np.argsort(full, axis=1, kind="stable")[:, :3]
+        np.testing.assert_array_equal(runs[0][1][j], rows[best])
+        np.testing.assert_allclose(runs[0][0][j], np.take_along_axis(full, best, 1), rtol=1e-12)
