@@ -95,6 +95,7 @@ cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
         const T* gP
         const T* grn
         const TilePoll* poll
+        int bound_last
         sgemm_ptr sgemm
         dgemm_ptr dgemm
         double* out_d
@@ -225,6 +226,7 @@ cdef extern from "repgap_brute.hpp" namespace "repgap":
 
 #: the registry's view (repgap._backends.REGISTRY, CAPABILITY_DEFAULTS)
 CAPABILITIES = {"kd_tree_box_dims": True, "kd_tree_canonical": False, "nn1_sweep_max_dim": NN2_MAX_DIM,
+                "runner_up_bound": True,
                 "orbit_refine": True}
 ALGORITHMS = ("brute", "kd_tree", "direct", "gemm", "fused")
 
@@ -275,7 +277,7 @@ cdef inline const floating* _base(const floating[:, :] X):
 def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] order,
            const int64_t[::1] ckpt, int k, int K, int n_threads, int tq, int tr,
            int method, const double[::1] center, double[:, :, ::1] out_d,
-           int64_t[:, :, ::1] out_i, progress=None, bint shared=False):
+           int64_t[:, :, ::1] out_i, progress=None, bint shared=False, bint bound_last=False):
     """Brute-force kernel; ``progress(n_queries_done)`` is called from the
     calling thread between tiles, where Ctrl-C is also honoured. ``shared``
     packs the reference panels once for all tiles (see BruteProblem.gP)."""
@@ -308,6 +310,7 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
     p.out_i = &out_i[0, 0, 0]
     p.gP = NULL
     p.grn = NULL
+    p.bound_last = bound_last
     n_tiles = (p.m + tq - 1) // tq
     cdef TilePoll tpoll
     cdef int64_t n_pan = 0, b
@@ -450,6 +453,9 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     """
     opts = dict(options or {})
     cdef int box_dims = int(opts.pop("box_dims", 0))
+    # k = 2 for one neighbour's certificate: the second distance may be a
+    # lower bound on every row not returned (BruteProblem.bound_last)
+    cdef bint bound_last = bool(opts.pop("runner_up_bound", False))
     if opts:
         raise TypeError(f"unknown options for the cython kernels: {sorted(opts)}")
     spare = 8 if spare is None else int(spare)
@@ -510,7 +516,7 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
                    progress)
         return out_d, out_i
     _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
-           progress, shared)
+           progress, shared, bound_last)
     return out_d, out_i
 
 

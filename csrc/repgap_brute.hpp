@@ -66,6 +66,11 @@ struct BruteProblem {
     // small, re-packing per tile doubled the time (D = 784: 7.0 s vs 3.5 s).
     const T* gP; const T* grn;
     const TilePoll* poll;          // Ctrl-C inside a tile; NULL: between tiles only
+    // k = 2 asked for one neighbour's certificate: the second entry's
+    // distance may be replaced by a lower bound on the approximate distance
+    // of every row not returned (nn1b_panels); the engine reads it as the
+    // margin and never reports that entry
+    int bound_last;
     sgemm_ptr sgemm; dgemm_ptr dgemm;
     double* out_d; std::int64_t* out_i;   // (J, m, k), squared distances
 };
@@ -75,6 +80,7 @@ struct BruteWork {
     T* Qp; T* P; T* C; T* rn; T* cd; std::int64_t* ci;
     T* blk; std::uint32_t* mask; std::int32_t* lanepan;
     T* acc;                        // sliced fused kernel: accumulators of the tile's query blocks
+    T* sec;                        // bound_last: each query's least second-smallest lane value
     double* exd; std::int64_t* exi; int* perm;
     void* mem;
 };
@@ -92,7 +98,7 @@ inline std::size_t brute_work_bytes(const BruteProblem<T>& p) {
     b += round_up(tq * p.K * sizeof(T), 64) + round_up(tq * p.K * sizeof(std::int64_t), 64);
     b += round_up(QMAX * RB * sizeof(T), 64) + round_up(QMAX * sizeof(std::uint32_t), 64);
     b += round_up(QB * RB * sizeof(std::int32_t), 64);
-    if (p.method == METHOD_FUSED) b += round_up(tq * RB * sizeof(T), 64);
+    if (p.method == METHOD_FUSED) b += round_up(tq * RB * sizeof(T), 64) + round_up(tq * sizeof(T), 64);
     b += round_up(p.K * sizeof(double), 64) + round_up(p.K * sizeof(std::int64_t), 64)
          + round_up(p.K * sizeof(int), 64);
     return b + 64;
@@ -124,8 +130,10 @@ inline int brute_work_alloc(const BruteProblem<T>& p, BruteWork<T>* w) {
     REPGAP_TAKE(lanepan, std::int32_t, (std::size_t)QB * RB)
     if (p.method == METHOD_FUSED) {
         REPGAP_TAKE(acc, T, tq * RB)
+        REPGAP_TAKE(sec, T, tq)
     } else {
         w->acc = nullptr;
+        w->sec = nullptr;
     }
     REPGAP_TAKE(exd, double, p.K)
     REPGAP_TAKE(exi, std::int64_t, p.K)
@@ -207,6 +215,23 @@ inline void finalize_checkpoint(const BruteProblem<T>& p, BruteWork<T>* w, std::
                 p.out_i[base + c] = -1;
             }
         }
+    }
+}
+
+// The second entry of each query (k = 2, bound_last): the smaller of its
+// exact distance and the bound |q|^2 + sec on every row that is not a lane's
+// minimum (sec: the sweep's least second-smallest value of |r|^2 - 2 q.r on
+// the centred copies, so |q|^2 + sec approximates a squared distance, within
+// the error model of the expanded search), never below the first entry.
+template <typename T>
+inline void bound_runner_up(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t q0, int nq, int j) {
+    for (int i = 0; i < nq; ++i) {
+        std::size_t base = ((std::size_t)j * p.m + q0 + i) * p.k;
+        const T* qp = w->Qp + (std::size_t)i * p.D;   // -2 (q - c), exactly
+        double qn = 0;
+        for (int d = 0; d < p.D; ++d) { double v = -0.5 * (double)qp[d]; qn += v * v; }
+        const double b = qn + (double)w->sec[i];
+        p.out_d[base + 1] = std::max(p.out_d[base], std::min(p.out_d[base + 1], b));
     }
 }
 
@@ -299,14 +324,17 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     const bool sweep_nn1 = fused && p.k == 1 && p.D <= NN1_MAX_DIM && sizeof(T) == 4 && nn1_available();
     // k = 2 (what the exact engine asks for when it wants one neighbour):
     // the two smallest values per lane
-    const bool sweep_nn2 = fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4 && nn1_available();
+    const bool sweep_nn1b = p.bound_last && fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4
+                            && nn1_available();
+    const bool sweep_nn2 = !sweep_nn1b && fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4
+                           && nn1_available();
     const T inf = std::numeric_limits<T>::infinity();
-    const bool shared = p.gP != nullptr && !gemm && !sweep_nn1 && !sweep_nn2;   // panels (gemm reads p.gP itself)
+    const bool shared = p.gP != nullptr && !gemm && !sweep_nn1 && !sweep_nn2 && !sweep_nn1b;   // panels (gemm reads p.gP itself)
     const bool sliced = shared && fused && sizeof(T) == 4 && D > 2 * DOT_SLICE && dot_slices_available();
 
     // Pack the query tile row-major; the expansion paths centre it, and the
     // k = 1 sweep stores -2 q (an exact scaling) to save its epilogue.
-    const double qscale = (sweep_nn1 || sweep_nn2) ? -2.0 : 1.0;
+    const double qscale = (sweep_nn1 || sweep_nn2 || sweep_nn1b) ? -2.0 : 1.0;
     for (int i = 0; i < nq; ++i) {
         const T* q = p.Q + (q0 + i) * p.qs0;
         T* dst = w->Qp + (std::size_t)i * D;
@@ -317,6 +345,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     for (int i = nq; i < nq_pad; ++i)
         for (int d = 0; d < D; ++d) w->Qp[(std::size_t)i * D + d] = 0;
     for (std::size_t c = 0; c < (std::size_t)nq * K; ++c) { w->cd[c] = inf; w->ci[c] = -1; }
+    if (sweep_nn1b) for (int i = 0; i < nq; ++i) w->sec[i] = inf;
 
     std::int64_t start = 0;
     int j = 0;
@@ -383,7 +412,25 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                     pack_panel(p, start + (std::int64_t)b * RB, end, w->P + (std::size_t)b * D * RB,
                                w->rn + (std::size_t)b * RB);
             T thr[QB];
-            if (sweep_nn2) {
+            if (sweep_nn1b) {
+                // one neighbour and a bound on every other row, 3 queries at a time
+                T sec3[3];
+                for (int i0 = 0; i0 < nq; i0 += 3) {
+                    const int ni = std::min(3, nq - i0);
+                    nn1b_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, w->blk, w->lanepan, sec3);
+                    for (int i = 0; i < ni; ++i) {
+                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
+                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
+                        w->sec[i0 + i] = std::min(w->sec[i0 + i], sec3[i]);
+                        for (int lane = 0; lane < RB; ++lane) {
+                            const T v = w->blk[i * RB + lane];
+                            if (v < cd[K - 1])
+                                cand_insert(cd, ci, K, v,
+                                            start + (std::int64_t)w->lanepan[i * RB + lane] * RB + lane);
+                        }
+                    }
+                }
+            } else if (sweep_nn2) {
                 // k = 2, small D: the two smallest per lane over the whole tile, 2 queries at a time
                 T* m1 = w->blk; T* m2 = w->blk + 2 * RB;
                 std::int32_t* p1 = w->lanepan; std::int32_t* p2 = w->lanepan + 2 * RB;
@@ -471,7 +518,11 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
             }
         }
         start = end;
-        while (j < p.J && end == p.ckpt[j]) { finalize_checkpoint(p, w, q0, nq, j); ++j; }
+        while (j < p.J && end == p.ckpt[j]) {
+            finalize_checkpoint(p, w, q0, nq, j);
+            if (sweep_nn1b) bound_runner_up(p, w, q0, nq, j);
+            ++j;
+        }
     }
 }
 

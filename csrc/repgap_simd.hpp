@@ -300,6 +300,62 @@ static void dot_f32_avx512_part(const float* Q, int ldq, const float* P, int nd,
     }
 }
 
+// k = 1 with a bound (three queries at a time): per lane, the smallest value
+// and its panel, as nn1_f32_avx512, plus the second smallest value (no
+// index). Every row of the sweep that is not its lane's minimum has a value
+// at least its lane's second smallest, so the least of those over the lanes
+// (`second_out`, one per query) bounds every such row from below: the
+// certificate's margin for the one nearest neighbour, which otherwise needs
+// the two-per-lane sweep (nn2) and its indices.
+__attribute__((target("avx512f")))
+static void nn1b_f32_avx512(const float* Q, int D, const float* P, const float* rn, int npan,
+                            float* minv_out, std::int32_t* pan_out, float* second_out) {
+    const float* q0 = Q; const float* q1 = Q + D; const float* q2 = Q + 2 * D;
+    const __m512 inf = _mm512_set1_ps(__builtin_inff());
+    __m512 m0l = inf, m0h = inf, m1l = inf, m1h = inf, m2l = inf, m2h = inf;
+    __m512 s0l = inf, s0h = inf, s1l = inf, s1h = inf, s2l = inf, s2h = inf;
+    __m512i i0l = _mm512_setzero_si512(), i0h = i0l, i1l = i0l, i1h = i0l, i2l = i0l, i2h = i0l;
+    for (int b = 0; b < npan; ++b) {
+        const float* pan = P + (std::size_t)b * D * 32;
+        const __m512 rl = _mm512_loadu_ps(rn + (std::size_t)b * 32), rh = _mm512_loadu_ps(rn + (std::size_t)b * 32 + 16);
+        __m512 a0 = rl, c0 = rh, a1 = rl, c1 = rh, a2 = rl, c2 = rh;
+        for (int d = 0; d < D; ++d) {
+            const __m512 lo = _mm512_loadu_ps(pan + (std::size_t)d * 32);
+            const __m512 hi = _mm512_loadu_ps(pan + (std::size_t)d * 32 + 16);
+            __m512 lo_r = lo, hi_r = hi;
+            // one load of each panel vector for the three queries: without the
+            // barrier GCC folds the loads into each FMA, and the sweep is then
+            // bound by loads (9 per coordinate for 6 FMAs)
+            __asm__("" : "+v"(lo_r), "+v"(hi_r));
+            __m512 q;
+            q = _mm512_set1_ps(q0[d]); a0 = _mm512_fmadd_ps(lo_r, q, a0); c0 = _mm512_fmadd_ps(hi_r, q, c0);
+            q = _mm512_set1_ps(q1[d]); a1 = _mm512_fmadd_ps(lo_r, q, a1); c1 = _mm512_fmadd_ps(hi_r, q, c1);
+            q = _mm512_set1_ps(q2[d]); a2 = _mm512_fmadd_ps(lo_r, q, a2); c2 = _mm512_fmadd_ps(hi_r, q, c2);
+        }
+        const __m512i bi = _mm512_set1_epi32(b);
+        // second = min(second, max(min, v)) before min = min(min, v): the
+        // second smallest of the lane so far, whichever of the two v displaces
+#define REPGAP_UPDB(v, mv, sv, iv)                                      \
+        {   const __mmask16 lt = _mm512_cmp_ps_mask(v, mv, _CMP_LT_OQ);   \
+            sv = _mm512_min_ps(sv, _mm512_max_ps(mv, v));                 \
+            mv = _mm512_mask_mov_ps(mv, lt, v);                           \
+            iv = _mm512_mask_mov_epi32(iv, lt, bi); }
+        REPGAP_UPDB(a0, m0l, s0l, i0l) REPGAP_UPDB(c0, m0h, s0h, i0h)
+        REPGAP_UPDB(a1, m1l, s1l, i1l) REPGAP_UPDB(c1, m1h, s1h, i1h)
+        REPGAP_UPDB(a2, m2l, s2l, i2l) REPGAP_UPDB(c2, m2h, s2h, i2h)
+#undef REPGAP_UPDB
+    }
+    _mm512_storeu_ps(minv_out + 0, m0l); _mm512_storeu_ps(minv_out + 16, m0h);
+    _mm512_storeu_ps(minv_out + 32, m1l); _mm512_storeu_ps(minv_out + 48, m1h);
+    _mm512_storeu_ps(minv_out + 64, m2l); _mm512_storeu_ps(minv_out + 80, m2h);
+    _mm512_storeu_si512(pan_out + 0, i0l); _mm512_storeu_si512(pan_out + 16, i0h);
+    _mm512_storeu_si512(pan_out + 32, i1l); _mm512_storeu_si512(pan_out + 48, i1h);
+    _mm512_storeu_si512(pan_out + 64, i2l); _mm512_storeu_si512(pan_out + 80, i2h);
+    second_out[0] = _mm512_reduce_min_ps(_mm512_min_ps(s0l, s0h));
+    second_out[1] = _mm512_reduce_min_ps(_mm512_min_ps(s1l, s1h));
+    second_out[2] = _mm512_reduce_min_ps(_mm512_min_ps(s2l, s2h));
+}
+
 __attribute__((target("avx2,fma")))
 static void dot_f32_avx2(const float* Q, const float* P, int D, const float* rn,
                          const float* thr, float* out, std::uint32_t* mask) {
@@ -532,6 +588,15 @@ inline void nn1_panels(const float* Q, int D, const float* P, const float* rn, i
     nn1_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out);
 #endif
 }
+inline void nn1b_panels(const float* Q, int D, const float* P, const float* rn, int npan,
+                        float* minv_out, std::int32_t* pan_out, float* second_out) {
+#if REPGAP_X86_SIMD
+    nn1b_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out, second_out);
+#endif
+}
+inline void nn1b_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*,
+                        double*) {}
+
 inline void nn2_panels(const float* Q, int D, const float* P, const float* rn, int npan,
                        float* min1, std::int32_t* pan1, float* min2, std::int32_t* pan2) {
 #if REPGAP_X86_SIMD

@@ -188,6 +188,7 @@ CAPABILITY_DEFAULTS = {
     "kd_tree_box_dims": False,     # its k-d tree takes options={"box_dims": r} (principal axes)
     "kd_tree_canonical": False,    # its k-d tree's distances are the exact primitive's bits (else recomputed)
     "nn1_sweep_max_dim": 0,        # k = 1 float32 up to this many features: a sweep that wants 2 candidates
+    "runner_up_bound": False,      # ... and may return a bound on every other row as the second distance
     "orbit_refine": False,         # implements orbit_refine(Q, R, cand, spec) for Group.kernel_spec
 }
 def capability(backend, name):

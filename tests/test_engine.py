@@ -403,3 +403,57 @@ def test_shared_panels_match_per_tile_packing(monkeypatch, D, dtype, algorithm):
         best = np.argsort(full, axis=1, kind="stable")[:, :3]
         np.testing.assert_array_equal(runs[0][1][j], rows[best])
         np.testing.assert_allclose(runs[0][0][j], np.take_along_axis(full, best, 1), rtol=1e-12)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+def test_runner_up_bound_is_a_lower_bound_on_every_other_row():
+    # k = 1 on the compiled sweep: the first round's second distance may be a
+    # bound on every row not returned (the least second-smallest value of a
+    # lane). It must never exceed, beyond the search's rounding, the distance
+    # of any row but the first, in any prefix; and it is never below the first.
+    kc = kernels("cython")
+    if kc.CAPABILITIES.get("nn1_sweep_max_dim", 0) < 8:
+        pytest.skip("no k = 1 sweep on this CPU")
+    rng = np.random.default_rng(11)
+    R = rng.random((5000, 8), dtype=np.float32)
+    Q = rng.random((300, 8), dtype=np.float32)
+    ck = np.array([40, 1000, 5000])
+    d, i = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused", options={"runner_up_bound": True})
+    full = ((Q.astype(np.float64)[:, None, :] - R.astype(np.float64)[None]) ** 2).sum(-1)
+    for j, c in enumerate(ck):
+        f = full[:, :c].copy()
+        np.testing.assert_array_equal(i[j, :, 0], np.argmin(f, axis=1))
+        f[np.arange(len(Q)), i[j, :, 0]] = np.inf
+        assert np.all(d[j, :, 1] >= d[j, :, 0])
+        assert np.all(d[j, :, 1] <= f.min(axis=1) + 1e-5)
+    # and as tight as the exact runner-up (the two-per-lane sweep's), up to rounding
+    d2, _ = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused")
+    np.testing.assert_allclose(d[:, :, 1], d2[:, :, 1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+def test_one_neighbour_near_tie_in_the_same_lane_is_certified_exactly():
+    # Rows 5 and 37 fall in the same lane of the sweep's 32-row panels, at
+    # squared distances 1 and 1 + 2^-22 from every query, closer than the
+    # float32 search can tell apart (a far row makes the centred norms large).
+    # Only the bound on the rows of the winner's lane can send these queries
+    # to the float64 re-search; the answer must be the exact one.
+    rng = np.random.default_rng(3)
+    D = 8
+    Q = rng.random((50, D)).astype(np.float32)
+    for swap in (False, True):
+        rows = []
+        for q in Q:
+            R = (q + 20.0 + rng.random((64, D))).astype(np.float32)   # far from q
+            a, b = q.copy(), q.copy()
+            a[0] += np.float32(1.0)
+            b[1] += np.float32(1.0 + 2.0**-23)
+            R[5], R[37] = (b, a) if swap else (a, b)
+            R[63] = q + 1000.0
+            rows.append(R)
+        for qi in range(0, len(Q), 10):
+            R = rows[qi]
+            d, i = repgap.knn(Q[qi : qi + 1], R, k=1, backend="cython")
+            exact = ((Q[qi].astype(np.float64) - R.astype(np.float64)) ** 2).sum(-1)
+            assert i[0, 0] == np.argmin(exact) == (37 if swap else 5)
+            assert d[0, 0] ** 2 == pytest.approx(exact.min(), rel=1e-15)

@@ -24,6 +24,8 @@ Design
           v
         engine.certified(Q, R, k, order, checkpoints, run, model)
           | round 1: run(kk = k + 4 + k // 2) on the kernel of the backend
+          |          (k = 1 on the compiled sweep: kk = 2, the second entry a
+          |          bound on every row not returned, its lanes' runner-ups)
           | recompute: exact.sqdist_rows (one primitive, one order)
           | certify: model.lower_bound(b_max) > k-th distance ?
           | round r: the rest with 4x the candidates (numpy GEMM tiles for
@@ -79,6 +81,13 @@ Design
 * **Speed is a plan decision, never a correctness one.** float64 data take
   the float32 candidate search; the rotated k-d tree, the choice of the
   tree and of the kernel only change how fast the certificate is reached.
+* **Tiles for the caches, polls for latency.** The compiled brute-force
+  kernels pack the reference once per call into panels that every query
+  tile reads (``BruteProblem.gP``; within a 1 GiB budget), so a query tile
+  is sized to stay in L2 rather than to amortise re-packing; the calling
+  thread looks for Ctrl-C every 20 ms inside its tile (``TilePoll``), so
+  the size of a tile never decides how long an interrupt waits. Neither
+  changes a bit of the answer (``tests/test_engine.py``).
 
 Adding a backend: one entry in :data:`repgap._backends.REGISTRY` and one
 kernel module implementing ``knn_prefix`` (the interface above), which

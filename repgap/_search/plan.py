@@ -94,11 +94,16 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
     bar = bar if bar is not None else Progress(m, desc, progress)
     try:
         plan = _plan(Q, R, algo, algorithm, basis, backend, n_used, k)
-        run = _runner(Q, R, order, plan, backend, n_threads, bar)
+        # one neighbour on the compiled sweep: the first round asks for two,
+        # the second being the margin of the certificate, which the kernel may
+        # give as a bound on every row it does not return (runner_up_bound)
+        sweep = (k == 1 and plan.algo == "fused" and plan.Rs.dtype == np.float32
+                 and D <= capability(backend, "nn1_sweep_max_dim"))
+        run = _runner(Q, R, order, plan, backend, n_threads, bar,
+                      bound=sweep and capability(backend, "runner_up_bound"))
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
                          shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads,
-                         first_kk=2 if (k == 1 and plan.algo == "fused" and plan.Rs.dtype == np.float32
-                                     and D <= capability(backend, "nn1_sweep_max_dim")) else None)
+                         first_kk=2 if sweep else None)
     finally:
         if own:
             bar.close()
@@ -234,8 +239,11 @@ def _copy(X, e, c0, dtype):
     return out
 
 
-def _runner(Q, R, order, plan, backend, n_threads, bar):
-    """``run(qsel, kk, cks, first)`` for :func:`certified`: the kernel on the copies."""
+def _runner(Q, R, order, plan, backend, n_threads, bar, bound=False):
+    """``run(qsel, kk, cks, first)`` for :func:`certified`: the kernel on the copies.
+    ``bound``: the first round's two candidates of a k = 1 search may come
+    with a lower bound in place of the second distance (see the kernel's
+    ``runner_up_bound`` option); the certificate reads only that value."""
     mod = kernels(backend)
     cfg = get_config()
     m = Q.shape[0]
@@ -268,6 +276,8 @@ def _runner(Q, R, order, plan, backend, n_threads, bar):
             kw["algorithm"] = "brute"
             with blas_single_thread():
                 return _run_kernel(kernels("numpy"), "numpy", Qsub, Rs, kk, order, cks, kw, b)
+        if bound and first and kk == 2:
+            kw["options"] = {"runner_up_bound": True}
         return _run_kernel(mod, backend, Qsub, Rs, kk, order, cks, kw, b)
 
     return run
