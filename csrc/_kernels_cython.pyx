@@ -732,3 +732,125 @@ def orbit_refine(const floating[:, :] Q, const floating[:, :] R, const int64_t[:
         PyErr_CheckSignals()
         b0 = b1
     return out
+
+
+# ---------------------------------------------------------------------------
+# the evaluation's dense passes (repgap.evaluation): what a product tile Z of
+# search values is read for, the numpy forms being repgap.evaluation's
+# _flag_pairs_numpy, _seed_numpy and _merge_top_numpy (same results)
+# ---------------------------------------------------------------------------
+cdef extern from "repgap_tiles.hpp" namespace "repgap" nogil:
+    int64_t tile_count(int mode, const float* z, int n, float rt, const float* ct)
+    void tile_fill(int mode, const float* z, int n, float rt, const float* ct, int64_t row,
+                   int64_t* qi, int64_t* ti, int64_t pos, int64_t end)
+
+
+def flag_pairs(const float[:, ::1] Z, const float[::1] rowthr, const float[::1] colthr, bint col_strict,
+               int n_threads=1):
+    """``(rows, columns)`` of the entries of Z with ``Z[i, j] >= rowthr[i]``
+    or ``Z[i, j] > colthr[j]`` (``>=`` unless ``col_strict``), either test
+    absent when its thresholds are None; in row-major order, as ``np.nonzero``
+    of the boolean tile, without building it (repgap_tiles.hpp)."""
+    cdef Py_ssize_t m = Z.shape[0], i
+    cdef int n = <int>Z.shape[1]
+    cdef int mode = (1 if rowthr is not None else 0) | (2 if colthr is not None else 0)
+    if mode & 2 and col_strict:
+        mode |= 4
+    if m == 0 or n == 0 or mode == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    cdef const float* ct = &colthr[0] if colthr is not None else NULL
+    cdef const float* rtp = &rowthr[0] if rowthr is not None else NULL
+    counts = np.zeros(m + 1, dtype=np.int64)
+    cdef int64_t[::1] cnt = counts
+    with nogil, parallel(num_threads=max(n_threads, 1)):
+        for i in prange(m, schedule="static"):
+            cnt[i + 1] = tile_count(mode, &Z[i, 0], n, rtp[i] if rtp != NULL else 0, ct)
+    np.cumsum(counts, out=counts)
+    total = int(counts[m])
+    qi = np.empty(total, dtype=np.int64)
+    ti = np.empty(total, dtype=np.int64)
+    if total == 0:
+        return qi, ti
+    cdef int64_t[::1] qv = qi
+    cdef int64_t[::1] tv = ti
+    with nogil, parallel(num_threads=max(n_threads, 1)):
+        for i in prange(m, schedule="static"):
+            if cnt[i + 1] > cnt[i]:
+                tile_fill(mode, &Z[i, 0], n, rtp[i] if rtp != NULL else 0, ct, i, &qv[0], &tv[0],
+                          cnt[i], cnt[i + 1])
+    return qi, ti
+
+
+def seed_top(const float[:, :] Z, const int64_t[::1] rows, int top):
+    """``(row, column)`` of the ``top`` largest entries of ``Z[rows]`` per row,
+    ties by the smaller column (what repeated arg-max gives), rows repeated."""
+    cdef Py_ssize_t R = rows.shape[0], n = Z.shape[1], a, j
+    cdef int kk = <int>min(top, n)
+    cdef int p
+    cols = np.empty((R, kk), dtype=np.int64)
+    cdef int64_t[:, ::1] cv = cols
+    cdef float* best
+    cdef float z
+    if R == 0 or kk == 0:
+        return np.repeat(np.asarray(rows), kk), cols.ravel()
+    best = <float*>malloc(kk * sizeof(float))
+    try:
+        with nogil:
+            for a in range(R):
+                for p in range(kk):
+                    best[p] = -INFINITY
+                    cv[a, p] = -1
+                for j in range(n):
+                    z = Z[rows[a], j]
+                    # strictly larger than the kk-th: equal values keep the earlier column
+                    if cv[a, kk - 1] >= 0 and not (z > best[kk - 1]):
+                        continue
+                    p = kk - 1
+                    while p > 0 and (cv[a, p - 1] < 0 or z > best[p - 1]):
+                        best[p] = best[p - 1]
+                        cv[a, p] = cv[a, p - 1]
+                        p -= 1
+                    best[p] = z
+                    cv[a, p] = j
+    finally:
+        free(best)
+    return np.repeat(np.asarray(rows), kk), cols.ravel()
+
+
+def merge_top(double[:, :] bd, int64_t[:, :] bi, const int64_t[::1] qi, const int64_t[::1] ti,
+              const double[::1] sq):
+    """Merge candidates ``(row qi, column ti, exact sq)`` into each row's best
+    ``(bd, bi)`` in place: the K smallest by (distance, column) over the
+    union, each column once, padded by ``(inf, -1)``."""
+    cdef Py_ssize_t N = qi.shape[0], K = bd.shape[1], a, p, q
+    cdef int64_t t, c
+    cdef double v
+    cdef bint dup
+    if K == 0:
+        return
+    with nogil:
+        for a in range(N):
+            q = qi[a]
+            t = ti[a]
+            v = sq[a]
+            dup = False
+            for p in range(K):
+                if bi[q, p] == t:
+                    dup = True
+                    break
+            if dup:
+                continue
+            # (v, t) must come before the last entry, padding (inf, -1) last of all
+            c = bi[q, K - 1]
+            if c >= 0 and not (v < bd[q, K - 1] or (v == bd[q, K - 1] and t < c)):
+                continue
+            p = K - 1
+            while p > 0:
+                c = bi[q, p - 1]
+                if c >= 0 and not (v < bd[q, p - 1] or (v == bd[q, p - 1] and t < c)):
+                    break
+                bd[q, p] = bd[q, p - 1]
+                bi[q, p] = bi[q, p - 1]
+                p -= 1
+            bd[q, p] = v
+            bi[q, p] = t

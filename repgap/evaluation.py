@@ -478,10 +478,10 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
 
     def exact(qi, ti):
         if same:
-            return sqdist_rows(G, T, qi, ti[:, None], n_threads=n_threads)[:, 0]
+            return sqdist_rows(G, T, qi, ti[:, None], n_threads=_TILE_THREADS)[:, 0]
         a, b = np.asarray(G[qi], dtype=np.float64), np.asarray(T[ti], dtype=np.float64)
         k = np.arange(qi.size)
-        return sqdist_rows(a, b, k, k[:, None], n_threads=n_threads)[:, 0]
+        return sqdist_rows(a, b, k, k[:, None], n_threads=_TILE_THREADS)[:, 0]
 
     bar = Progress(-(-m // tq) * -(-n // tr), "ball counts", progress)
     try:
@@ -509,13 +509,8 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
                     with np.errstate(over="ignore", invalid="ignore"):
                         tt = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
                     rowthr = tt if rowthr is None else np.minimum(rowthr, tt)
-                flag = None
-                if rT is not None:
-                    flag = Z > (-hiT[r0:r1] - e)[None, :]
-                if rowthr is not None:
-                    fr = Z >= rowthr[:, None]
-                    flag = fr if flag is None else np.logical_or(flag, fr, out=flag)
-                qi, ti = np.nonzero(flag)
+                colthr = None if rT is None else -hiT[r0:r1] - e
+                qi, ti = _flag_pairs(Z, rowthr, colthr, True, _TILE_THREADS)
                 if qi.size:
                     ti = ti + r0
                     sq = exact(qi + q0, ti)
@@ -596,9 +591,57 @@ def _augmented(X, a, b, c, scale, side, f32):
     return out, nx
 
 
+#: threads of the compiled readers of a product tile (flags, exact
+#: recomputation): one, because the BLAS threads of the product just made
+#: keep spinning for a while and starve an OpenMP team of two on two cores
+#: (a 2048 x 2048 tile flagged right after its product: 10 ms on one thread,
+#: 25 ms on two; ``repgap.evaluate`` at 1e4 x 2048: 7.4 s -> 6.4 s)
+_TILE_THREADS = 1
+
+
+def _tile_kernels():
+    """The compiled twins of the three tile readers below (the same results),
+    or None where the extension is absent or pure Python is forced."""
+    from ._backends import _load_cython
+
+    mod = _load_cython()
+    return mod if mod is not None and hasattr(mod, "flag_pairs") else None
+
+
+def _flag_pairs(Z, rowthr, colthr, col_strict, n_threads=1):
+    """``(rows, columns)`` of the entries of the tile Z flagged by a row's
+    threshold (``Z >= rowthr[i]``) or a column's (``Z > colthr[j]``, or ``>=``
+    unless ``col_strict``), in row-major order; None drops a test."""
+    mod = _tile_kernels()
+    if mod is not None and Z.dtype == np.float32 and Z.flags.c_contiguous:
+        f32 = (lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32))
+        return mod.flag_pairs(Z, f32(rowthr), f32(colthr), bool(col_strict), n_threads=n_threads)
+    return _flag_pairs_numpy(Z, rowthr, colthr, col_strict)
+
+
+def _flag_pairs_numpy(Z, rowthr, colthr, col_strict):
+    flag = None
+    if colthr is not None:
+        flag = (Z > colthr[None, :]) if col_strict else (Z >= colthr[None, :])
+    if rowthr is not None:
+        fr = Z >= rowthr[:, None]
+        flag = fr if flag is None else np.logical_or(flag, fr, out=flag)
+    if flag is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.nonzero(flag)
+
+
 def _seed(Z, rows, top):
     """``(row, column)`` of the ``top`` largest entries of ``Z[rows]`` per row
-    (the smallest search values), by repeated arg-max (Z restored)."""
+    (the smallest search values), ties by the smaller column."""
+    mod = _tile_kernels()
+    if mod is not None and Z.dtype == np.float32:
+        return mod.seed_top(Z, np.ascontiguousarray(rows, dtype=np.int64), int(top))
+    return _seed_numpy(Z, rows, top)
+
+
+def _seed_numpy(Z, rows, top):
+    """:func:`_seed` by repeated arg-max (on a copy of the rows)."""
     kk = min(top, Z.shape[1])
     Zr = Z[rows]
     cols = np.empty((rows.size, kk), dtype=np.int64)
@@ -612,6 +655,16 @@ def _seed(Z, rows, top):
 def _merge_top(bd, bi, qi, ti, sq):
     """Merge candidates ``(row qi, column ti, exact sq)`` into each row's best
     ``(bd, bi)`` (in place), sorted by (distance, column), duplicates dropped."""
+    mod = _tile_kernels()
+    if mod is not None:
+        mod.merge_top(bd, bi, np.ascontiguousarray(qi, dtype=np.int64), np.ascontiguousarray(ti, dtype=np.int64),
+                      np.ascontiguousarray(sq, dtype=np.float64))
+        return
+    _merge_top_numpy(bd, bi, qi, ti, sq)
+
+
+def _merge_top_numpy(bd, bi, qi, ti, sq):
+    """:func:`_merge_top` by one lexicographic sort of the union."""
     K = bd.shape[1]
     rows = np.concatenate([np.repeat(np.arange(bd.shape[0]), K), qi])
     cols = np.concatenate([bi.ravel(), ti])
@@ -1069,7 +1122,7 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     bar = Progress(len(blocks) * (len(blocks) + 1) // 2, "k-NN radii", progress)
 
     def exact(qi, ti):
-        return sqdist_rows(X, X, qi, ti[:, None], n_threads=n_threads)[:, 0]
+        return sqdist_rows(X, X, qi, ti[:, None], n_threads=_TILE_THREADS)[:, 0]
 
     def side(Z, rows0, cols0, bdr, bir, transposed=False):
         """Flag, recompute and merge for the rows of Z (Z's columns are rows cols0..)."""
@@ -1081,9 +1134,9 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
         with np.errstate(over="ignore", invalid="ignore"):
             thr = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
         if transposed:  # compare on the contiguous tile, then swap the roles
-            ti, qi = np.nonzero(Z.T >= thr[None, :])
+            ti, qi = _flag_pairs(Z.T, None, thr, False, _TILE_THREADS)
         else:
-            qi, ti = np.nonzero(Z >= thr[:, None])
+            qi, ti = _flag_pairs(Z, thr, None, False, _TILE_THREADS)
         if qi.size:
             _merge_top(bdr, bir, qi, ti + cols0, exact(qi + rows0, ti + cols0))
 

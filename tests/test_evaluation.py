@@ -785,3 +785,45 @@ def test_high_dimension_takes_the_symmetric_pass():
     assert np.array_equal(ev.train_radii, repgap.knn(T, T, k=4)[0][:, 3])
     assert np.array_equal(ev.generated_radii, repgap.knn(G, G, k=4)[0][:, 3])
     assert np.array_equal(ev.ball_counts, _ref_counts(G, T, 3))
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+def test_compiled_tile_readers_match_their_numpy_twins():
+    # flag, seed and merge of the dense passes: the compiled twins give the
+    # numpy forms' results, on tiles with many equal values, on transposed
+    # views, with either threshold absent, and with repeated candidates
+    from repgap import evaluation as ev
+    from repgap._backends import kernels
+
+    mod = kernels("cython")
+    rng = np.random.default_rng(5)
+    Z = rng.integers(-20, 0, size=(70, 90)).astype(np.float32)   # ties everywhere
+    rowthr = rng.integers(-8, 0, size=70).astype(np.float32)
+    colthr = rng.integers(-8, 0, size=90).astype(np.float32)
+    ZT = np.ascontiguousarray(Z.T)
+    for A, rt, ct in [(Z, rowthr, colthr), (Z, None, colthr), (Z, rowthr, None), (ZT, colthr, rowthr),
+                      (ZT, None, rowthr)]:
+        for strict in (True, False):
+            a = mod.flag_pairs(A, rt, ct, strict, n_threads=2)
+            b = ev._flag_pairs_numpy(A, rt, ct, strict)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    rows = np.array([0, 3, 3, 10, 69])
+    for A, r in [(Z, rows), (Z.T, np.array([1, 89, 40]))]:
+        for top in (1, 4, 200):
+            a = mod.seed_top(A, r, top)
+            b = ev._seed_numpy(A, r, top)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+    K = 5
+    bd = np.full((30, K), np.inf)
+    bi = np.full((30, K), -1, dtype=np.int64)
+    bd2, bi2 = bd.copy(), bi.copy()
+    for _ in range(4):
+        qi = rng.integers(0, 30, size=200)
+        ti = rng.integers(0, 12, size=200)
+        sq = (ti % 4).astype(np.float64) + qi   # the same (row, column), the same value
+        mod.merge_top(bd, bi, qi, ti, sq)
+        ev._merge_top_numpy(bd2, bi2, qi, ti, sq)
+        np.testing.assert_array_equal(bd, bd2)
+        np.testing.assert_array_equal(bi, bi2)
