@@ -309,6 +309,57 @@ inline void pack_shared_panel(const BruteProblem<T>& p, T* gP, T* grn, std::int6
     pack_panel(p, b * RB, n, gP + (std::size_t)b * p.D * RB, grn + (std::size_t)b * RB);
 }
 
+// One packed panel (RB reference rows, ranks tbase..) against every query of
+// the tile: each query's candidates below its current K-th value. Lanes
+// outside [lo, hi) (a shared panel that straddles the segment) are skipped;
+// `sliced`: the fused kernel over slices of DOT_SLICE coordinates,
+// DOT_ROWS queries at a time (float32, large D).
+template <typename T>
+inline void sweep_panel(const BruteProblem<T>& p, BruteWork<T>* w, const T* pan, const T* rnp,
+                        std::int64_t tbase, std::int64_t lo, std::int64_t hi, int nq, bool sliced) {
+    const int D = p.D, K = p.K;
+    const bool fused = p.method == METHOD_FUSED;
+    const T inf = std::numeric_limits<T>::infinity();
+    const bool edge = tbase < lo || tbase + RB > hi;
+    const int QR = sliced ? DOT_ROWS : QB;
+    T thr[QMAX];
+    // all slices but the last accumulate; the last selects
+    int d0 = 0;
+    if (sliced)
+        for (; d0 + DOT_SLICE < D; d0 += DOT_SLICE)
+            for (int i0 = 0; i0 < nq; i0 += QR)
+                panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB, DOT_SLICE,
+                                w->acc + (std::size_t)i0 * RB, d0 == 0 ? DOT_FIRST : 0, rnp, thr, w->blk,
+                                w->mask);
+    for (int i0 = 0; i0 < nq; i0 += QR) {
+        const int ni = std::min(QR, nq - i0);
+        for (int i = 0; i < QR; ++i) thr[i] = (i < ni) ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : -inf;
+        if (sliced)
+            panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB, D - d0,
+                            w->acc + (std::size_t)i0 * RB, DOT_LAST, rnp, thr, w->blk, w->mask);
+        else if (fused)
+            panel_dots<T>(w->Qp + (std::size_t)i0 * D, pan, D, rnp, thr, w->blk, w->mask);
+        else
+            panel_distances<T>(w->Qp + (std::size_t)i0 * D, pan, D, thr, w->blk, w->mask);
+        std::uint32_t any = 0;
+        for (int i = 0; i < QR; ++i) any |= w->mask[i];
+        if (!any) continue;
+        for (int i = 0; i < ni; ++i) {
+            std::uint32_t msk = w->mask[i];
+            T* cd = w->cd + (std::size_t)(i0 + i) * K;
+            std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
+            while (msk) {
+                int bit = ctz32(msk);
+                msk &= msk - 1;
+                const std::int64_t t = tbase + bit;
+                if (edge && (t < lo || t >= hi)) continue;
+                T v = w->blk[i * RB + bit];
+                if (v < cd[K - 1]) cand_insert(cd, ci, K, v, t);
+            }
+        }
+    }
+}
+
 // Process query tile number `tile`: queries [tile*tq, min(m, (tile+1)*tq)).
 template <typename T>
 void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t tile) {
@@ -330,7 +381,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                            && nn1_available();
     const T inf = std::numeric_limits<T>::infinity();
     const bool shared = p.gP != nullptr && !gemm && !sweep_nn1 && !sweep_nn2 && !sweep_nn1b;   // panels (gemm reads p.gP itself)
-    const bool sliced = shared && fused && sizeof(T) == 4 && D > 2 * DOT_SLICE && dot_slices_available();
+    const bool sliced = fused && sizeof(T) == 4 && D > 2 * DOT_SLICE && dot_slices_available();
 
     // Pack the query tile row-major; the expansion paths centre it, and the
     // k = 1 sweep stores -2 q (an exact scaling) to save its epilogue.
@@ -357,53 +408,11 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
         if (nb > 0 && shared) {
             // the shared panels cover [start, end) from panel start/RB on; a
             // panel that straddles either end holds rows of other segments,
-            // whose lanes the insertion below skips
+            // whose lanes sweep_panel skips
             const std::int64_t b0 = start / RB, b1 = (end + RB - 1) / RB;
-            T thr[QMAX];
-            for (std::int64_t b = b0; b < b1; ++b) {
-                const T* pan = p.gP + (std::size_t)b * D * RB;
-                const T* rnp = p.grn + (std::size_t)b * RB;
-                const std::int64_t tbase = b * RB;
-                const bool edge = tbase < start || tbase + RB > end;
-                // all slices but the last accumulate; the last selects
-                const int QR = sliced ? DOT_ROWS : QB;
-                int d0 = 0;
-                if (sliced)
-                    for (; d0 + DOT_SLICE < D; d0 += DOT_SLICE)
-                        for (int i0 = 0; i0 < nq; i0 += QR)
-                            panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB,
-                                            DOT_SLICE, w->acc + (std::size_t)i0 * RB,
-                                            d0 == 0 ? DOT_FIRST : 0, rnp, thr, w->blk, w->mask);
-                for (int i0 = 0; i0 < nq; i0 += QR) {
-                    const int ni = std::min(QR, nq - i0);
-                    for (int i = 0; i < QR; ++i)
-                        thr[i] = (i < ni) ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : -inf;
-                    if (sliced)
-                        panel_dots_part(w->Qp + (std::size_t)i0 * D + d0, D, pan + (std::size_t)d0 * RB,
-                                        D - d0, w->acc + (std::size_t)i0 * RB, DOT_LAST, rnp, thr,
-                                        w->blk, w->mask);
-                    else if (fused)
-                        panel_dots<T>(w->Qp + (std::size_t)i0 * D, pan, D, rnp, thr, w->blk, w->mask);
-                    else
-                        panel_distances<T>(w->Qp + (std::size_t)i0 * D, pan, D, thr, w->blk, w->mask);
-                    std::uint32_t any = 0;
-                    for (int i = 0; i < QR; ++i) any |= w->mask[i];
-                    if (!any) continue;
-                    for (int i = 0; i < ni; ++i) {
-                        std::uint32_t msk = w->mask[i];
-                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
-                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
-                        while (msk) {
-                            int bit = ctz32(msk);
-                            msk &= msk - 1;
-                            const std::int64_t t = tbase + bit;
-                            if (edge && (t < start || t >= end)) continue;
-                            T v = w->blk[i * RB + bit];
-                            if (v < cd[K - 1]) cand_insert(cd, ci, K, v, t);
-                        }
-                    }
-                }
-            }
+            for (std::int64_t b = b0; b < b1; ++b)
+                sweep_panel(p, w, p.gP + (std::size_t)b * D * RB, p.grn + (std::size_t)b * RB, b * RB, start,
+                            end, nq, sliced);
         } else if (nb > 0 && !gemm) {
             const int npan = (int)round_up(nb, RB) / RB;
             // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
@@ -411,7 +420,6 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                 for (int b = 0; b < npan; ++b)
                     pack_panel(p, start + (std::int64_t)b * RB, end, w->P + (std::size_t)b * D * RB,
                                w->rn + (std::size_t)b * RB);
-            T thr[QB];
             if (sweep_nn1b) {
                 // one neighbour and a bound on every other row, 3 queries at a time
                 T sec3[3];
@@ -467,34 +475,9 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                     }
                 }
             } else
-            for (int b = 0; b < npan; ++b) {
-                const T* pan = w->P + (std::size_t)b * D * RB;
-                const std::int64_t tbase = start + (std::int64_t)b * RB;
-                for (int i0 = 0; i0 < nq; i0 += QB) {
-                    const int ni = std::min(QB, nq - i0);
-                    for (int i = 0; i < QB; ++i)
-                        thr[i] = (i < ni) ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : -inf;
-                    if (fused)
-                        panel_dots<T>(w->Qp + (std::size_t)i0 * D, pan, D,
-                                      w->rn + (std::size_t)b * RB, thr, w->blk, w->mask);
-                    else
-                        panel_distances<T>(w->Qp + (std::size_t)i0 * D, pan, D, thr, w->blk, w->mask);
-                    std::uint32_t any = 0;
-                    for (int i = 0; i < QB; ++i) any |= w->mask[i];
-                    if (!any) continue;
-                    for (int i = 0; i < ni; ++i) {
-                        std::uint32_t msk = w->mask[i];
-                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
-                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
-                        while (msk) {
-                            int bit = ctz32(msk);
-                            msk &= msk - 1;
-                            T v = w->blk[i * RB + bit];
-                            if (v < cd[K - 1]) cand_insert(cd, ci, K, v, tbase + bit);
-                        }
-                    }
-                }
-            }
+                for (int b = 0; b < npan; ++b)
+                    sweep_panel(p, w, w->P + (std::size_t)b * D * RB, w->rn + (std::size_t)b * RB,
+                                start + (std::int64_t)b * RB, start, end, nq, sliced);
         } else if (nb > 0) {
             const T* Pr = w->P;
             const T* rn = w->rn;
