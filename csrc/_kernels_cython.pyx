@@ -108,6 +108,7 @@ cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
     void brute_work_free(void* mem)
     void brute_query_tile[T](const BruteProblem[T]& p, BruteWork[T]* w, int64_t tile)
     void pack_shared_panel[T](const BruteProblem[T]& p, T* gP, T* grn, int64_t b)
+    bint brute_sweeps(int method, int k, int D, int itemsize)
 
 
 cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
@@ -335,23 +336,40 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
     tpoll.stop = stopp
     tpoll.every_ms = _POLL_EVERY_MS
     p.poll = &tpoll
+    # The shared panels are packed in a region of their own: a prange inside
+    # a parallel block ends without a barrier (omp for nowait), and a tile
+    # must never read a panel that another thread is still writing.
+    if n_pan > 0:
+        with nogil:
+            for b in prange(n_pan, schedule="static", num_threads=n_threads):
+                pack_shared_panel(p, <floating*>p.gP, <floating*>p.grn, b)
+    # Fewer tiles than threads: static, so that tile 0 runs on the calling
+    # thread, the only one that polls for Ctrl-C inside a tile.
+    cdef bint static_tiles = n_tiles <= n_threads
     with nogil, parallel(num_threads=n_threads):
         wp = &works[threadid()]   # private: assigned inside the parallel block
         wp.mem = NULL
         if brute_work_alloc(p, wp) != 0:
             failp[0] = 1
-        for b in prange(n_pan, schedule="static"):
-            pack_shared_panel(p, <floating*>p.gP, <floating*>p.grn, b)
-        for t in prange(n_tiles, schedule="dynamic"):
-            if wp.mem != NULL and stopp[0] == 0:
-                brute_query_tile(p, wp, t)
-                done[threadid()] += min(<int64_t>tq, p.m - t * tq)
-                if threadid() == 0:
-                    # the calling thread: the one Python delivers signals to
-                    with gil:
-                        if _poll(progress, _total(done), raised):
-                            stopp[0] = 1
+        if static_tiles:
+            for t in prange(n_tiles, schedule="static"):
+                if wp.mem != NULL and stopp[0] == 0:
+                    brute_query_tile(p, wp, t)
+        else:
+            for t in prange(n_tiles, schedule="dynamic"):
+                if wp.mem != NULL and stopp[0] == 0:
+                    brute_query_tile(p, wp, t)
+                    done[threadid()] += min(<int64_t>tq, p.m - t * tq)
+                    if threadid() == 0:
+                        # the calling thread: the one Python delivers signals to
+                        with gil:
+                            if _poll(progress, _total(done), raised):
+                                stopp[0] = 1
         brute_work_free(wp.mem)
+    if static_tiles and not stop:
+        # progress (and a signal that came after the last poll) once all tiles are done
+        if _poll(progress, p.m, raised):
+            stop = 1
     if stop:
         raise raised[0]
     if failed:
@@ -480,7 +498,8 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     itemsize = queries.dtype.itemsize
     # Pack the reference once for all query tiles (shared, read-only) unless
     # the copy is over budget.
-    shareable = int(ck[-1]) * D * itemsize <= _SHARED_PANEL_BYTES
+    shareable = (int(ck[-1]) * D * itemsize <= _SHARED_PANEL_BYTES
+                 and not brute_sweeps(method, k, D, itemsize))   # the sweeps pack their own
     if tile_queries is None:
         # two tiles per thread (dynamic schedule), at most 4096 queries per
         # tile, whole SIMD blocks of 8 queries
@@ -491,8 +510,11 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
             # core's L2 cache while the panels stream past it (D = 784,
             # 6e4 x 1e4: 3.3 s at 384 queries, 3.95 s at 2048, 4.6 s at 88)
             tile_queries = min(tile_queries, max(64, (_TILE_QUERY_BYTES // (D * itemsize)) // 8 * 8))
-        # Ctrl-C and progress: the calling thread polls inside its tiles
-        # (TilePoll), so a tile's size is a matter of caches, not of latency
+        # Ctrl-C: the calling thread polls inside its own tiles (TilePoll),
+        # but once it has none left the others' tiles run to their end, so
+        # a tile holds at most 2**34 multiply-adds (about 0.4 s of a core)
+        cap = max(8, ((1 << 34) // max(1, int(ck[-1]) * D)) // 8 * 8)
+        tile_queries = min(tile_queries, cap)
     if tile_reference is None:
         if method == 1:
             tile_reference = 1024
@@ -513,7 +535,7 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
         from ._threads import blas_single_thread
         with blas_single_thread():
             _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
-                   progress)
+                   progress, shared, bound_last)
         return out_d, out_i
     _brute(queries, reference, od, ck, k, K, n_threads, tq, tr, method, center, out_d, out_i,
            progress, shared, bound_last)
@@ -794,6 +816,8 @@ def seed_top(const float[:, :] Z, const int64_t[::1] rows, int top):
     if R == 0 or kk == 0:
         return np.repeat(np.asarray(rows), kk), cols.ravel()
     best = <float*>malloc(kk * sizeof(float))
+    if best == NULL:
+        raise MemoryError("repgap: seed_top could not allocate its buffer")
     try:
         with nogil:
             for a in range(R):

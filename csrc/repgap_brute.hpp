@@ -48,6 +48,14 @@ constexpr int QMAX = QB > DOT_ROWS ? QB : DOT_ROWS;
 constexpr int QPAD = 24;
 static_assert(QPAD % QB == 0 && QPAD % DOT_ROWS == 0, "QPAD must be a multiple of both row counts");
 
+// Whether the tile takes one of the lane sweeps (k = 1 or 2 at small D,
+// float32, AVX-512), which pack their panels per tile and never read the
+// shared ones: the caller does not pack those for nothing.
+inline bool brute_sweeps(int method, int k, int D, int itemsize) {
+    return method == METHOD_FUSED && itemsize == 4 && nn1_available()
+           && ((k == 1 && D <= NN1_MAX_DIM) || (k == 2 && D <= NN2_MAX_DIM));
+}
+
 template <typename T>
 struct BruteProblem {
     const T* Q; std::ptrdiff_t qs0, qs1; std::int64_t m;   // queries (strides in elements)

@@ -613,9 +613,10 @@ def _flag_pairs(Z, rowthr, colthr, col_strict, n_threads=1):
     threshold (``Z >= rowthr[i]``) or a column's (``Z > colthr[j]``, or ``>=``
     unless ``col_strict``), in row-major order; None drops a test."""
     mod = _tile_kernels()
-    if mod is not None and Z.dtype == np.float32 and Z.flags.c_contiguous:
-        f32 = (lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32))
-        return mod.flag_pairs(Z, f32(rowthr), f32(colthr), bool(col_strict), n_threads=n_threads)
+    f32 = all(a is None or a.dtype == np.float32 for a in (Z, rowthr, colthr))  # never rounded here
+    if mod is not None and f32 and Z.flags.c_contiguous:
+        c = (lambda a: None if a is None else np.ascontiguousarray(a))
+        return mod.flag_pairs(Z, c(rowthr), c(colthr), bool(col_strict), n_threads=n_threads)
     return _flag_pairs_numpy(Z, rowthr, colthr, col_strict)
 
 
