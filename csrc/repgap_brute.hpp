@@ -35,6 +35,7 @@ typedef void (*dgemm_ptr)(char*, char*, int*, int*, int*, double*, double*, int*
                           double*, int*, double*, double*, int*);
 
 enum { METHOD_DIRECT = 0, METHOD_GEMM = 1, METHOD_FUSED = 2 };
+// the lane-minimum sweep for k = 1 up to here (benchmarks/README.md)
 constexpr int NN1_MAX_DIM = 32;
 // the two-per-lane sweep for k = 2 beats the panel kernel up to here (D = 32: 0.30 s vs 0.23 s, 1e4 x 1e5)
 constexpr int NN2_MAX_DIM = 16;
@@ -48,12 +49,22 @@ constexpr int QMAX = QB > DOT_ROWS ? QB : DOT_ROWS;
 constexpr int QPAD = 24;
 static_assert(QPAD % QB == 0 && QPAD % DOT_ROWS == 0, "QPAD must be a multiple of both row counts");
 
-// Whether the tile takes one of the lane sweeps (k = 1 or 2 at small D,
-// float32, AVX-512), which pack their panels per tile and never read the
-// shared ones: the caller does not pack those for nothing.
+// Which lane sweep a tile takes (float32, AVX-512, small D), where the
+// per-panel selection would dominate: the lane minimum (nn1b_panels) for
+// k = 1, and for k = 2 with bound_last (one neighbour and its margin); two
+// per lane (nn2_panels) for a plain k = 2; none.
+enum { SWEEP_NONE = 0, SWEEP_MIN = 1, SWEEP_TWO = 2 };
+inline int brute_sweep(int method, int k, int D, int itemsize, bool bound_last) {
+    if (method != METHOD_FUSED || itemsize != 4 || !nn1_available()) return SWEEP_NONE;
+    if (k == 1 && D <= NN1_MAX_DIM) return SWEEP_MIN;
+    if (k == 2 && D <= NN2_MAX_DIM) return bound_last ? SWEEP_MIN : SWEEP_TWO;
+    return SWEEP_NONE;
+}
+
+// The sweeps pack their panels per tile and never read the shared ones:
+// the caller does not pack those for nothing.
 inline bool brute_sweeps(int method, int k, int D, int itemsize) {
-    return method == METHOD_FUSED && itemsize == 4 && nn1_available()
-           && ((k == 1 && D <= NN1_MAX_DIM) || (k == 2 && D <= NN2_MAX_DIM));
+    return brute_sweep(method, k, D, itemsize, false) != SWEEP_NONE;
 }
 
 template <typename T>
@@ -378,22 +389,16 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     const bool gemm = p.method == METHOD_GEMM;
     const bool fused = p.method == METHOD_FUSED;
     const bool centred = gemm || fused;
-    // The lane-minimum sweep for k = 1 where the per-panel selection would
-    // dominate (small D); measured crossover in benchmarks/README.md.
-    const bool sweep_nn1 = fused && p.k == 1 && p.D <= NN1_MAX_DIM && sizeof(T) == 4 && nn1_available();
-    // k = 2 (what the exact engine asks for when it wants one neighbour):
-    // the two smallest values per lane
-    const bool sweep_nn1b = p.bound_last && fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4
-                            && nn1_available();
-    const bool sweep_nn2 = !sweep_nn1b && fused && p.k == 2 && p.D <= NN2_MAX_DIM && sizeof(T) == 4
-                           && nn1_available();
+    const int sweep = brute_sweep(p.method, p.k, D, (int)sizeof(T), p.bound_last != 0);
+    // k = 2 on the lane-minimum sweep: the second entry is each query's bound
+    const bool track_sec = sweep == SWEEP_MIN && p.k == 2;
     const T inf = std::numeric_limits<T>::infinity();
-    const bool shared = p.gP != nullptr && !gemm && !sweep_nn1 && !sweep_nn2 && !sweep_nn1b;   // panels (gemm reads p.gP itself)
+    const bool shared = p.gP != nullptr && !gemm && sweep == SWEEP_NONE;   // panels (gemm reads p.gP itself)
     const bool sliced = fused && sizeof(T) == 4 && D > 2 * DOT_SLICE && dot_slices_available();
 
     // Pack the query tile row-major; the expansion paths centre it, and the
     // k = 1 sweep stores -2 q (an exact scaling) to save its epilogue.
-    const double qscale = (sweep_nn1 || sweep_nn2 || sweep_nn1b) ? -2.0 : 1.0;
+    const double qscale = sweep != SWEEP_NONE ? -2.0 : 1.0;
     for (int i = 0; i < nq; ++i) {
         const T* q = p.Q + (q0 + i) * p.qs0;
         T* dst = w->Qp + (std::size_t)i * D;
@@ -404,7 +409,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
     for (int i = nq; i < nq_pad; ++i)
         for (int d = 0; d < D; ++d) w->Qp[(std::size_t)i * D + d] = 0;
     for (std::size_t c = 0; c < (std::size_t)nq * K; ++c) { w->cd[c] = inf; w->ci[c] = -1; }
-    if (sweep_nn1b) for (int i = 0; i < nq; ++i) w->sec[i] = inf;
+    if (track_sec) for (int i = 0; i < nq; ++i) w->sec[i] = inf;
 
     std::int64_t start = 0;
     int j = 0;
@@ -424,12 +429,12 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
         } else if (nb > 0 && !gemm) {
             const int npan = (int)round_up(nb, RB) / RB;
             // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
-            if (!shared)
-                for (int b = 0; b < npan; ++b)
-                    pack_panel(p, start + (std::int64_t)b * RB, end, w->P + (std::size_t)b * D * RB,
-                               w->rn + (std::size_t)b * RB);
-            if (sweep_nn1b) {
-                // one neighbour and a bound on every other row, 3 queries at a time
+            for (int b = 0; b < npan; ++b)
+                pack_panel(p, start + (std::int64_t)b * RB, end, w->P + (std::size_t)b * D * RB,
+                           w->rn + (std::size_t)b * RB);
+            if (sweep == SWEEP_MIN) {
+                // lane minima over the whole segment, 3 queries at a time (and,
+                // for one neighbour's certificate, the bound on every other row)
                 T sec3[3];
                 for (int i0 = 0; i0 < nq; i0 += 3) {
                     const int ni = std::min(3, nq - i0);
@@ -437,7 +442,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                     for (int i = 0; i < ni; ++i) {
                         T* cd = w->cd + (std::size_t)(i0 + i) * K;
                         std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
-                        w->sec[i0 + i] = std::min(w->sec[i0 + i], sec3[i]);
+                        if (track_sec) w->sec[i0 + i] = std::min(w->sec[i0 + i], sec3[i]);
                         for (int lane = 0; lane < RB; ++lane) {
                             const T v = w->blk[i * RB + lane];
                             if (v < cd[K - 1])
@@ -446,7 +451,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                         }
                     }
                 }
-            } else if (sweep_nn2) {
+            } else if (sweep == SWEEP_TWO) {
                 // k = 2, small D: the two smallest per lane over the whole tile, 2 queries at a time
                 T* m1 = w->blk; T* m2 = w->blk + 2 * RB;
                 std::int32_t* p1 = w->lanepan; std::int32_t* p2 = w->lanepan + 2 * RB;
@@ -463,22 +468,6 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                             v = m2[i * RB + lane];
                             if (v < cd[K - 1])
                                 cand_insert(cd, ci, K, v, start + (std::int64_t)p2[i * RB + lane] * RB + lane);
-                        }
-                    }
-                }
-            } else if (sweep_nn1) {
-                // k = 1, small D: lane minima over the whole tile, 4 queries at a time
-                for (int i0 = 0; i0 < nq; i0 += 4) {
-                    const int ni = std::min(4, nq - i0);
-                    nn1_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, w->blk, w->lanepan);
-                    for (int i = 0; i < ni; ++i) {
-                        T* cd = w->cd + (std::size_t)(i0 + i) * K;
-                        std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;
-                        for (int lane = 0; lane < RB; ++lane) {
-                            const T v = w->blk[i * RB + lane];
-                            if (v < cd[K - 1])
-                                cand_insert(cd, ci, K, v,
-                                            start + (std::int64_t)w->lanepan[i * RB + lane] * RB + lane);
                         }
                     }
                 }
@@ -511,7 +500,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
         start = end;
         while (j < p.J && end == p.ckpt[j]) {
             finalize_checkpoint(p, w, q0, nq, j);
-            if (sweep_nn1b) bound_runner_up(p, w, q0, nq, j);
+            if (track_sec) bound_runner_up(p, w, q0, nq, j);
             ++j;
         }
     }

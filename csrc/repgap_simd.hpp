@@ -300,9 +300,14 @@ static void dot_f32_avx512_part(const float* Q, int ldq, const float* P, int nd,
     }
 }
 
-// k = 1 with a bound (three queries at a time): per lane, the smallest value
-// and its panel, as nn1_f32_avx512, plus the second smallest value (no
-// index). Every row of the sweep that is not its lane's minimum has a value
+// k = 1 in low dimension, three queries at a time: sweep every panel of a
+// reference tile keeping, per SIMD lane, a running minimum and its panel
+// number in registers (the queries come packed as -2 q: the accumulators
+// start from ||r||^2 and end at ||r||^2 - 2 q.r). The per-panel epilogue is
+// a min and masked moves instead of a compare, mask extraction and branch
+// per query, which dominate when D is small; the 32 lane minima per query
+// feed the usual candidate list, recomputed exactly as on every path. Each
+// lane also keeps its second smallest value (no index). Every row of the sweep that is not its lane's minimum has a value
 // at least its lane's second smallest, so the least of those over the lanes
 // (`second_out`, one per query) bounds every such row from below: the
 // certificate's margin for the one nearest neighbour, which otherwise needs
@@ -389,58 +394,7 @@ static void dot_f32_avx2(const float* Q, const float* P, int D, const float* rn,
     }
 }
 
-// k = 1 in low dimension: for 4 queries (packed as -2 q), sweep every panel of a reference tile
-// keeping a running minimum and its panel number per SIMD lane in registers.
-// The per-panel epilogue is a min and a masked move instead of a compare,
-// mask extraction and branch per query, which dominate when D is small. The
-// 32 lane minima per query then feed the usual candidate list (they contain
-// the approximate nearest row of the tile), whose distances are recomputed
-// exactly as on every path.
-__attribute__((target("avx512f")))
-static void nn1_f32_avx512(const float* Q, int D, const float* P, const float* rn, int npan,
-                           float* minv_out, std::int32_t* pan_out) {
-    const float* q0 = Q; const float* q1 = Q + D; const float* q2 = Q + 2 * D; const float* q3 = Q + 3 * D;
-    const __m512 inf = _mm512_set1_ps(__builtin_inff());
-    __m512 m0l = inf, m0h = inf, m1l = inf, m1h = inf, m2l = inf, m2h = inf, m3l = inf, m3h = inf;
-    __m512i i0l = _mm512_setzero_si512(), i0h = i0l, i1l = i0l, i1h = i0l, i2l = i0l, i2h = i0l, i3l = i0l, i3h = i0l;
-    for (int b = 0; b < npan; ++b) {
-        const float* pan = P + (std::size_t)b * D * 32;
-        // The queries come packed as -2 q: starting from ||r||^2, the
-        // accumulators end at ||r||^2 - 2 q.r with no epilogue arithmetic.
-        const __m512 rl = _mm512_loadu_ps(rn + (std::size_t)b * 32), rh = _mm512_loadu_ps(rn + (std::size_t)b * 32 + 16);
-        __m512 a0 = rl, c0 = rh, a1 = rl, c1 = rh, a2 = rl, c2 = rh, a3 = rl, c3 = rh;
-        for (int d = 0; d < D; ++d) {
-            const __m512 lo = _mm512_loadu_ps(pan + (std::size_t)d * 32);
-            const __m512 hi = _mm512_loadu_ps(pan + (std::size_t)d * 32 + 16);
-            __m512 q;
-            q = _mm512_set1_ps(q0[d]); a0 = _mm512_fmadd_ps(lo, q, a0); c0 = _mm512_fmadd_ps(hi, q, c0);
-            q = _mm512_set1_ps(q1[d]); a1 = _mm512_fmadd_ps(lo, q, a1); c1 = _mm512_fmadd_ps(hi, q, c1);
-            q = _mm512_set1_ps(q2[d]); a2 = _mm512_fmadd_ps(lo, q, a2); c2 = _mm512_fmadd_ps(hi, q, c2);
-            q = _mm512_set1_ps(q3[d]); a3 = _mm512_fmadd_ps(lo, q, a3); c3 = _mm512_fmadd_ps(hi, q, c3);
-        }
-        const __m512i bi = _mm512_set1_epi32(b);
-#define REPGAP_UPD(acc, r, mv, iv)                                     \
-        {   const __m512 v = acc;                                        \
-            const __mmask16 lt = _mm512_cmp_ps_mask(v, mv, _CMP_LT_OQ);  \
-            mv = _mm512_mask_mov_ps(mv, lt, v);                          \
-            iv = _mm512_mask_mov_epi32(iv, lt, bi); }
-        REPGAP_UPD(a0, rl, m0l, i0l) REPGAP_UPD(c0, rh, m0h, i0h)
-        REPGAP_UPD(a1, rl, m1l, i1l) REPGAP_UPD(c1, rh, m1h, i1h)
-        REPGAP_UPD(a2, rl, m2l, i2l) REPGAP_UPD(c2, rh, m2h, i2h)
-        REPGAP_UPD(a3, rl, m3l, i3l) REPGAP_UPD(c3, rh, m3h, i3h)
-#undef REPGAP_UPD
-    }
-    _mm512_storeu_ps(minv_out + 0, m0l); _mm512_storeu_ps(minv_out + 16, m0h);
-    _mm512_storeu_ps(minv_out + 32, m1l); _mm512_storeu_ps(minv_out + 48, m1h);
-    _mm512_storeu_ps(minv_out + 64, m2l); _mm512_storeu_ps(minv_out + 80, m2h);
-    _mm512_storeu_ps(minv_out + 96, m3l); _mm512_storeu_ps(minv_out + 112, m3h);
-    _mm512_storeu_si512(pan_out + 0, i0l); _mm512_storeu_si512(pan_out + 16, i0h);
-    _mm512_storeu_si512(pan_out + 32, i1l); _mm512_storeu_si512(pan_out + 48, i1h);
-    _mm512_storeu_si512(pan_out + 64, i2l); _mm512_storeu_si512(pan_out + 80, i2h);
-    _mm512_storeu_si512(pan_out + 96, i3l); _mm512_storeu_si512(pan_out + 112, i3h);
-}
-
-// k <= 2 in low dimension: as nn1_f32_avx512, for 2 queries at a time, keeping the
+// k <= 2 in low dimension: as nn1b_f32_avx512, for 2 queries at a time, keeping the
 // two smallest values per SIMD lane (and their panels). The two nearest rows of
 // the tile by these values are always among the lanes' two smallest, so the
 // candidate list fed from them holds the approximate first and second
@@ -582,12 +536,6 @@ inline bool nn1_available() {
 #endif
 }
 
-inline void nn1_panels(const float* Q, int D, const float* P, const float* rn, int npan,
-                       float* minv_out, std::int32_t* pan_out) {
-#if REPGAP_X86_SIMD
-    nn1_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out);
-#endif
-}
 inline void nn1b_panels(const float* Q, int D, const float* P, const float* rn, int npan,
                         float* minv_out, std::int32_t* pan_out, float* second_out) {
 #if REPGAP_X86_SIMD
@@ -607,6 +555,5 @@ inline void nn2_panels(const double*, int, const double*, const double*, int, do
                        double*, std::int32_t*) {}
 // The sweep is float32 only (the driver checks sizeof(T) == 4); this overload
 // exists so that the double instantiation of the driver compiles.
-inline void nn1_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*) {}
 
 }  // namespace repgap
