@@ -445,11 +445,13 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     squared distance, on centred copies scaled by a power of two) is within
     ``e = f (max |g|^2 + max |t|^2)`` of the exact value. A pair is
     *flagged* when ``-Z - e`` is below a radius it is compared with (the
-    ball's, or the row's current ``top``-th exact distance); flagged pairs
-    (about ``k + top`` per sample, plus the rare near-ties) are recomputed by
-    the exact primitive and decided on those values. A pair that is not
-    flagged is farther than every radius it could fall inside, with
-    certainty, so every decision is the exact one.
+    ball's, or an upper bound on the row's ``top``-th distance,
+    :class:`_TopCandidates`). After a block of samples has met every tile,
+    its flagged pairs (about ``k + top`` per sample, plus the rare
+    near-ties) are recomputed by the exact primitive in one multi-threaded
+    call and decided on those values. A pair that is not flagged is farther
+    than every radius it could fall inside, with certainty, so every
+    decision is the exact one.
     """
     from ._progress import Progress
     from ._search.exact import sqdist_rows
@@ -475,74 +477,102 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     Tall = ntall = None
     if n * (D + 2) * 4 <= (max_memory or (1 << 30)):  # the float32 copy of T, made once, within the budget
         Tall, ntall = _augmented(T, 0, n, c, scale, "reference", f32)
+    # one buffer each for the query block, the reference tile and the product
+    Gbuf = np.empty((tq, D + 2), dtype=np.float32)
+    Tbuf = None if Tall is not None else np.empty((tr, D + 2), dtype=np.float32)
+    Zbuf = np.empty(tq * tr, dtype=np.float32)
 
-    def exact(qi, ti):
+    def exact(qi, ti, threads):
         if same:
-            return sqdist_rows(G, T, qi, ti[:, None], n_threads=_TILE_THREADS)[:, 0]
+            return sqdist_rows(G, T, qi, ti[:, None], n_threads=threads)[:, 0]
         a, b = np.asarray(G[qi], dtype=np.float64), np.asarray(T[ti], dtype=np.float64)
         k = np.arange(qi.size)
-        return sqdist_rows(a, b, k, k[:, None], n_threads=_TILE_THREADS)[:, 0]
+        return sqdist_rows(a, b, k, k[:, None], n_threads=threads)[:, 0]
 
     bar = Progress(-(-m // tq) * -(-n // tr), "ball counts", progress)
     try:
         for q0 in range(0, m, tq):
             q1 = min(q0 + tq, m)
-            Gq, ng = _augmented(G, q0, q1, c, scale, "query", f32)
+            Gq, ng = _augmented(G, q0, q1, c, scale, "query", f32, out=Gbuf)
+            # the block's flagged pairs are decided after its last tile, in one
+            # multi-threaded call (:class:`_TopCandidates`)
+            cand = _TopCandidates(q1 - q0, top) if top else None
+            balls = []  # (rows, columns, lower bounds) flagged by a radius
             for r0 in range(0, n, tr):
                 r1 = min(r0 + tr, n)
                 if Tall is not None:
                     Tr, nt = Tall[r0:r1], ntall[r0:r1]
                 else:
-                    Tr, nt = _augmented(T, r0, r1, c, scale, "reference", f32)
-                Z = Gq @ Tr.T  # 2 g.t - |g|^2 - |t|^2 in one product
+                    Tr, nt = _augmented(T, r0, r1, c, scale, "reference", f32, out=Tbuf)
+                # 2 g.t - |g|^2 - |t|^2 in one product
+                Z = np.matmul(Gq, Tr.T, out=Zbuf[: (q1 - q0) * (r1 - r0)].reshape(q1 - q0, r1 - r0))
                 e = np.float32(f * (float(ng.max()) + float(nt.max())) + 2.0**-100)
                 rowthr = None  # flag when Z >= a row's threshold (the loosest of its radii)
                 if rG is not None:
                     rowthr = -hiG[q0:q1] - e
                 if top:
-                    bd, bi = best[0][q0:q1], best[1][q0:q1]
-                    fresh = np.flatnonzero(~np.isfinite(bd[:, -1]))
-                    if fresh.size:  # rows without `top` exact candidates yet: seed them from this tile
-                        qi, ti = _seed(Z, fresh, top)
-                        _merge_top(bd, bi, qi, ti + r0, exact(qi + q0, ti + r0))
-                    tau = bd[:, -1] / (scale * scale)  # current top-th exact squared distance, in tile units
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        tt = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
+                    cand.seed(Z, 0, r0, e)
+                    tt = cand.threshold(0, q1 - q0, e)
                     rowthr = tt if rowthr is None else np.minimum(rowthr, tt)
                 colthr = None if rT is None else -hiT[r0:r1] - e
                 qi, ti = _flag_pairs(Z, rowthr, colthr, True, _TILE_THREADS)
-                if qi.size:
-                    ti = ti + r0
-                    sq = exact(qi + q0, ti)
-                    d = np.sqrt(sq)
-                    if rT is not None:
-                        inside = d < rT[ti]
-                        count[q0:q1] += np.bincount(qi[inside], minlength=q1 - q0)
-                        covered[ti[inside]] = True
+                if top:
+                    cand.add(Z, qi, ti, 0, r0, e)
+                if qi.size and (rT is not None or rG is not None):
+                    lb = -Z[qi, ti].astype(np.float64) - float(e)
+                    near = np.zeros(qi.size, dtype=bool)
                     if rG is not None:
-                        recalled[ti[d < rG[qi + q0]]] = True
-                    if top:
-                        _merge_top(best[0][q0:q1], best[1][q0:q1], qi, ti, sq)
+                        near |= lb <= hiG[qi + q0] * (1 + _TopCandidates.SLACK)
+                    if rT is not None:
+                        near |= lb <= hiT[ti + r0] * (1 + _TopCandidates.SLACK)
+                    balls.append((qi[near], ti[near] + r0))
                 bar.update()
+            # one exact call for the block: the radii's pairs and the top's survivors
+            qs = [p[0] for p in balls]
+            ts = [p[1] for p in balls]
+            if top:
+                tq_, tt_ = cand.pairs()
+                qs.append(tq_)
+                ts.append(tt_)
+            if not qs:
+                continue
+            qi, ti = np.concatenate(qs), np.concatenate(ts)
+            if top and balls:  # a pair flagged by both is recomputed once
+                key = np.unique(qi * n + ti)
+                qi, ti = key // n, key % n
+            if not qi.size:
+                continue
+            sq = exact(qi + q0, ti, n_threads)
+            d = np.sqrt(sq)
+            if rT is not None:
+                inside = d < rT[ti]
+                count[q0:q1] += np.bincount(qi[inside], minlength=q1 - q0)
+                covered[ti[inside]] = True
+            if rG is not None:
+                recalled[ti[d < rG[qi + q0]]] = True
+            if top:
+                bd, bi = best[0][q0:q1], best[1][q0:q1]
+                _merge_top(bd, bi, qi, ti, sq)
     finally:
         bar.close()
     return count, covered, recalled, best
 
 
-def _copy32(X, a, b, c, scale, f32):
-    """Rows a..b of X, centred on c and divided by ``scale``, in float32 (by
-    blocks). With ``f32`` (every set of the pass is float32) the rows are
+def _copy32(X, a, b, c, scale, f32, out, factor=1.0):
+    """Rows a..b of X, centred on c and divided by ``scale``, then multiplied
+    by ``factor`` (a power of two), in float32, written into ``out`` by
+    blocks. With ``f32`` (every set of the pass is float32) the rows are
     scaled (exact: a power of two, so no overflow) and centred in float32 on
     ``c`` rounded to float32: each coordinate is then ``(x - c') / scale``
     correctly rounded, the copy the bound assumes, about the centre ``c'``
     (distances do not depend on the centre, as long as every set of the pass
-    uses the same one: hence one mode per pass)."""
-    out = np.empty((b - a, X.shape[1]), dtype=np.float32)
+    uses the same one: hence one mode per pass). A power-of-two ``factor``
+    is exact in both modes, so the doubled query copy is twice that copy."""
     step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
-    inv = 1.0 / scale  # a power of two: exact
+    inv = factor / scale  # a power of two: exact
     if f32:
         inv32 = np.float32(inv)
-        cs = c.astype(np.float32) * inv32
+        cs = c.astype(np.float32) * np.float32(1.0 / scale) * np.float32(factor)
         for s in range(a, b, step):
             blk = out[s - a : min(s + step, b) - a]
             np.multiply(X[s : min(s + step, b)], inv32, out=blk)
@@ -571,21 +601,26 @@ def _frame(X, Y=None):
     return c, scale
 
 
-def _augmented(X, a, b, c, scale, side, f32):
+def _augmented(X, a, b, c, scale, side, f32, out=None):
     """float32 rows ``[2x, -|x|^2, -1]`` (queries) or ``[x, 1, |x|^2]``
     (reference) of the centred, scaled copies, and the squared norms: their
     products are ``Z = 2 g.t - |g|^2 - |t|^2``, one matrix product with no pass
     over the tile to add the norms (its error bound is the same, for D + 2
-    terms)."""
+    terms). ``out``: a buffer of at least ``b - a`` rows to write them into
+    (the passes reuse one: a fresh array per tile costs its page faults)."""
     D = X.shape[1]
-    out = np.empty((b - a, D + 2), dtype=np.float32)
-    out[:, :D] = _copy32(X, a, b, c, scale, f32)
-    nx = np.einsum("ij,ij->i", out[:, :D], out[:, :D], dtype=np.float64).astype(np.float32)
+    out = np.empty((b - a, D + 2), dtype=np.float32) if out is None else out[: b - a]
+    x = out[:, :D]
     if side == "query":
-        out[:, :D] *= 2.0  # exact
+        # the doubled copy is made directly (an exact power of two), and its
+        # squared norms divided by 4 are the copy's own, bit for bit
+        _copy32(X, a, b, c, scale, f32, x, 2.0)
+        nx = (np.einsum("ij,ij->i", x, x, dtype=np.float64) * 0.25).astype(np.float32)
         out[:, D] = -nx
         out[:, D + 1] = -1.0
     else:
+        _copy32(X, a, b, c, scale, f32, x)
+        nx = np.einsum("ij,ij->i", x, x, dtype=np.float64).astype(np.float32)
         out[:, D] = 1.0
         out[:, D + 1] = nx
     return out, nx
@@ -680,6 +715,91 @@ def _merge_top_numpy(bd, bi, qi, ti, sq):
     take = rank < K
     bd[rows[take], rank[take]] = vals[take]
     bi[rows[take], rank[take]] = cols[take]
+
+
+class _TopCandidates:
+    """Each row's ``K`` nearest columns, decided once, at the end of a pass.
+
+    The float32 tiles give each pair a search value ``v = -Z`` within ``e``
+    of its exact squared distance (tile units): ``lb = v - e`` and ``ub = v +
+    e`` bound it. Each row keeps its ``K`` smallest upper bounds (``ubd``:
+    the last is an upper bound ``U`` on the row's K-th exact distance, since
+    K pairs lie below it) and every pair whose lower bound is not above
+    ``U``. A pair of the true top K has ``lb <= exact <= (K-th exact) <= U``
+    for every ``U`` seen, so it is flagged by its tile and never pruned;
+    the survivors (about ``K`` a row, plus the near-ties) are recomputed
+    once by the exact primitive, in one multi-threaded call, and merged by
+    (distance, column). Deciding per tile instead recomputes every pair
+    that beats the row's running K-th (about 4 K a row over a pass), one
+    thread at a time (the BLAS threads of the last product still spin).
+    """
+
+    #: relative slack on ``U`` (float32 thresholds are rounded: 2^-24 < 1e-6)
+    SLACK = 1e-6
+
+    def __init__(self, n, K):
+        self.K = K
+        self.ubd = np.full((n, K), np.inf)
+        self.ubi = np.full((n, K), -1, dtype=np.int64)
+        self._parts = []
+        self._size = 0
+        self._cap = max(1 << 12, 3 * K * n)
+
+    def threshold(self, r0, r1, e):
+        """float32 flags ``Z >= thr`` for rows r0..r1: every pair with ``lb <= U``."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (-self.ubd[r0:r1, -1] * (1 + self.SLACK) - float(e)).astype(np.float32)
+
+    def seed(self, Z, r0, c0, e):
+        """Rows of Z (rows r0.. of the pass) without K upper bounds yet: their K best of this tile."""
+        ubr = self.ubd[r0 : r0 + Z.shape[0]]
+        fresh = np.flatnonzero(~np.isfinite(ubr[:, -1]))
+        if fresh.size:
+            qi, ti = _seed(Z, fresh, self.K)
+            _merge_top(ubr, self.ubi[r0 : r0 + Z.shape[0]], qi, ti + c0,
+                       -Z[qi, ti].astype(np.float64) + float(e))
+
+    def add(self, Z, qi, ti, r0, c0, e):
+        """Flagged entries ``(qi, ti)`` of the tile Z (rows r0.., columns c0..)."""
+        if not qi.size:
+            return
+        v = -Z[qi, ti].astype(np.float64)
+        _merge_top(self.ubd[r0 : r0 + Z.shape[0]], self.ubi[r0 : r0 + Z.shape[0]], qi, ti + c0, v + float(e))
+        self._parts.append((qi + r0, ti + c0, v - float(e)))
+        self._size += qi.size
+        if self._size > self._cap:
+            self._compact()
+
+    def _compact(self):
+        if not self._parts:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+        rows, cols, lb = (np.concatenate(a) for a in zip(*self._parts))
+        keep = lb <= self.ubd[rows, -1] * (1 + self.SLACK)
+        rows, cols, lb = rows[keep], cols[keep], lb[keep]
+        self._parts = [(rows, cols, lb)]
+        self._size = rows.size
+        # survivors are about K a row: keep the bound on them proportional
+        self._cap = max(self._cap, 2 * rows.size)
+        return rows, cols, lb
+
+    def pairs(self):
+        """The surviving ``(rows, columns)``, each pair once."""
+        rows, cols, _ = self._compact()
+        self._parts, self._size = [], 0
+        return rows, cols
+
+    def decide(self, exact, n_threads, rows=None, cols=None):
+        """``(squared distances, columns)`` of every row's K nearest, sorted by
+        (distance, column): the survivors' exact values, merged."""
+        if rows is None:
+            rows, cols = self.pairs()
+        n = self.ubd.shape[0]
+        bd, bi = np.full((n, self.K), np.inf), np.full((n, self.K), -1, dtype=np.int64)
+        step = 1 << 20
+        for s in range(0, rows.size, step):
+            sl = slice(s, s + step)
+            _merge_top(bd, bi, rows[sl], cols[sl], exact(rows[sl], cols[sl], n_threads))
+        return bd, bi
 
 
 def _ball_pass_tree(G, T, rT, rG, *, n_threads):
@@ -1101,7 +1221,8 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     diagonal only (``d(x, y) = d(y, x)``, bit for bit in the exact
     primitive), each tile serving its rows and its columns: half the
     products of a k-NN search of X in itself, and the same result
-    (``(squared distances, rows)`` sorted by (distance, row))."""
+    (``(squared distances, rows)`` sorted by (distance, row)). The flagged
+    pairs are decided once, at the end (:class:`_TopCandidates`)."""
     from ._progress import Progress
     from ._search.exact import sqdist_rows
 
@@ -1112,55 +1233,50 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     c, scale = _frame(X)
     f32 = X.dtype == np.float32
     f = _bound_factor(D)
-    bd, bi = np.full((n, K), np.inf), np.full((n, K), -1, dtype=np.int64)
+    top = _TopCandidates(n, K)
     blocks = [(a, min(a + t, n)) for a in range(0, n, t)]
-    Q = [None] * len(blocks)  # the query form of each block, made once
     # the reference form of every block, made once where the float32 copy of
-    # X fits the budget (as the ball pass's copy of T), else once per tile
+    # X fits the budget (as the ball pass's copy of T), else once per tile;
+    # one buffer for the query form and one for the tile, reused
     Rall = None
     if n * (D + 2) * 4 <= (max_memory or (1 << 30)):
         Rall = _augmented(X, 0, n, c, scale, "reference", f32)
+    tb = min(t, n)
+    Qbuf = np.empty((tb, D + 2), dtype=np.float32)
+    Rbuf = None if Rall is not None else np.empty((tb, D + 2), dtype=np.float32)
+    Zbuf = np.empty(tb * tb, dtype=np.float32)
     bar = Progress(len(blocks) * (len(blocks) + 1) // 2, "k-NN radii", progress)
 
-    def exact(qi, ti):
-        return sqdist_rows(X, X, qi, ti[:, None], n_threads=_TILE_THREADS)[:, 0]
+    def exact(qi, ti, threads):
+        return sqdist_rows(X, X, qi, ti[:, None], n_threads=threads)[:, 0]
 
-    def side(Z, rows0, cols0, bdr, bir, transposed=False):
-        """Flag, recompute and merge for the rows of Z (Z's columns are rows cols0..)."""
-        fresh = np.flatnonzero(~np.isfinite(bdr[:, -1]))
-        if fresh.size:
-            qi, ti = _seed(Z, fresh, K)
-            _merge_top(bdr, bir, qi, ti + cols0, exact(qi + rows0, ti + cols0))
-        tau = bdr[:, -1] / (scale * scale)
-        with np.errstate(over="ignore", invalid="ignore"):
-            thr = -tau.astype(np.float32) * np.float32(1 + 1e-6) - e
+    def side(Z, rows0, cols0, e, transposed=False):
+        """Flag and keep the candidates of the rows of Z (Z's columns are rows cols0..)."""
+        top.seed(Z, rows0, cols0, e)
+        thr = top.threshold(rows0, rows0 + Z.shape[0], e)
         if transposed:  # compare on the contiguous tile, then swap the roles
             ti, qi = _flag_pairs(Z.T, None, thr, False, _TILE_THREADS)
         else:
             qi, ti = _flag_pairs(Z, thr, None, False, _TILE_THREADS)
-        if qi.size:
-            _merge_top(bdr, bir, qi, ti + cols0, exact(qi + rows0, ti + cols0))
+        top.add(Z, qi, ti, rows0, cols0, e)
 
     try:
         for I, (a0, a1) in enumerate(blocks):
-            if Q[I] is None:
-                Q[I] = _augmented(X, a0, a1, c, scale, "query", f32)
-            for J in range(I, len(blocks)):
-                b0, b1 = blocks[J]
+            Qa, nq = _augmented(X, a0, a1, c, scale, "query", f32, out=Qbuf)
+            for b0, b1 in blocks[I:]:
                 if Rall is not None:
                     Rj, nj = Rall[0][b0:b1], Rall[1][b0:b1]
                 else:
-                    Rj, nj = _augmented(X, b0, b1, c, scale, "reference", f32)
-                Z = Q[I][0] @ Rj.T
-                e = np.float32(f * (float(Q[I][1].max()) + float(nj.max())) + 2.0**-100)
-                side(Z, a0, b0, bd[a0:a1], bi[a0:a1])
-                if J != I:
-                    side(Z.T, b0, a0, bd[b0:b1], bi[b0:b1], transposed=True)
+                    Rj, nj = _augmented(X, b0, b1, c, scale, "reference", f32, out=Rbuf)
+                Z = np.matmul(Qa, Rj.T, out=Zbuf[: (a1 - a0) * (b1 - b0)].reshape(a1 - a0, b1 - b0))
+                e = np.float32(f * (float(nq.max()) + float(nj.max())) + 2.0**-100)
+                side(Z, a0, b0, e)
+                if b0 != a0:
+                    side(Z.T, b0, a0, e, transposed=True)
                 bar.update()
-            Q[I] = None
     finally:
         bar.close()
-    return bd, bi
+    return top.decide(exact, n_threads)
 
 
 # ---------------------------------------------------------------------------

@@ -718,6 +718,48 @@ def test_symmetric_self_search_is_knn(dtype, max_memory):
     assert np.array_equal(np.sqrt(sq), d) and np.array_equal(ii, i)
 
 
+def _star(rng, dtype, n_other=1200, D=24):
+    """Rows 0 and 1: two centres; rows 2..: 2 D points at distance 1 + eps
+    from row 0 along +-e_i (|eps| <= 1e-9: below float32's resolution, so
+    the float32 search sees 48 ties where float64 orders them; a quarter
+    exactly tied), then noise far away, all offset by 1e3."""
+    D2 = 2 * D
+    eps = rng.uniform(-1e-9, 1e-9, D2)
+    eps[::4] = 0.0
+    star = np.concatenate([np.eye(D), -np.eye(D)]) * (1.0 + eps)[:, None]
+    X = np.concatenate([np.zeros((1, D)), np.full((1, D), 0.01), star, 5.0 + rng.standard_normal((n_other, D))])
+    return (X + 1e3).astype(dtype)
+
+
+def _exact_top(G, T, K):
+    Gd, Td = np.asarray(G, dtype=np.float64), np.asarray(T, dtype=np.float64)
+    sq = np.stack([((g - Td) ** 2).sum(1) for g in Gd])
+    order = np.lexsort((np.broadcast_to(np.arange(Td.shape[0]), sq.shape), sq), axis=1)[:, :K]
+    return np.take_along_axis(sq, order, 1), order
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("max_memory", [1 << 17, None])
+@pytest.mark.parametrize("K", [3, 20])
+def test_passes_order_near_ties_below_float32_resolution(dtype, max_memory, K):
+    """More than K points within float32 rounding of a row's K-th distance:
+    the passes keep every candidate the bounds cannot exclude and decide
+    them exactly at the end, so their top K is the exact order by
+    (distance, row), as knn's (the float64 values; float32 storage rounds
+    the eps away and leaves exact ties, broken by index)."""
+    rng = np.random.default_rng(11)
+    X = _star(rng, dtype)
+    ref_sq, ref_i = _exact_top(X[:2], X, K)
+    sq, ii = evaluation._self_top(X, K, n_threads=2, max_memory=max_memory, progress=False)
+    assert np.array_equal(ii[:2], ref_i) and np.allclose(sq[:2], ref_sq, rtol=1e-14, atol=0)
+    d, i = repgap.knn(X, X, k=K)
+    assert np.array_equal(np.sqrt(sq), d) and np.array_equal(ii, i)
+    G = X[:40] + dtype(0)
+    _, _, _, best = evaluation._dense_pass(G, X, None, None, n_threads=2, max_memory=max_memory, progress=False,
+                                           top=K)
+    assert np.array_equal(best[1], i[:40]) and np.array_equal(np.sqrt(best[0]), d[:40])
+
+
 def _ref_counts(G, T, k):
     Gd, Td = np.asarray(G, dtype=np.float64), np.asarray(T, dtype=np.float64)
     D = np.sqrt(((Gd[:, None, :] - Td[None]) ** 2).sum(-1))
