@@ -108,7 +108,7 @@ cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
     void brute_work_free(void* mem)
     void brute_query_tile[T](const BruteProblem[T]& p, BruteWork[T]* w, int64_t tile)
     void pack_shared_panel[T](const BruteProblem[T]& p, T* gP, T* grn, int64_t b)
-    bint brute_sweeps(int method, int k, int D, int itemsize)
+    bint brute_sweeps(int method, int k, int D, int itemsize, bint bound_last)
 
 
 cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
@@ -499,7 +499,7 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     # Pack the reference once for all query tiles (shared, read-only) unless
     # the copy is over budget.
     shareable = (int(ck[-1]) * D * itemsize <= _SHARED_PANEL_BYTES
-                 and not brute_sweeps(method, k, D, itemsize))   # the sweeps pack their own
+                 and not brute_sweeps(method, k, D, itemsize, bound_last))   # the sweeps pack their own
     if tile_queries is None:
         # two tiles per thread (dynamic schedule), at most 4096 queries per
         # tile, whole SIMD blocks of 8 queries

@@ -50,22 +50,23 @@ constexpr int QMAX = QB > DOT_ROWS ? QB : DOT_ROWS;
 constexpr int QPAD = 24;
 static_assert(QPAD % QB == 0 && QPAD % DOT_ROWS == 0, "QPAD must be a multiple of both row counts");
 
-// Which lane sweep a tile takes (float32, AVX-512, small D), where the
+// Which lane sweep a tile takes (float32, AVX-512 or AVX2, small D), where the
 // per-panel selection would dominate: the lane minimum (nn1b_panels) for
 // k = 1, and for k = 2 with bound_last (one neighbour and its margin); two
-// per lane (nn2_panels) for a plain k = 2; none.
+// per lane (nn2_panels, AVX-512 only) for a plain k = 2; none.
 enum { SWEEP_NONE = 0, SWEEP_MIN = 1, SWEEP_TWO = 2 };
 inline int brute_sweep(int method, int k, int D, int itemsize, bool bound_last) {
     if (method != METHOD_FUSED || itemsize != 4 || !nn1_available()) return SWEEP_NONE;
     if (k == 1 && D <= NN1_MAX_DIM) return SWEEP_MIN;
-    if (k == 2 && D <= NN2_MAX_DIM) return bound_last ? SWEEP_MIN : SWEEP_TWO;
+    if (k == 2 && D <= NN2_MAX_DIM && bound_last) return SWEEP_MIN;
+    if (k == 2 && D <= NN2_MAX_DIM && nn2_available()) return SWEEP_TWO;
     return SWEEP_NONE;
 }
 
 // The sweeps pack their panels per tile and never read the shared ones:
 // the caller does not pack those for nothing.
-inline bool brute_sweeps(int method, int k, int D, int itemsize) {
-    return brute_sweep(method, k, D, itemsize, false) != SWEEP_NONE;
+inline bool brute_sweeps(int method, int k, int D, int itemsize, bool bound_last) {
+    return brute_sweep(method, k, D, itemsize, bound_last) != SWEEP_NONE;
 }
 
 template <typename T>
@@ -436,10 +437,13 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
             if (sweep == SWEEP_MIN) {
                 // lane minima over the whole segment, 3 queries at a time (and,
                 // for one neighbour's certificate, the bound on every other row)
-                T sec3[3];
+                T sec3[3], seed3[3];
                 for (int i0 = 0; i0 < nq; i0 += 3) {
                     const int ni = std::min(3, nq - i0);
-                    nn1b_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, w->blk, w->lanepan, sec3);
+                    // each query's candidate list bounds the rows worth a lane
+                    for (int i = 0; i < 3; ++i) seed3[i] = i < ni ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : inf;
+                    nn1b_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, seed3, w->blk, w->lanepan,
+                                sec3);
                     for (int i = 0; i < ni; ++i) {
                         T* cd = w->cd + (std::size_t)(i0 + i) * K;
                         std::int64_t* ci = w->ci + (std::size_t)(i0 + i) * K;

@@ -307,18 +307,25 @@ static void dot_f32_avx512_part(const float* Q, int ldq, const float* P, int nd,
 // a min and masked moves instead of a compare, mask extraction and branch
 // per query, which dominate when D is small; the 32 lane minima per query
 // feed the usual candidate list, recomputed exactly as on every path. Each
-// lane also keeps its second smallest value (no index). Every row of the sweep that is not its lane's minimum has a value
-// at least its lane's second smallest, so the least of those over the lanes
-// (`second_out`, one per query) bounds every such row from below: the
-// certificate's margin for the one nearest neighbour, which otherwise needs
-// the two-per-lane sweep (nn2) and its indices.
+// lane also keeps its second smallest value (no index). Every row of the
+// sweep that is not its lane's minimum has a value at least its lane's
+// second smallest, so the least of those over the lanes (`second_out`, one
+// per query) bounds every such row from below: the certificate's margin for
+// the one nearest neighbour, which otherwise needs the two-per-lane sweep
+// (nn2) and its indices. Each lane starts from its query's `seed` (the
+// candidate list's current last value, or inf) as if two rows of that value
+// were already in it: a lane minimum is then either a row below the seed or
+// the seed itself (which the caller never takes), and the second smallest of
+// the lane stays a lower bound on every other row (those the seed kept out
+// are at least the seed). After the first tile few rows beat the seed, which
+// lets the AVX2 sweep skip its state updates.
 __attribute__((target("avx512f")))
 static void nn1b_f32_avx512(const float* Q, int D, const float* P, const float* rn, int npan,
-                            float* minv_out, std::int32_t* pan_out, float* second_out) {
+                            const float* seed, float* minv_out, std::int32_t* pan_out, float* second_out) {
     const float* q0 = Q; const float* q1 = Q + D; const float* q2 = Q + 2 * D;
-    const __m512 inf = _mm512_set1_ps(__builtin_inff());
-    __m512 m0l = inf, m0h = inf, m1l = inf, m1h = inf, m2l = inf, m2h = inf;
-    __m512 s0l = inf, s0h = inf, s1l = inf, s1h = inf, s2l = inf, s2h = inf;
+    const __m512 e0 = _mm512_set1_ps(seed[0]), e1 = _mm512_set1_ps(seed[1]), e2 = _mm512_set1_ps(seed[2]);
+    __m512 m0l = e0, m0h = e0, m1l = e1, m1h = e1, m2l = e2, m2h = e2;
+    __m512 s0l = e0, s0h = e0, s1l = e1, s1h = e1, s2l = e2, s2h = e2;
     __m512i i0l = _mm512_setzero_si512(), i0h = i0l, i1l = i0l, i1h = i0l, i2l = i0l, i2h = i0l;
     for (int b = 0; b < npan; ++b) {
         const float* pan = P + (std::size_t)b * D * 32;
@@ -359,6 +366,86 @@ static void nn1b_f32_avx512(const float* Q, int D, const float* P, const float* 
     second_out[0] = _mm512_reduce_min_ps(_mm512_min_ps(s0l, s0h));
     second_out[1] = _mm512_reduce_min_ps(_mm512_min_ps(s1l, s1h));
     second_out[2] = _mm512_reduce_min_ps(_mm512_min_ps(s2l, s2h));
+}
+
+// nn1b_f32_avx512 on AVX2 + FMA: the same three queries, 32 lanes, seeds and
+// outputs, and the same FMA chain per lane (from ||r||^2, coordinate by
+// coordinate), so every output is the same bits. AVX2 has 16 vector
+// registers: the 12 accumulators, one panel vector and the three broadcasts
+// fill them, so the lane states (minimum, second smallest, panel) live in L1,
+// and a query's are read and written only when one of its 32 values beats
+// its lane's second smallest (the update is a no-op otherwise), which after
+// the first tile is rare. Without the sweep, k = 1 at D = 16 ran on the
+// thresholded panel path at 0.56x faiss's speed on an AVX2 EPYC (Zen 3);
+// with unconditional updates the sweep ran at 39 GFLOP/s on one core, 56 %
+// of its speed at D = 64 (benchmarks/README.md, session 15).
+__attribute__((target("avx2,fma")))
+static void nn1b_f32_avx2(const float* Q, int D, const float* P, const float* rn, int npan,
+                          const float* seed, float* minv_out, std::int32_t* pan_out, float* second_out) {
+    const float* q0 = Q; const float* q1 = Q + D; const float* q2 = Q + 2 * D;
+    alignas(32) float mv[3][32], sv[3][32];
+    alignas(32) std::int32_t iv[3][32];
+    for (int i = 0; i < 3; ++i) {
+        const __m256 e = _mm256_set1_ps(seed[i]);
+        for (int v = 0; v < 4; ++v) {
+            _mm256_store_ps(mv[i] + 8 * v, e);
+            _mm256_store_ps(sv[i] + 8 * v, e);
+            _mm256_store_si256((__m256i*)(iv[i] + 8 * v), _mm256_setzero_si256());
+        }
+    }
+    for (int b = 0; b < npan; ++b) {
+        const float* pan = P + (std::size_t)b * D * 32;
+        const float* r = rn + (std::size_t)b * 32;
+        __m256 a[3][4];
+        for (int v = 0; v < 4; ++v) {
+            const __m256 rv = _mm256_loadu_ps(r + 8 * v);
+            a[0][v] = rv; a[1][v] = rv; a[2][v] = rv;
+        }
+        for (int d = 0; d < D; ++d) {
+            const __m256 b0 = _mm256_broadcast_ss(q0 + d), b1 = _mm256_broadcast_ss(q1 + d),
+                         b2 = _mm256_broadcast_ss(q2 + d);
+            const float* pd = pan + (std::size_t)d * 32;
+            for (int v = 0; v < 4; ++v) {
+                __m256 x = _mm256_loadu_ps(pd + 8 * v);
+                // one load for the three queries (as in the AVX-512 sweep)
+                __asm__("" : "+x"(x));
+                a[0][v] = _mm256_fmadd_ps(x, b0, a[0][v]);
+                a[1][v] = _mm256_fmadd_ps(x, b1, a[1][v]);
+                a[2][v] = _mm256_fmadd_ps(x, b2, a[2][v]);
+            }
+        }
+        const __m256 bi = _mm256_castsi256_ps(_mm256_set1_epi32(b));
+        for (int i = 0; i < 3; ++i) {
+            __m256 any = _mm256_cmp_ps(a[i][0], _mm256_load_ps(sv[i]), _CMP_LT_OQ);
+            for (int v = 1; v < 4; ++v)
+                any = _mm256_or_ps(any, _mm256_cmp_ps(a[i][v], _mm256_load_ps(sv[i] + 8 * v), _CMP_LT_OQ));
+            if (!_mm256_movemask_ps(any)) continue;
+            for (int v = 0; v < 4; ++v) {
+                const __m256 x = a[i][v];
+                const __m256 m = _mm256_load_ps(mv[i] + 8 * v);
+                const __m256 lt = _mm256_cmp_ps(x, m, _CMP_LT_OQ);
+                // second = min(second, max(min, v)), then min = (v < min ? v : min)
+                _mm256_store_ps(sv[i] + 8 * v, _mm256_min_ps(_mm256_load_ps(sv[i] + 8 * v), _mm256_max_ps(m, x)));
+                _mm256_store_ps(mv[i] + 8 * v, _mm256_blendv_ps(m, x, lt));
+                const __m256 ix = _mm256_load_ps((const float*)(iv[i] + 8 * v));
+                _mm256_store_ps((float*)(iv[i] + 8 * v), _mm256_blendv_ps(ix, bi, lt));
+            }
+        }
+    }
+    for (int i = 0; i < 3; ++i) {
+        __m256 s = _mm256_load_ps(sv[i]);
+        for (int v = 0; v < 32; ++v) {
+            minv_out[32 * i + v] = mv[i][v];
+            pan_out[32 * i + v] = iv[i][v];
+        }
+        for (int v = 1; v < 4; ++v) s = _mm256_min_ps(s, _mm256_load_ps(sv[i] + 8 * v));
+        alignas(32) float t[8];
+        _mm256_store_ps(t, s);
+        // the least of the lanes, as _mm512_reduce_min_ps (no NaN here: any order gives it)
+        float mn = t[0];
+        for (int l = 1; l < 8; ++l) mn = t[l] < mn ? t[l] : mn;
+        second_out[i] = mn;
+    }
 }
 
 __attribute__((target("avx2,fma")))
@@ -527,8 +614,18 @@ inline void panel_dots_part(const float* Q, int ldq, const float* P, int nd, flo
 inline void panel_dots_part(const double*, int, const double*, int, double*, int, const double*,
                             const double*, double*, std::uint32_t*) {}
 
-// Whether the k = 1 lane-minimum sweep is available (AVX-512 only).
+// Whether the lane-minimum sweep (nn1b) is available: AVX-512 or AVX2 + FMA.
 inline bool nn1_available() {
+#if REPGAP_X86_SIMD
+    return simd_level() >= 1;
+#else
+    return false;
+#endif
+}
+
+// Whether the two-per-lane sweep (nn2) is available: AVX-512 only (it keeps
+// four states per lane in registers, which AVX2's 16 cannot hold).
+inline bool nn2_available() {
 #if REPGAP_X86_SIMD
     return simd_level() == 2;
 #else
@@ -536,14 +633,15 @@ inline bool nn1_available() {
 #endif
 }
 
-inline void nn1b_panels(const float* Q, int D, const float* P, const float* rn, int npan,
+inline void nn1b_panels(const float* Q, int D, const float* P, const float* rn, int npan, const float* seed,
                         float* minv_out, std::int32_t* pan_out, float* second_out) {
 #if REPGAP_X86_SIMD
-    nn1b_f32_avx512(Q, D, P, rn, npan, minv_out, pan_out, second_out);
+    if (simd_level() == 2) nn1b_f32_avx512(Q, D, P, rn, npan, seed, minv_out, pan_out, second_out);
+    else nn1b_f32_avx2(Q, D, P, rn, npan, seed, minv_out, pan_out, second_out);
 #endif
 }
-inline void nn1b_panels(const double*, int, const double*, const double*, int, double*, std::int32_t*,
-                        double*) {}
+inline void nn1b_panels(const double*, int, const double*, const double*, int, const double*, double*,
+                        std::int32_t*, double*) {}
 
 inline void nn2_panels(const float* Q, int D, const float* P, const float* rn, int npan,
                        float* min1, std::int32_t* pan1, float* min2, std::int32_t* pan2) {

@@ -307,7 +307,8 @@ def test_one_kernel_interface():
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
 @pytest.mark.parametrize("D", [2, 7, 16])
 def test_two_per_lane_sweep(D):
-    # k = 2 at small D takes the two-smallest-per-lane sweep (AVX-512): its two
+    # k = 2 at small D takes the two-smallest-per-lane sweep (AVX-512; AVX2
+    # takes the panel path): its two
     # candidates are the numpy reference's, and k = 1 through the engine
     # (which asks it for two) is exact
     rng = np.random.default_rng(D)
@@ -405,32 +406,52 @@ def test_shared_panels_match_per_tile_packing(monkeypatch, D, dtype, algorithm):
         np.testing.assert_allclose(runs[0][0][j], np.take_along_axis(full, best, 1), rtol=1e-12)
 
 
+_SWEEP_LEVELS = {"avx2": 1, "avx512": 2}
+
+
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
-def test_runner_up_bound_is_a_lower_bound_on_every_other_row():
+@pytest.mark.parametrize("isa", ["avx2", "avx512"])
+def test_runner_up_bound_is_a_lower_bound_on_every_other_row(isa):
     # k = 1 on the compiled sweep: the first round's second distance may be a
     # bound on every row not returned (the least second-smallest value of a
     # lane). It must never exceed, beyond the search's rounding, the distance
     # of any row but the first, in any prefix; and it is never below the first.
+    # On an AVX-512 CPU the AVX2 sweep runs too (a forced level), and both
+    # give the same bits.
     kc = kernels("cython")
-    if kc.simd_info() != "avx512":
-        # the capability is declared for every CPU; without AVX-512 the
-        # kernel takes the panel path, whose second entry is no bound
-        pytest.skip(f"the lane sweeps need AVX-512 (this CPU: {kc.simd_info()})")
+    have = _SWEEP_LEVELS.get(kc.simd_info(), 0)
+    if have < _SWEEP_LEVELS[isa]:
+        # the capability is declared for every CPU; without AVX2 the kernel
+        # takes the panel path, whose second entry is no bound
+        pytest.skip(f"the {isa} lane sweep needs {isa} (this CPU: {kc.simd_info()})")
     rng = np.random.default_rng(11)
     R = rng.random((5000, 8), dtype=np.float32)
     Q = rng.random((300, 8), dtype=np.float32)
     ck = np.array([40, 1000, 5000])
-    d, i = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused", options={"runner_up_bound": True})
-    full = ((Q.astype(np.float64)[:, None, :] - R.astype(np.float64)[None]) ** 2).sum(-1)
-    for j, c in enumerate(ck):
-        f = full[:, :c].copy()
-        np.testing.assert_array_equal(i[j, :, 0], np.argmin(f, axis=1))
-        f[np.arange(len(Q)), i[j, :, 0]] = np.inf
-        assert np.all(d[j, :, 1] >= d[j, :, 0])
-        assert np.all(d[j, :, 1] <= f.min(axis=1) + 1e-5)
-    # and as tight as the exact runner-up (the two-per-lane sweep's), up to rounding
-    d2, _ = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused")
-    np.testing.assert_allclose(d[:, :, 1], d2[:, :, 1], rtol=0, atol=1e-5)
+    kc._set_simd_level(_SWEEP_LEVELS[isa])
+    try:
+        # small reference tiles: the lanes start from seeds after the first
+        for tr in (None, 256):
+            d, i = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused",
+                                 options={"runner_up_bound": True}, tile_reference=tr)
+            full = ((Q.astype(np.float64)[:, None, :] - R.astype(np.float64)[None]) ** 2).sum(-1)
+            for j, c in enumerate(ck):
+                f = full[:, :c].copy()
+                np.testing.assert_array_equal(i[j, :, 0], np.argmin(f, axis=1))
+                f[np.arange(len(Q)), i[j, :, 0]] = np.inf
+                assert np.all(d[j, :, 1] >= d[j, :, 0])
+                assert np.all(d[j, :, 1] <= f.min(axis=1) + 1e-5)
+            # and as tight as the exact runner-up, up to rounding
+            d2, _ = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused")
+            np.testing.assert_allclose(d[:, :, 1], d2[:, :, 1], rtol=0, atol=1e-5)
+            if have == 2 and isa == "avx2":
+                kc._set_simd_level(-1)
+                d5, i5 = kc.knn_prefix(Q, R, 2, None, ck, n_threads=2, algorithm="fused",
+                                       options={"runner_up_bound": True}, tile_reference=tr)
+                kc._set_simd_level(1)
+                assert np.array_equal(d5, d) and np.array_equal(i5, i)
+    finally:
+        kc._set_simd_level(-1)
 
 
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
