@@ -65,6 +65,7 @@ cdef double _POLL_EVERY_MS = 20.0
 cdef extern from "repgap_simd.hpp" namespace "repgap" nogil:
     int cpu_level()
     void set_simd_override(int level)
+    bint dot_slices_available()
 
 
 cdef extern from "repgap_brute.hpp" namespace "repgap" nogil:
@@ -233,12 +234,14 @@ ALGORITHMS = ("brute", "kd_tree", "direct", "gemm", "fused")
 
 
 def brute_algorithm(dtype, int n_features):
-    """What ``algorithm="brute"`` runs: the fused float32 kernel, BLAS tiles
-    for float64 from ``GEMM_MIN_DIM_F64`` features, the direct kernel below."""
-    from ._backends import GEMM_MIN_DIM_F64
+    """What ``algorithm="brute"`` runs: the fused float32 kernel (BLAS tiles
+    from ``GEMM_MIN_DIM_F32`` features where the sliced form of the fused
+    kernel, AVX-512, is not available), BLAS tiles for float64 from
+    ``GEMM_MIN_DIM_F64`` features, the direct kernel below."""
+    from ._backends import GEMM_MIN_DIM_F32, GEMM_MIN_DIM_F64
 
     if dtype.itemsize == 4:
-        return "fused"
+        return "gemm" if n_features >= GEMM_MIN_DIM_F32 and not dot_slices_available() else "fused"
     return "gemm" if n_features >= GEMM_MIN_DIM_F64 else "direct"
 
 
@@ -479,9 +482,7 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
     spare = 8 if spare is None else int(spare)
     leafsize = 32 if leafsize is None else int(leafsize)
     if algorithm == "brute":
-        from ._backends import GEMM_MIN_DIM_F64
-        algorithm = "fused" if queries.dtype.itemsize == 4 else (
-            "gemm" if queries.shape[1] >= GEMM_MIN_DIM_F64 else "direct")
+        algorithm = brute_algorithm(queries.dtype, queries.shape[1])
     cdef int J = len(checkpoints)
     m = queries.shape[0]
     D = queries.shape[1]

@@ -21,7 +21,12 @@ Choice of algorithm (``algorithm="auto"``), from the measurements in
   evenly spaced rows) only decides the speed, never the result.
 * otherwise brute force: ``fused`` (the register-blocked expansion kernel with
   the selection fused in) for float32, and ``gemm`` (BLAS dgemm tiles) for
-  float64 from ``GEMM_MIN_DIM_F64`` features on, ``direct`` below.
+  float64 from ``GEMM_MIN_DIM_F64`` features on, ``direct`` below. float32
+  from ``GEMM_MIN_DIM_F32`` features on takes ``gemm`` too where the CPU
+  lacks AVX-512 (the fused kernel's sliced form for large D): on an AVX2
+  EPYC (Zen 3), 3e4 x 3e3, k = 1, 2 threads, medians of 3, fused / gemm:
+  0.246 / 0.307 s at D = 128, 0.695 / 0.591 at 256, 0.994 / 0.883 at 512,
+  1.996 / 1.501 at 784 (benchmarks/README.md, session 15).
 """
 import importlib
 import os
@@ -45,6 +50,7 @@ BACKENDS = tuple(REGISTRY)  # the names, at import (the registry itself is what 
 ALGORITHMS = ("auto", "kd_tree", "brute", "direct", "fused", "gemm")
 KD_TREE_MAX_DIM = 6
 GEMM_MIN_DIM_F64 = 32
+GEMM_MIN_DIM_F32 = 256  # without the sliced fused kernel (AVX-512)
 
 _cython_module = None
 _cython_error = None

@@ -149,6 +149,18 @@ def test_auto_algorithm_choice():
         assert choose_algorithm("auto", "cython", f32, 3, 10000, 1) == "kd_tree"
         assert choose_algorithm("auto", "cython", f32, 64, 10000, 1) == "fused"
         assert choose_algorithm("auto", "cython", f64, 64, 10000, 1) == "gemm"
+        # large D, float32: the sliced fused kernel where AVX-512 has it, BLAS
+        # tiles elsewhere (measured faster on AVX2), whatever level is forced
+        from repgap import _kernels_cython as kc
+
+        for level in (-1, 1, 0):
+            kc._set_simd_level(level)
+            try:
+                want = "fused" if kc.simd_info() == "avx512" and level == -1 else "gemm"
+                assert choose_algorithm("auto", "cython", f32, 784, 10000, 1) == want, level
+                assert choose_algorithm("auto", "cython", f32, 255, 10000, 1) == "fused", level
+            finally:
+                kc._set_simd_level(-1)
     assert choose_algorithm("auto", "numpy", f32, 64, 10000, 1) == "brute"
     assert choose_algorithm("auto", "torch", f32, 3, 10000, 1) == "brute"
     with pytest.raises(ValueError, match="unknown algorithm"):
