@@ -370,7 +370,8 @@ static void nn1b_f32_avx512(const float* Q, int D, const float* P, const float* 
 
 // nn1b_f32_avx512 on AVX2 + FMA: the same three queries, 32 lanes, seeds and
 // outputs, and the same FMA chain per lane (from ||r||^2, coordinate by
-// coordinate), so every output is the same bits. AVX2 has 16 vector
+// coordinate), so every output is the same bits (for finite values: the
+// engine scales the data so that no norm overflows). AVX2 has 16 vector
 // registers: the 12 accumulators, one panel vector and the three broadcasts
 // fill them, so the lane states (minimum, second smallest, panel) live in L1,
 // and a query's are read and written only when one of its 32 values beats
@@ -441,7 +442,7 @@ static void nn1b_f32_avx2(const float* Q, int D, const float* P, const float* rn
         for (int v = 1; v < 4; ++v) s = _mm256_min_ps(s, _mm256_load_ps(sv[i] + 8 * v));
         alignas(32) float t[8];
         _mm256_store_ps(t, s);
-        // the least of the lanes, as _mm512_reduce_min_ps (no NaN here: any order gives it)
+        // the least of the lanes, as _mm512_reduce_min_ps (finite values: any order gives it)
         float mn = t[0];
         for (int l = 1; l < 8; ++l) mn = t[l] < mn ? t[l] : mn;
         second_out[i] = mn;

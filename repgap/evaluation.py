@@ -489,15 +489,38 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
         k = np.arange(qi.size)
         return sqdist_rows(a, b, k, k[:, None], n_threads=threads)[:, 0]
 
+    exact = _exact_chunks(exact, D, n_threads)
+    budget = (max_memory or (256 << 20)) // 48  # pairs buffered: 24 bytes each, and a copy when merged
+
+    def decide(qi, ti, q0, rows, cand):
+        """Exact values of the block's pairs (rows local, of ``rows``; columns
+        global): the radii's decisions and, with ``top``, the merge into the
+        block's lists."""
+        if not qi.size:
+            return
+        sq = exact(qi + q0, ti)
+        d = np.sqrt(sq)
+        if rT is not None:
+            inside = d < rT[ti]
+            count[q0 : q0 + rows] += np.bincount(qi[inside], minlength=rows)
+            covered[ti[inside]] = True
+        if rG is not None:
+            recalled[ti[d < rG[qi + q0]]] = True
+        if cand is not None:
+            cand.merge(qi, ti, sq)
+
     bar = Progress(-(-m // tq) * -(-n // tr), "ball counts", progress)
     try:
         for q0 in range(0, m, tq):
             q1 = min(q0 + tq, m)
             Gq, ng = _augmented(G, q0, q1, c, scale, "query", f32, out=Gbuf)
             # the block's flagged pairs are decided after its last tile, in one
-            # multi-threaded call (:class:`_TopCandidates`)
-            cand = _TopCandidates(q1 - q0, top) if top else None
-            balls = []  # (rows, columns, lower bounds) flagged by a radius
+            # multi-threaded call (:class:`_TopCandidates`), or earlier where
+            # they outgrow the budget (duplicates: every pair of copies is flagged)
+            cand = None
+            if top:
+                cand = _TopCandidates(q1 - q0, top, lambda i, j, th: exact(i + q0, j, th), n_threads, scale, budget)
+            balls, nballs = [], 0  # (rows, columns) flagged by a radius
             for r0 in range(0, n, tr):
                 r1 = min(r0 + tr, n)
                 if Tall is not None:
@@ -519,40 +542,37 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
                 if top:
                     cand.add(Z, qi, ti, 0, r0, e)
                 if qi.size and (rT is not None or rG is not None):
+                    # the pairs a radius flagged (the others only the top's bound)
                     lb = -Z[qi, ti].astype(np.float64) - float(e)
                     near = np.zeros(qi.size, dtype=bool)
                     if rG is not None:
-                        near |= lb <= hiG[qi + q0] * (1 + _TopCandidates.SLACK)
+                        h = hiG[qi + q0].astype(np.float64)
+                        near |= lb <= h + _TopCandidates.SLACK * h
                     if rT is not None:
-                        near |= lb <= hiT[ti + r0] * (1 + _TopCandidates.SLACK)
+                        h = hiT[ti + r0].astype(np.float64)
+                        near |= lb <= h + _TopCandidates.SLACK * h
                     balls.append((qi[near], ti[near] + r0))
+                    nballs += int(near.sum())
+                    if nballs > budget:
+                        decide(*(np.concatenate(x) for x in zip(*balls)), q0, q1 - q0, cand)
+                        balls, nballs = [], 0
                 bar.update()
-            # one exact call for the block: the radii's pairs and the top's survivors
+            # one exact call for the rest of the block: the radii's pairs and
+            # the top's survivors, a pair flagged by both once
             qs = [p[0] for p in balls]
             ts = [p[1] for p in balls]
             if top:
                 tq_, tt_ = cand.pairs()
                 qs.append(tq_)
                 ts.append(tt_)
-            if not qs:
-                continue
-            qi, ti = np.concatenate(qs), np.concatenate(ts)
-            if top and balls:  # a pair flagged by both is recomputed once
-                key = np.unique(qi * n + ti)
-                qi, ti = key // n, key % n
-            if not qi.size:
-                continue
-            sq = exact(qi + q0, ti, n_threads)
-            d = np.sqrt(sq)
-            if rT is not None:
-                inside = d < rT[ti]
-                count[q0:q1] += np.bincount(qi[inside], minlength=q1 - q0)
-                covered[ti[inside]] = True
-            if rG is not None:
-                recalled[ti[d < rG[qi + q0]]] = True
+            if qs:
+                qi, ti = np.concatenate(qs), np.concatenate(ts)
+                if top and balls:
+                    key = np.unique(qi * n + ti)
+                    qi, ti = key // n, key % n
+                decide(qi, ti, q0, q1 - q0, cand)
             if top:
-                bd, bi = best[0][q0:q1], best[1][q0:q1]
-                _merge_top(bd, bi, qi, ti, sq)
+                best[0][q0:q1], best[1][q0:q1] = cand.bd, cand.bi
     finally:
         bar.close()
     return count, covered, recalled, best
@@ -571,11 +591,15 @@ def _copy32(X, a, b, c, scale, f32, out, factor=1.0):
     step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
     inv = factor / scale  # a power of two: exact
     if f32:
-        inv32 = np.float32(inv)
-        cs = c.astype(np.float32) * np.float32(1.0 / scale) * np.float32(factor)
+        # 1 / scale first, then the factor: 2 / scale overflows float32 where
+        # scale is 2^-127 (the data's largest magnitude below 2^-127)
+        inv32, f32f = np.float32(1.0 / scale), np.float32(factor)
+        cs = c.astype(np.float32) * inv32 * f32f
         for s in range(a, b, step):
             blk = out[s - a : min(s + step, b) - a]
             np.multiply(X[s : min(s + step, b)], inv32, out=blk)
+            if factor != 1.0:
+                blk *= f32f
             blk -= cs
         return out
     for s in range(a, b, step):
@@ -626,11 +650,13 @@ def _augmented(X, a, b, c, scale, side, f32, out=None):
     return out, nx
 
 
-#: threads of the compiled readers of a product tile (flags, exact
-#: recomputation): one, because the BLAS threads of the product just made
-#: keep spinning for a while and starve an OpenMP team of two on two cores
-#: (a 2048 x 2048 tile flagged right after its product: 10 ms on one thread,
-#: 25 ms on two; ``repgap.evaluate`` at 1e4 x 2048: 7.4 s -> 6.4 s)
+#: threads of the compiled readers of a product tile (flags, seeds, merges):
+#: one, because the BLAS threads of the product just made keep spinning for a
+#: while and starve an OpenMP team of two on two cores (a 2048 x 2048 tile
+#: flagged right after its product: 10 ms on one thread, 25 ms on two;
+#: ``repgap.evaluate`` at 1e4 x 2048: 7.4 s -> 6.4 s). The exact
+#: recomputation is not a tile reader: it runs once per block of rows (after
+#: the block's last product) on all the threads (:class:`_TopCandidates`).
 _TILE_THREADS = 1
 
 
@@ -718,37 +744,57 @@ def _merge_top_numpy(bd, bi, qi, ti, sq):
 
 
 class _TopCandidates:
-    """Each row's ``K`` nearest columns, decided once, at the end of a pass.
+    """Each row's ``K`` nearest columns, decided in few exact calls.
 
     The float32 tiles give each pair a search value ``v = -Z`` within ``e``
     of its exact squared distance (tile units): ``lb = v - e`` and ``ub = v +
     e`` bound it. Each row keeps its ``K`` smallest upper bounds (``ubd``:
     the last is an upper bound ``U`` on the row's K-th exact distance, since
-    K pairs lie below it) and every pair whose lower bound is not above
-    ``U``. A pair of the true top K has ``lb <= exact <= (K-th exact) <= U``
-    for every ``U`` seen, so it is flagged by its tile and never pruned;
-    the survivors (about ``K`` a row, plus the near-ties) are recomputed
-    once by the exact primitive, in one multi-threaded call, and merged by
-    (distance, column). Deciding per tile instead recomputes every pair
-    that beats the row's running K-th (about 4 K a row over a pass), one
-    thread at a time (the BLAS threads of the last product still spin).
+    K distinct pairs lie below it) and every pair whose lower bound is not
+    above ``U``. A pair of the true top K has ``lb <= exact <= (K-th exact)
+    <= U`` for every ``U`` seen, so it is flagged by its tile and never
+    pruned. The survivors (about ``K`` a row, plus the near-ties) are
+    recomputed by the exact primitive, in one multi-threaded call, and merged
+    by (distance, column) into the exact lists ``bd, bi``. Where they
+    outgrow the buffer (``budget`` pairs: rows of duplicates, whose pairs no
+    bound can separate), they are recomputed and merged then, and the exact
+    K-th (``tau``) tightens the threshold too. Deciding per tile instead
+    recomputes every pair that beats the row's running K-th (about 4 K a row
+    over a pass), one thread at a time.
     """
 
-    #: relative slack on ``U`` (float32 thresholds are rounded: 2^-24 < 1e-6)
+    #: relative slack on ``U`` and ``tau``: it covers the float64 roundings of
+    #: the bounds and of ``tau``'s conversion to tile units (float32 rounding
+    #: of a threshold is harmless: ``Z >= x`` is ``Z >= ceil32(x)``)
     SLACK = 1e-6
+    #: the smallest buffer, in pairs (the tests lower it)
+    MIN_BUDGET = 1 << 12
 
-    def __init__(self, n, K):
+    def __init__(self, n, K, exact, n_threads, scale, budget):
         self.K = K
         self.ubd = np.full((n, K), np.inf)
         self.ubi = np.full((n, K), -1, dtype=np.int64)
+        self.bd = np.full((n, K), np.inf)
+        self.bi = np.full((n, K), -1, dtype=np.int64)
+        self._exact, self._threads, self._s2 = exact, n_threads, float(scale) ** 2
+        self._tau = None  # the exact K-th in tile units, once a flush gave one
         self._parts = []
         self._size = 0
-        self._cap = max(1 << 12, 3 * K * n)
+        self._cap = max(int(self.MIN_BUDGET), min(3 * K * n, int(budget)))
+        self.peak = 0  # the largest buffer held, in pairs (for the tests)
+
+    def _limit(self, rows=slice(None)):
+        """Each row's bound on its K-th exact distance (tile units), slack included."""
+        U = self.ubd[rows, -1]
+        if self._tau is not None:
+            U = np.minimum(U, self._tau[rows])
+        with np.errstate(invalid="ignore"):
+            return U + self.SLACK * np.abs(U)
 
     def threshold(self, r0, r1, e):
         """float32 flags ``Z >= thr`` for rows r0..r1: every pair with ``lb <= U``."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return (-self.ubd[r0:r1, -1] * (1 + self.SLACK) - float(e)).astype(np.float32)
+            return (-self._limit(slice(r0, r1)) - float(e)).astype(np.float32)
 
     def seed(self, Z, r0, c0, e):
         """Rows of Z (rows r0.. of the pass) without K upper bounds yet: their K best of this tile."""
@@ -767,39 +813,61 @@ class _TopCandidates:
         _merge_top(self.ubd[r0 : r0 + Z.shape[0]], self.ubi[r0 : r0 + Z.shape[0]], qi, ti + c0, v + float(e))
         self._parts.append((qi + r0, ti + c0, v - float(e)))
         self._size += qi.size
+        self.peak = max(self.peak, self._size)
         if self._size > self._cap:
             self._compact()
+            if self._size > self._cap // 2:
+                self._flush()
 
     def _compact(self):
         if not self._parts:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+            return np.empty(0, np.int64), np.empty(0, np.int64)
         rows, cols, lb = (np.concatenate(a) for a in zip(*self._parts))
-        keep = lb <= self.ubd[rows, -1] * (1 + self.SLACK)
+        keep = lb <= self._limit(rows)
         rows, cols, lb = rows[keep], cols[keep], lb[keep]
         self._parts = [(rows, cols, lb)]
         self._size = rows.size
-        # survivors are about K a row: keep the bound on them proportional
-        self._cap = max(self._cap, 2 * rows.size)
-        return rows, cols, lb
+        return rows, cols
+
+    def _flush(self):
+        """Recompute the buffered pairs exactly, merge them, empty the buffer."""
+        rows, cols = self._compact()
+        self._parts, self._size = [], 0
+        self.merge(rows, cols, self._exact(rows, cols, self._threads))
+        self._tau = self.bd[:, -1] / self._s2
+
+    def merge(self, rows, cols, sq):
+        """Merge exact values (squared distances of pairs ``(rows, cols)``) into ``bd, bi``."""
+        step = 1 << 20
+        for s in range(0, rows.size, step):
+            _merge_top(self.bd, self.bi, rows[s : s + step], cols[s : s + step], sq[s : s + step])
 
     def pairs(self):
-        """The surviving ``(rows, columns)``, each pair once."""
-        rows, cols, _ = self._compact()
+        """The surviving ``(rows, columns)`` not yet decided, each pair once (the buffer is emptied)."""
+        rows, cols = self._compact()
         self._parts, self._size = [], 0
         return rows, cols
 
-    def decide(self, exact, n_threads, rows=None, cols=None):
+    def decide(self):
         """``(squared distances, columns)`` of every row's K nearest, sorted by
         (distance, column): the survivors' exact values, merged."""
-        if rows is None:
-            rows, cols = self.pairs()
-        n = self.ubd.shape[0]
-        bd, bi = np.full((n, self.K), np.inf), np.full((n, self.K), -1, dtype=np.int64)
-        step = 1 << 20
-        for s in range(0, rows.size, step):
-            sl = slice(s, s + step)
-            _merge_top(bd, bi, rows[sl], cols[sl], exact(rows[sl], cols[sl], n_threads))
-        return bd, bi
+        rows, cols = self.pairs()
+        if rows.size:
+            self.merge(rows, cols, self._exact(rows, cols, self._threads))
+        return self.bd, self.bi
+
+
+def _exact_chunks(exact, D, threads):
+    """``exact(qi, ti, threads)`` over chunks of pairs: mixed precisions copy
+    the pairs' rows to float64 (16 D bytes a pair), so at most 64 MiB a call."""
+    step = max(1, (64 << 20) // (16 * max(D, 1)))
+
+    def run(qi, ti, n_threads=threads):
+        if qi.size <= step:
+            return exact(qi, ti, n_threads)
+        return np.concatenate([exact(qi[s : s + step], ti[s : s + step], n_threads)
+                               for s in range(0, qi.size, step)])
+    return run
 
 
 def _ball_pass_tree(G, T, rT, rG, *, n_threads):
@@ -1233,7 +1301,6 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     c, scale = _frame(X)
     f32 = X.dtype == np.float32
     f = _bound_factor(D)
-    top = _TopCandidates(n, K)
     blocks = [(a, min(a + t, n)) for a in range(0, n, t)]
     # the reference form of every block, made once where the float32 copy of
     # X fits the budget (as the ball pass's copy of T), else once per tile;
@@ -1245,10 +1312,14 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     Qbuf = np.empty((tb, D + 2), dtype=np.float32)
     Rbuf = None if Rall is not None else np.empty((tb, D + 2), dtype=np.float32)
     Zbuf = np.empty(tb * tb, dtype=np.float32)
-    bar = Progress(len(blocks) * (len(blocks) + 1) // 2, "k-NN radii", progress)
+    # one step more for the exact decision at the end
+    bar = Progress(len(blocks) * (len(blocks) + 1) // 2 + 1, "k-NN radii", progress)
 
     def exact(qi, ti, threads):
         return sqdist_rows(X, X, qi, ti[:, None], n_threads=threads)[:, 0]
+
+    # pairs buffered: 24 bytes each, and a copy when merged
+    top = _TopCandidates(n, K, exact, n_threads, scale, (max_memory or (256 << 20)) // 48)
 
     def side(Z, rows0, cols0, e, transposed=False):
         """Flag and keep the candidates of the rows of Z (Z's columns are rows cols0..)."""
@@ -1274,9 +1345,11 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
                 if b0 != a0:
                     side(Z.T, b0, a0, e, transposed=True)
                 bar.update()
+        out = top.decide()
+        bar.update()
     finally:
         bar.close()
-    return top.decide(exact, n_threads)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -308,9 +308,8 @@ def test_one_kernel_interface():
 @pytest.mark.parametrize("D", [2, 7, 16])
 def test_two_per_lane_sweep(D):
     # k = 2 at small D takes the two-smallest-per-lane sweep (AVX-512; AVX2
-    # takes the panel path): its two
-    # candidates are the numpy reference's, and k = 1 through the engine
-    # (which asks it for two) is exact
+    # takes the panel path): its two candidates are the numpy reference's,
+    # and k = 1 through the engine (which asks it for two) is exact
     rng = np.random.default_rng(D)
     R = rng.random((5000, D), dtype=np.float32)
     R[2500:2600] = R[:100]  # duplicates: equal candidates in one lane or two

@@ -760,6 +760,47 @@ def test_passes_order_near_ties_below_float32_resolution(dtype, max_memory, K):
     assert np.array_equal(best[1], i[:40]) and np.array_equal(np.sqrt(best[0]), d[:40])
 
 
+@pytest.mark.parametrize("mixed", [False, True])
+def test_passes_flush_their_candidates_within_the_budget(monkeypatch, mixed):
+    """Rows of exact duplicates flag every pair of copies (no bound separates
+    distances of 0): with a small budget the passes decide the buffered pairs
+    exactly as they go (the buffer never holds much more than its budget),
+    and the answers stay knn's, with the reference copied tile by tile and
+    with mixed precisions (float32 samples, float64 training rows)."""
+    made = []
+    real_init = evaluation._TopCandidates.__init__
+
+    def init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        made.append(self)
+
+    monkeypatch.setattr(evaluation._TopCandidates, "MIN_BUDGET", 64)
+    monkeypatch.setattr(evaluation._TopCandidates, "__init__", init)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1400, 40))
+    X[:600] = X[0]  # 600 copies of one row
+    X += 1e3
+    T = X.astype(np.float64 if mixed else np.float32)
+    G = np.concatenate([X[:300], rng.standard_normal((200, 40)) + 1e3]).astype(np.float32)
+    K, mm = 4, 1 << 17  # 2730 pairs buffered; T's float32 copy (225 KB) is made tile by tile
+    d, i = repgap.knn(G, T, k=K)
+    rT = repgap.knn(T, T, k=6)[0][:, 5]
+    c, cov, rec, best = evaluation._dense_pass(G, T, rT, None, n_threads=2, max_memory=mm, progress=False, top=K)
+    assert np.array_equal(best[1], i) and np.array_equal(np.sqrt(best[0]), d)
+    c2, cov2, _ = evaluation._ball_pass_tree(G, T, rT, None, n_threads=1)
+    assert np.array_equal(c, c2) and np.array_equal(cov, cov2)
+    if not mixed:
+        sd, si = repgap.knn(T, T, k=K)
+        sq, ii = evaluation._self_top(T, K, n_threads=2, max_memory=mm, progress=False)
+        assert np.array_equal(ii, si) and np.array_equal(np.sqrt(sq), sd)
+    # tiles of 256 rows at this budget: the buffer exceeds its cap by at most
+    # one tile's flags, where the copies alone give 600^2 = 3.6e5 pairs
+    assert evaluation._budget_rows(mm) == 256
+    assert made and all(t.peak <= t._cap + 256 * 256 for t in made)
+    assert max(t.peak for t in made) > 64
+    assert any(t._tau is not None for t in made)  # flushed mid-pass
+
+
 def _ref_counts(G, T, k):
     Gd, Td = np.asarray(G, dtype=np.float64), np.asarray(T, dtype=np.float64)
     D = np.sqrt(((Gd[:, None, :] - Td[None]) ** 2).sum(-1))
