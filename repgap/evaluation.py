@@ -492,13 +492,18 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     exact = _exact_chunks(exact, D, n_threads)
     budget = (max_memory or (256 << 20)) // 48  # pairs buffered: 24 bytes each, and a copy when merged
 
-    def decide(qi, ti, q0, rows, cand):
+    def decide(qi, ti, q0, rows, cand, ball=None):
         """Exact values of the block's pairs (rows local, of ``rows``; columns
-        global): the radii's decisions and, with ``top``, the merge into the
-        block's lists."""
+        global): the radii's decisions on the pairs a radius flagged (``ball``:
+        a mask; None: all), each decided once, and, with ``top``, the merge of
+        every pair into the block's lists."""
         if not qi.size:
             return
         sq = exact(qi + q0, ti)
+        if cand is not None:
+            cand.merge(qi, ti, sq)
+        if ball is not None:
+            qi, ti, sq = qi[ball], ti[ball], sq[ball]
         d = np.sqrt(sq)
         if rT is not None:
             inside = d < rT[ti]
@@ -506,8 +511,6 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
             covered[ti[inside]] = True
         if rG is not None:
             recalled[ti[d < rG[qi + q0]]] = True
-        if cand is not None:
-            cand.merge(qi, ti, sq)
 
     bar = Progress(-(-m // tq) * -(-n // tr), "ball counts", progress)
     try:
@@ -558,19 +561,18 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
                         balls, nballs = [], 0
                 bar.update()
             # one exact call for the rest of the block: the radii's pairs and
-            # the top's survivors, a pair flagged by both once
-            qs = [p[0] for p in balls]
-            ts = [p[1] for p in balls]
+            # the top's survivors, a pair flagged by both once. The radii
+            # decide only their own pairs: a survivor may be a pair a radius
+            # flagged and an earlier flush already counted
+            bq = np.concatenate([p[0] for p in balls]) if balls else np.empty(0, np.int64)
+            bt = np.concatenate([p[1] for p in balls]) if balls else np.empty(0, np.int64)
             if top:
-                tq_, tt_ = cand.pairs()
-                qs.append(tq_)
-                ts.append(tt_)
-            if qs:
-                qi, ti = np.concatenate(qs), np.concatenate(ts)
-                if top and balls:
-                    key = np.unique(qi * n + ti)
-                    qi, ti = key // n, key % n
-                decide(qi, ti, q0, q1 - q0, cand)
+                sq_, st_ = cand.pairs()
+                kb = bq * n + bt
+                key = np.union1d(kb, sq_ * n + st_)
+                decide(key // n, key % n, q0, q1 - q0, cand, ball=np.isin(key, kb))
+            else:
+                decide(bq, bt, q0, q1 - q0, cand)
             if top:
                 best[0][q0:q1], best[1][q0:q1] = cand.bd, cand.bi
     finally:

@@ -781,14 +781,16 @@ def test_passes_flush_their_candidates_within_the_budget(monkeypatch, mixed):
     X[:600] = X[0]  # 600 copies of one row
     X += 1e3
     T = X.astype(np.float64 if mixed else np.float32)
-    G = np.concatenate([X[:300], rng.standard_normal((200, 40)) + 1e3]).astype(np.float32)
+    # samples in the copies and samples near other training rows (inside
+    # their balls, and among the top survivors: decided once, not per flush)
+    G = np.concatenate([X[:300], X[700:900] + 1e-3 * rng.standard_normal((200, 40))]).astype(np.float32)
     K, mm = 4, 1 << 17  # 2730 pairs buffered; T's float32 copy (225 KB) is made tile by tile
     d, i = repgap.knn(G, T, k=K)
     rT = repgap.knn(T, T, k=6)[0][:, 5]
     c, cov, rec, best = evaluation._dense_pass(G, T, rT, None, n_threads=2, max_memory=mm, progress=False, top=K)
     assert np.array_equal(best[1], i) and np.array_equal(np.sqrt(best[0]), d)
     c2, cov2, _ = evaluation._ball_pass_tree(G, T, rT, None, n_threads=1)
-    assert np.array_equal(c, c2) and np.array_equal(cov, cov2)
+    assert np.array_equal(c, c2) and np.array_equal(cov, cov2) and c[300:].min() >= 1
     if not mixed:
         sd, si = repgap.knn(T, T, k=K)
         sq, ii = evaluation._self_top(T, K, n_threads=2, max_memory=mm, progress=False)
