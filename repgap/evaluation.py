@@ -446,10 +446,10 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
     ``e = f (max |g|^2 + max |t|^2)`` of the exact value. A pair is
     *flagged* when ``-Z - e`` is below a radius it is compared with (the
     ball's, or an upper bound on the row's ``top``-th distance,
-    :class:`_TopCandidates`). After a block of samples has met every tile,
-    its flagged pairs (about ``k + top`` per sample, plus the rare
-    near-ties) are recomputed by the exact primitive in one multi-threaded
-    call and decided on those values. A pair that is not flagged is farther
+    :class:`_TopCandidates`). After a block of samples has met every tile
+    (or earlier, where they outgrow the budget), its flagged pairs (about
+    ``k + top`` per sample, plus the rare near-ties) are recomputed by the
+    exact primitive in one multi-threaded call and decided on those values. A pair that is not flagged is farther
     than every radius it could fall inside, with certainty, so every
     decision is the exact one.
     """
@@ -489,8 +489,13 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
         k = np.arange(qi.size)
         return sqdist_rows(a, b, k, k[:, None], n_threads=threads)[:, 0]
 
-    exact = _exact_chunks(exact, D, n_threads)
-    budget = (max_memory or (256 << 20)) // 48  # pairs buffered: 24 bytes each, and a copy when merged
+    if not same:  # the copies to float64 take memory
+        exact = _exact_chunks(exact, D, n_threads, max_memory or (256 << 20))
+    else:
+        exact = (lambda f: lambda qi, ti, th=n_threads: f(qi, ti, th))(exact)
+    # pairs buffered: 24 bytes each, and a copy when merged; the radii's pairs
+    # as many again (about 1.3 max_memory in all with the tiles)
+    budget = max(_TopCandidates.MIN_BUDGET, (max_memory or (256 << 20)) // 48)
 
     def decide(qi, ti, q0, rows, cand, ball=None):
         """Exact values of the block's pairs (rows local, of ``rows``; columns
@@ -522,7 +527,8 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
             # they outgrow the budget (duplicates: every pair of copies is flagged)
             cand = None
             if top:
-                cand = _TopCandidates(q1 - q0, top, lambda i, j, th: exact(i + q0, j, th), n_threads, scale, budget)
+                cand = _TopCandidates(q1 - q0, top, lambda i, j, th, q0=q0: exact(i + q0, j, th), n_threads, scale,
+                                     budget)
             balls, nballs = [], 0  # (rows, columns) flagged by a radius
             for r0 in range(0, n, tr):
                 r1 = min(r0 + tr, n)
@@ -593,15 +599,21 @@ def _copy32(X, a, b, c, scale, f32, out, factor=1.0):
     step = max(1, (8 << 20) // (8 * max(X.shape[1], 1)))
     inv = factor / scale  # a power of two: exact
     if f32:
-        # 1 / scale first, then the factor: 2 / scale overflows float32 where
-        # scale is 2^-127 (the data's largest magnitude below 2^-127)
-        inv32, f32f = np.float32(1.0 / scale), np.float32(factor)
-        cs = c.astype(np.float32) * inv32 * f32f
+        # 1 / scale as powers of two that float32 holds (it does not hold
+        # 2^128 and beyond: subnormal data), each multiplication exact, then
+        # the factor
+        h = -math.frexp(scale)[1] + 1  # scale = 2^-h
+        mults = [np.float32(2.0**h)] if h <= 120 else [np.float32(2.0 ** (h // 2)), np.float32(2.0 ** (h - h // 2))]
+        if factor != 1.0:
+            mults.append(np.float32(factor))
+        cs = c.astype(np.float32)
+        for mlt in mults:
+            cs = cs * mlt
         for s in range(a, b, step):
             blk = out[s - a : min(s + step, b) - a]
-            np.multiply(X[s : min(s + step, b)], inv32, out=blk)
-            if factor != 1.0:
-                blk *= f32f
+            np.multiply(X[s : min(s + step, b)], mults[0], out=blk)
+            for mlt in mults[1:]:
+                blk *= mlt
             blk -= cs
         return out
     for s in range(a, b, step):
@@ -859,10 +871,11 @@ class _TopCandidates:
         return self.bd, self.bi
 
 
-def _exact_chunks(exact, D, threads):
-    """``exact(qi, ti, threads)`` over chunks of pairs: mixed precisions copy
-    the pairs' rows to float64 (16 D bytes a pair), so at most 64 MiB a call."""
-    step = max(1, (64 << 20) // (16 * max(D, 1)))
+def _exact_chunks(exact, D, threads, max_memory):
+    """``exact(qi, ti, threads)`` over chunks of pairs, for mixed precisions,
+    which copy the pairs' rows to float64 (16 D bytes a pair): at most a
+    quarter of ``max_memory`` (and 64 MiB) a call."""
+    step = max(1, min(64 << 20, max(max_memory // 4, 1 << 16)) // (16 * max(D, 1)))
 
     def run(qi, ti, n_threads=threads):
         if qi.size <= step:
@@ -1292,7 +1305,8 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     primitive), each tile serving its rows and its columns: half the
     products of a k-NN search of X in itself, and the same result
     (``(squared distances, rows)`` sorted by (distance, row)). The flagged
-    pairs are decided once, at the end (:class:`_TopCandidates`)."""
+    pairs are decided at the end, or where they outgrow the budget
+    (:class:`_TopCandidates`)."""
     from ._progress import Progress
     from ._search.exact import sqdist_rows
 

@@ -791,6 +791,11 @@ def test_passes_flush_their_candidates_within_the_budget(monkeypatch, mixed):
     assert np.array_equal(best[1], i) and np.array_equal(np.sqrt(best[0]), d)
     c2, cov2, _ = evaluation._ball_pass_tree(G, T, rT, None, n_threads=1)
     assert np.array_equal(c, c2) and np.array_equal(cov, cov2) and c[300:].min() >= 1
+    # balls that hold everything: every pair is a radius's, flushed tile by
+    # tile, while the top's survivors stay buffered; each pair counted once
+    big = np.full(T.shape[0], 1e9)
+    c3, cov3, _, best3 = evaluation._dense_pass(G, T, big, None, n_threads=2, max_memory=mm, progress=False, top=K)
+    assert (c3 == T.shape[0]).all() and cov3.all() and np.array_equal(best3[1], i)
     if not mixed:
         sd, si = repgap.knn(T, T, k=K)
         sq, ii = evaluation._self_top(T, K, n_threads=2, max_memory=mm, progress=False)
@@ -801,6 +806,22 @@ def test_passes_flush_their_candidates_within_the_budget(monkeypatch, mixed):
     assert made and all(t.peak <= t._cap + 256 * 256 for t in made)
     assert max(t.peak for t in made) > 64
     assert any(t._tau is not None for t in made)  # flushed mid-pass
+
+
+def test_subnormal_float32_features():
+    """float32 features near 2^-140 (subnormal): the copies are scaled up by
+    powers of two that float32 holds (1 / scale itself overflows), so the
+    ball counts and the radii are the exact ones."""
+    rng = np.random.default_rng(9)
+    T = (rng.standard_normal((400, 24)) * 2.0**-140).astype(np.float32)
+    G = np.concatenate([T[:40], (rng.standard_normal((160, 24)) * 2.0**-140).astype(np.float32)])
+    assert evaluation._dense_ok(G, T)
+    with np.errstate(over="raise", invalid="raise"):  # no inf, no 0 * inf (underflow is the data's own)
+        ev = evaluate(G, T, k=3, n_boot=0)
+    assert np.array_equal(ev.ball_counts, _ref_counts(G, T, 3))
+    sq, ii = evaluation._self_top(T, 4, n_threads=1, max_memory=None, progress=False)
+    d, i = repgap.knn(T, T, k=4)
+    assert np.array_equal(ii, i) and np.array_equal(np.sqrt(sq), d)
 
 
 def _ref_counts(G, T, k):
@@ -829,7 +850,7 @@ def test_float32_at_the_end_of_its_range():
     T = (-3e38 + 1e37 * rng.random((200, 12))).astype(np.float32)
     T[:20] = (3e38 - 1e37 * rng.random((20, 12))).astype(np.float32)
     G = np.concatenate([T[:10], T[100:110], (-3e38 + 1e37 * rng.random((30, 12)))]).astype(np.float32)
-    with np.errstate(all="raise"):
+    with np.errstate(over="raise", invalid="raise"):  # no inf, no 0 * inf (underflow is the data's own)
         ev = evaluate(G, T, k=3, n_boot=0)
     assert np.array_equal(ev.ball_counts, _ref_counts(G, T, 3))
 
