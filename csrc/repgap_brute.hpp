@@ -425,9 +425,13 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
             // panel that straddles either end holds rows of other segments,
             // whose lanes sweep_panel skips
             const std::int64_t b0 = start / RB, b1 = (end + RB - 1) / RB;
-            for (std::int64_t b = b0; b < b1; ++b)
+            for (std::int64_t b = b0; b < b1; ++b) {
+                // a segment of a tile that holds every query can take seconds
+                // (2e4 queries x 8192 rows at D = 128: about 1 s on an AVX2 core)
+                if (((b - b0) & 15) == 15 && tile_poll(p.poll, &last_poll)) return;
                 sweep_panel(p, w, p.gP + (std::size_t)b * D * RB, p.grn + (std::size_t)b * RB, b * RB, start,
                             end, nq, sliced);
+            }
         } else if (nb > 0 && !gemm) {
             const int npan = (int)round_up(nb, RB) / RB;
             // Pack panels: panel b holds rows start+b*RB.. as a D x RB block.
@@ -439,6 +443,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                 // for one neighbour's certificate, the bound on every other row)
                 T sec3[3], seed3[3];
                 for (int i0 = 0; i0 < nq; i0 += 3) {
+                    if ((i0 % 96) == 93 && tile_poll(p.poll, &last_poll)) return;
                     const int ni = std::min(3, nq - i0);
                     // each query's candidate list bounds the rows worth a lane
                     for (int i = 0; i < 3; ++i) seed3[i] = i < ni ? w->cd[(std::size_t)(i0 + i) * K + K - 1] : inf;
@@ -461,6 +466,7 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                 T* m1 = w->blk; T* m2 = w->blk + 2 * RB;
                 std::int32_t* p1 = w->lanepan; std::int32_t* p2 = w->lanepan + 2 * RB;
                 for (int i0 = 0; i0 < nq; i0 += 2) {
+                    if ((i0 % 64) == 62 && tile_poll(p.poll, &last_poll)) return;
                     const int ni = std::min(2, nq - i0);
                     nn2_panels(w->Qp + (std::size_t)i0 * D, D, w->P, w->rn, npan, m1, p1, m2, p2);
                     for (int i = 0; i < ni; ++i) {
@@ -477,9 +483,11 @@ void brute_query_tile(const BruteProblem<T>& p, BruteWork<T>* w, std::int64_t ti
                     }
                 }
             } else
-                for (int b = 0; b < npan; ++b)
+                for (int b = 0; b < npan; ++b) {
+                    if ((b & 15) == 15 && tile_poll(p.poll, &last_poll)) return;
                     sweep_panel(p, w, w->P + (std::size_t)b * D * RB, w->rn + (std::size_t)b * RB,
                                 start + (std::int64_t)b * RB, start, end, nq, sliced);
+                }
         } else if (nb > 0) {
             const T* Pr = w->P;
             const T* rn = w->rn;
