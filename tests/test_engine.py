@@ -371,6 +371,31 @@ def test_a_new_backend_is_one_registry_entry(monkeypatch):
         repgap.knn(Q, R, k=1, backend="fake")
 
 
+def _finishing_time(m, t, T):
+    # tiles taken in order by whichever thread is free, equal tiles of t
+    # queries (padded to blocks of 8): the busiest thread's queries
+    loads = [0] * T
+    for s in range(0, m, t):
+        loads[loads.index(min(loads))] += -(-min(t, m - s) // 8) * 8
+    return max(loads)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("m,largest,T", [(3000, 328, 2), (10000, 328, 2), (10000, 360, 2), (1000, 256, 2),
+                                         (20000, 4096, 2), (777, 200, 3), (12345, 64, 4), (50, 64, 2)])
+def test_query_tiles_keep_the_threads_equally_busy(m, largest, T):
+    # 3000 queries in tiles of 328 left one of two threads idle for 9 % of
+    # the search (9 full tiles and one of 48); the chosen tile is a multiple
+    # of 8 (or the given size), at most the given size, and no other
+    # candidate size in [largest / 2, largest] finishes sooner
+    t = kernels("cython")._balanced_tile(m, largest, T)
+    assert t <= largest and (t % 8 == 0 or t == largest)
+    best = min(_finishing_time(m, c, T) for c in range(largest // 8 * 8, max(8, largest // 2) - 1, -8))
+    assert _finishing_time(m, t, T) == best if m > largest else t == largest
+    if (m, largest, T) == (3000, 328, 2):
+        assert _finishing_time(m, t, T) <= 1520   # 1500 queries each, to a block of 8
+
+
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
 @pytest.mark.parametrize("D", [40, 300])
 @pytest.mark.parametrize("dtype,algorithm", [(np.float32, "fused"), (np.float32, "gemm"),
