@@ -33,6 +33,7 @@ the invariant lower bound beside it (:meth:`Group.bounds`).
 Distances that decide results are recomputed as differences in float64 once
 the minimising element is known (docs/theory.md, section 6).
 """
+import functools
 import itertools
 import math
 
@@ -421,6 +422,23 @@ def _radial_pair_invariant(C, sort):
 
 
 # ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=32)
+def _shift_permutations(shape, reflections):
+    """(order, D) int64 index maps of the cyclic shifts (and reflections) of
+    a grid, built once per shape: a search against the images asks for them
+    on every call (64 rolls of an 8 x 8 grid: 3 ms of a 0.19 s search)."""
+    D = math.prod(shape)
+    grid = np.arange(D).reshape(shape)
+    out = []
+    for flip in (False, True) if reflections else (False,):
+        S = np.roll(np.flip(grid, axis=-1), 1, axis=-1) if flip else grid   # CyclicShift._mirror
+        for shift in np.ndindex(*shape):
+            out.append(np.roll(S, shift, axis=tuple(range(len(shape)))).ravel())
+    P = np.asarray(out, dtype=np.int64)
+    P.flags.writeable = False
+    return P
+
+
 class CyclicShift(Group):
     """Cyclic shifts of 1-D signals (``shape=None``: the whole row) or of 2-D
     images on the torus (``shape=(h, w)``).
@@ -469,14 +487,7 @@ class CyclicShift(Group):
 
     def index_permutations(self, D):
         """(order, D) int64: element g maps y to ``y[perm[g]]`` (the identity first)."""
-        shape = self.shape if self.shape else (D,)
-        grid = np.arange(D).reshape(shape)
-        out = []
-        for flip in (False, True) if self.reflections else (False,):
-            S = self._mirror(grid[None])[0] if flip else grid
-            for shift in np.ndindex(*shape):
-                out.append(np.roll(S, shift, axis=tuple(range(len(shape)))).ravel())
-        return np.asarray(out, dtype=np.int64)
+        return _shift_permutations(tuple(self.shape) if self.shape else (D,), self.reflections).copy()
 
     def images(self, Y):
         Y = np.asarray(Y)
