@@ -475,7 +475,7 @@ def _balanced_tile(int64_t m, int64_t largest, int n_threads):
     """
     cdef int64_t T = max(1, n_threads)
     cdef int64_t top = max(8, largest // 8 * 8)
-    if T == 1 or m <= top:
+    if T == 1 or m <= top or largest < 8:
         return int(largest)
     cdef int64_t t, f, r, span, best_t = top, best_span = -1
     t = top

@@ -251,6 +251,11 @@ def _canonical_images(X, Y, perms, signs=None):
     from ._search.exact import canonical_images_min
 
     perms = np.asarray(perms, dtype=np.int64)
+    D = np.shape(X)[-1]
+    if perms.ndim != 2 or perms.shape[1] != D or np.shape(Y)[-1] != D or (perms.size and (
+            perms.min() < 0 or perms.max() >= D)):
+        raise ValueError(f"index maps of shape {perms.shape} cannot act on rows of {D} and "
+                         f"{np.shape(Y)[-1]} values")
     if signs is None:
         signs = np.ones(perms.shape[0])
     return canonical_images_min(X, Y, perms, signs)
@@ -422,11 +427,28 @@ def _radial_pair_invariant(C, sort):
 
 
 # ---------------------------------------------------------------------------
-@functools.lru_cache(maxsize=32)
+#: index maps of at most this many entries are kept between calls (8 MiB);
+#: larger ones (a 1-D shift group of rows of 4096) are rebuilt per call
+_SHIFT_CACHE_ENTRIES = 1 << 20
+
+
 def _shift_permutations(shape, reflections):
     """(order, D) int64 index maps of the cyclic shifts (and reflections) of
-    a grid, built once per shape: a search against the images asks for them
-    on every call (64 rolls of an 8 x 8 grid: 3 ms of a 0.19 s search)."""
+    a grid, read-only; small ones are built once per shape (a search against
+    the images asks for them on every call: 64 rolls of an 8 x 8 grid, 3 ms
+    of a 0.19 s search)."""
+    D = math.prod(shape)
+    if D * D * (2 if reflections else 1) <= _SHIFT_CACHE_ENTRIES:
+        return _shift_permutations_cached(shape, reflections)
+    return _build_shift_permutations(shape, reflections)
+
+
+@functools.lru_cache(maxsize=32)
+def _shift_permutations_cached(shape, reflections):
+    return _build_shift_permutations(shape, reflections)
+
+
+def _build_shift_permutations(shape, reflections):
     D = math.prod(shape)
     grid = np.arange(D).reshape(shape)
     out = []
@@ -487,7 +509,10 @@ class CyclicShift(Group):
 
     def index_permutations(self, D):
         """(order, D) int64: element g maps y to ``y[perm[g]]`` (the identity first)."""
-        return _shift_permutations(tuple(self.shape) if self.shape else (D,), self.reflections).copy()
+        # the maps index rows of exactly D values: a grid of another size
+        # would read past the rows (the compiled minimum does not check)
+        self.check_dim(D)
+        return _shift_permutations(tuple(self.shape) if self.shape else (int(D),), self.reflections).copy()
 
     def images(self, Y):
         Y = np.asarray(Y)

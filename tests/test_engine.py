@@ -388,12 +388,29 @@ def test_query_tiles_keep_the_threads_equally_busy(m, largest, T):
     # the search (9 full tiles and one of 48); the chosen tile is a multiple
     # of 8 (or the given size), at most the given size, and no other
     # candidate size in [largest / 2, largest] finishes sooner
-    t = kernels("cython")._balanced_tile(m, largest, T)
+    bt = kernels("cython")._balanced_tile
+    t = bt(m, largest, T)
     assert t <= largest and (t % 8 == 0 or t == largest)
-    best = min(_finishing_time(m, c, T) for c in range(largest // 8 * 8, max(8, largest // 2) - 1, -8))
-    assert _finishing_time(m, t, T) == best if m > largest else t == largest
+    top = largest // 8 * 8
+    sizes = range(top, max(8, top // 2) - 1, -8)
+    best = min(_finishing_time(m, c, T) for c in sizes)
+    if m > largest:
+        # the soonest finish, and of those the largest tile (fewer tiles to pack)
+        assert _finishing_time(m, t, T) == best
+        assert t == max(c for c in sizes if _finishing_time(m, c, T) == best)
+    else:
+        assert t == largest
     if (m, largest, T) == (3000, 328, 2):
         assert _finishing_time(m, t, T) <= 1520   # 1500 queries each, to a block of 8
+        # every size of a small grid, several thread counts
+        for mm in range(1, 400, 7):
+            for TT in (2, 3, 4):
+                for ll in (8, 64, 100, 136):
+                    tt = bt(mm, ll, TT)
+                    cand = range(ll // 8 * 8, max(8, ll // 8 * 8 // 2) - 1, -8)
+                    if mm > ll:
+                        assert _finishing_time(mm, tt, TT) == min(_finishing_time(mm, c, TT) for c in cand)
+                    assert tt <= ll
 
 
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
