@@ -466,12 +466,14 @@ def _balanced_tile(int64_t m, int64_t largest, int n_threads):
     The tiles are taken in order by whichever thread is free, so with equal
     tiles the last round decides: 3000 queries in tiles of 328 make 9 full
     tiles and one of 48, and one thread runs 5 tiles while the other runs
-    4.15 (9 % of two threads idle; measured: D = 784, 3e4 x 3e3, 1.25 s at
-    328 against 1.03 s at 752 on 2 AVX2 cores). The finishing time of tile
-    size t is ``ceil(f / T) * t`` for f full tiles on T threads (a remainder
-    runs on a thread with one tile less), or ``(f / T) * t + r`` where T
-    divides f and a remainder r is left; of the sizes with the least finishing time the largest wins
-    (fewer tiles: less packing and fewer BLAS calls).
+    4.15 (9 % of two threads idle; D = 784, 3e4 x 3e3, k = 1, 2 AVX2 cores,
+    medians of 7: 1.02 s at the balanced 304 against 1.12 s at 328, on a
+    machine whose times moved by 20 % between runs). The finishing time of
+    tile size t is ``ceil(f / T) * t`` for f full tiles on T threads (a
+    remainder runs on a thread with one tile less), or ``(f / T) * t + r``
+    where T divides f and a remainder r is left; of the sizes with the
+    least finishing time the largest wins (fewer tiles: less packing and
+    fewer BLAS calls).
     """
     cdef int64_t T = max(1, n_threads)
     cdef int64_t top = max(8, largest // 8 * 8)

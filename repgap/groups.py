@@ -251,11 +251,6 @@ def _canonical_images(X, Y, perms, signs=None):
     from ._search.exact import canonical_images_min
 
     perms = np.asarray(perms, dtype=np.int64)
-    D = np.shape(X)[-1]
-    if perms.ndim != 2 or perms.shape[1] != D or np.shape(Y)[-1] != D or (perms.size and (
-            perms.min() < 0 or perms.max() >= D)):
-        raise ValueError(f"index maps of shape {perms.shape} cannot act on rows of {D} and "
-                         f"{np.shape(Y)[-1]} values")
     if signs is None:
         signs = np.ones(perms.shape[0])
     return canonical_images_min(X, Y, perms, signs)
@@ -432,23 +427,17 @@ def _radial_pair_invariant(C, sort):
 _SHIFT_CACHE_ENTRIES = 1 << 20
 
 
-def _shift_permutations(shape, reflections):
-    """(order, D) int64 index maps of the cyclic shifts (and reflections) of
-    a grid, read-only; small ones are built once per shape (a search against
-    the images asks for them on every call: 64 rolls of an 8 x 8 grid, 3 ms
-    of a 0.19 s search)."""
-    D = math.prod(shape)
-    if D * D * (2 if reflections else 1) <= _SHIFT_CACHE_ENTRIES:
-        return _shift_permutations_cached(shape, reflections)
-    return _build_shift_permutations(shape, reflections)
-
-
 @functools.lru_cache(maxsize=32)
-def _shift_permutations_cached(shape, reflections):
-    return _build_shift_permutations(shape, reflections)
+def _cached_shift_permutations(shape, reflections):
+    # a search against the images asks for the maps on every call (64 rolls
+    # of an 8 x 8 grid: 3 ms of a 0.19 s search)
+    P = _build_shift_permutations(shape, reflections)
+    P.flags.writeable = False
+    return P
 
 
 def _build_shift_permutations(shape, reflections):
+    """(order, D) int64 index maps of the cyclic shifts (and reflections) of a grid."""
     D = math.prod(shape)
     grid = np.arange(D).reshape(shape)
     out = []
@@ -456,9 +445,7 @@ def _build_shift_permutations(shape, reflections):
         S = np.roll(np.flip(grid, axis=-1), 1, axis=-1) if flip else grid   # CyclicShift._mirror
         for shift in np.ndindex(*shape):
             out.append(np.roll(S, shift, axis=tuple(range(len(shape)))).ravel())
-    P = np.asarray(out, dtype=np.int64)
-    P.flags.writeable = False
-    return P
+    return np.asarray(out, dtype=np.int64)
 
 
 class CyclicShift(Group):
@@ -512,7 +499,10 @@ class CyclicShift(Group):
         # the maps index rows of exactly D values: a grid of another size
         # would read past the rows (the compiled minimum does not check)
         self.check_dim(D)
-        return _shift_permutations(tuple(self.shape) if self.shape else (int(D),), self.reflections).copy()
+        shape = tuple(self.shape) if self.shape else (int(D),)
+        if D * D * (2 if self.reflections else 1) <= _SHIFT_CACHE_ENTRIES:
+            return _cached_shift_permutations(shape, self.reflections).copy()
+        return _build_shift_permutations(shape, self.reflections)
 
     def images(self, Y):
         Y = np.asarray(Y)

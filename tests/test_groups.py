@@ -454,3 +454,19 @@ def test_canonical_images_compiled_and_numpy_give_the_same_bits():
         d = g.canonical_distance2(Z, W)
         assert np.array_equal(d, g.canonical_distance2(W, Z))  # symmetric to the last bit
         assert np.all(np.isfinite(d))
+
+
+@pytest.mark.parametrize("reflections", [False, True])
+@pytest.mark.parametrize("D", [5, 7])
+def test_cyclic_maps_refuse_rows_of_another_length(D, reflections):
+    # a 2 x 3 grid acts on rows of 6 values; its maps on rows of 5 read past
+    # them in the compiled minimum (a crash with reflections) and on rows of 7
+    # gave wrong distances, once the maps were kept between calls
+    g = CyclicShift((2, 3), reflections=reflections)
+    g.canonical_distance2(np.ones((2, 6)), np.ones((2, 6)))   # the maps of the 6-value grid are now cached
+    X = np.ones((2, D))
+    with pytest.raises(ValueError, match="rows of length 6"):
+        g.canonical_distance2(X, X)
+    with pytest.raises(ValueError, match="cannot act on rows"):
+        from repgap._search.exact import canonical_images_min
+        canonical_images_min(X, X, g.index_permutations(6), np.ones(g.group_order(6)))

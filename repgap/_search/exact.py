@@ -145,6 +145,11 @@ def canonical_images_min(X, Y, perms, signs, n_threads=1):
     Y = np.ascontiguousarray(Y, dtype=np.float64)
     perms = np.ascontiguousarray(perms, dtype=np.int64)
     signs = np.ascontiguousarray(signs, dtype=np.float64)
+    D = X.shape[1]
+    if perms.ndim != 2 or perms.shape[1] != D or Y.shape[1] != D or (perms.size and (
+            perms.min() < 0 or perms.max() >= D)):
+        # the compiled kernel reads y[perm] unchecked: maps that do not fit the rows would read past them
+        raise ValueError(f"index maps of shape {perms.shape} cannot act on rows of {D} and {Y.shape[1]} values")
     mod = _compiled()
     if mod is not None and hasattr(mod, "canonical_images_min"):
         from .certify import rho64
