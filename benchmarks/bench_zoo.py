@@ -73,7 +73,7 @@ DEFAULT_METHODS = ["calibrated", "twonn", "mle", "gride", "gap", "corr", "weibul
 SEED_SETS = {"tuning": datasets.ZOO_TUNING_SEEDS, "heldout": datasets.ZOO_HELDOUT_SEEDS}
 FIELDS = ["family", "category", "d", "D", "n", "seed_set", "seed", "method", "estimate", "ci_low", "ci_high",
           "covered", "rel_error", "time_s", "status", "error", "n_warnings", "warnings", "flagged", "flags",
-          "x_sha1", "repgap"]
+          "conservative", "x_sha1", "repgap"]
 KEY = ("family", "n", "seed_set", "seed", "method")
 # words in the name of an estimator attribute (fitted, trailing "_") that
 # mark a flag: GapLaw.pre_asymptotic_ today, anything of the kind later
@@ -114,7 +114,7 @@ def run_dataset(family, n, seed_set, seed, methods):
     rows = []
     for m in methods:
         row = dict(base, method=m, estimate=math.nan, ci_low=math.nan, ci_high=math.nan, covered="",
-                   rel_error=math.nan, error="", flagged="", flags="")
+                   rel_error=math.nan, error="", flagged="", flags="", conservative="")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             t = time.perf_counter()
@@ -129,6 +129,8 @@ def run_dataset(family, n, seed_set, seed, methods):
                 has, fl = _flags(res.estimator)
                 if has:
                     row.update(flagged=int(bool(fl)), flags=";".join(fl))
+                if hasattr(type(res.estimator), "conservative_"):
+                    row["conservative"] = int(res.estimator.conservative_)
             except Exception as e:  # noqa: BLE001 -- recorded per run
                 row["time_s"] = time.perf_counter() - t
                 row.update(status="error", error=f"{type(e).__name__}: {e}".replace("\n", " ")[:300])
@@ -176,6 +178,12 @@ def _stats(rows):
     # runs whose estimator raised no validity flag: the ones its interval
     # must cover at the nominal rate (a flagged run says it may not)
     cov_u = [int(r["covered"]) for r in ok if r["covered"] not in ("", None) and r["flagged"] in ("", "0", 0)]
+    # runs whose interval the models' spread dominates (conservative_: it
+    # covers more than the nominal rate where one model holds), and the rest
+    cons = [(r.get("conservative") in ("1", 1), int(r["covered"])) for r in ok
+            if r["covered"] not in ("", None) and r["flagged"] in ("", "0", 0) and r.get("conservative") not in ("", None)]
+    cov_c = [c for m, c in cons if m]
+    cov_nc = [c for m, c in cons if not m]
     times = [_f(r["time_s"]) for r in rows if r.get("time_s") not in ("", None)]
     has_flag = [r for r in rows if r["flagged"] not in ("", None)]
     width = hi - lo
@@ -185,6 +193,8 @@ def _stats(rows):
                width=float(np.mean(width[np.isfinite(width)])) if np.isfinite(width).any() else math.nan,
                coverage=float(np.mean(cov)) if cov else math.nan,
                coverage_unflagged=float(np.mean(cov_u)) if cov_u else math.nan, n_unflagged=len(cov_u),
+               coverage_conservative=float(np.mean(cov_c)) if cov_c else math.nan, n_conservative=len(cov_c),
+               coverage_other=float(np.mean(cov_nc)) if cov_nc else math.nan, n_other=len(cov_nc),
                time=float(np.mean(times)) if times else math.nan,
                warned=sum(int(r["n_warnings"] or 0) > 0 for r in rows),
                flagged=sum(int(r["flagged"]) for r in has_flag) if has_flag else None,
@@ -236,9 +246,10 @@ def summarize(rows, title=""):
         # over all families
         out.append("### All families\n")
         out.append("| n | method | families | runs | MRE | median rel. error | coverage | coverage unflagged | "
-                   "families with unflagged coverage >= 0.90 (or all flagged) | mean time (s) | "
-                   "warned | flagged | errors |")
-        out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                   "families with unflagged coverage >= 0.90 (or all flagged) | "
+                   "coverage of the unflagged runs marked conservative (runs) | of the others (runs) | "
+                   "mean time (s) | warned | flagged | errors |")
+        out.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         by = _group(R, ("n", "method"))
         byfam = _group(R, ("n", "method", "family"))
         for n in ns:
@@ -257,7 +268,8 @@ def summarize(rows, title=""):
                     good += int(sf["n_unflagged"] == 0 or cu >= 0.90)
                 out.append(f"| {n} | {m} | {len(fams)} | {s['runs']} | {_fmt(s['mre'])} | "
                            f"{_fmt(med)} | {_fmt(s['coverage'], 2)} | {_fmt(s['coverage_unflagged'], 2)} | "
-                           f"{good}/{len(fams)} | {_fmt(s['time'], 2)} | {s['warned']} | "
+                           f"{good}/{len(fams)} | {_fmt(s['coverage_conservative'], 3)} ({s['n_conservative']}) | "
+                           f"{_fmt(s['coverage_other'], 3)} ({s['n_other']}) | {_fmt(s['time'], 2)} | {s['warned']} | "
                            f"{_fmt(s['flagged'])} | {s['errors']} |")
         out.append("")
 
@@ -374,8 +386,12 @@ def main(argv=None):
 
     new = args.fresh or not os.path.exists(args.out) or os.path.getsize(args.out) == 0
     t0 = time.perf_counter()
+    fields = FIELDS
+    if not new:  # append in the file's own columns (a CSV from before a column was added)
+        with open(args.out, newline="") as fh:
+            fields = next(csv.reader(fh))
     with open(args.out, "w" if new else "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
 

@@ -218,7 +218,8 @@ cdef extern from "repgap_kdtree.hpp" namespace "repgap" nogil:
         KDTree() except +
         int J
         void build(const T* R, Py_ssize_t rs0, Py_ssize_t rs1, int D,
-                   const int64_t* order, const int64_t* ck, int J, int leaf, int box_dims) except +
+                   const int64_t* order, const int64_t* ck, int J, int leaf, int box_dims,
+                   int n_threads) except +
         void query(const double* q, double* bd, int64_t* bi, int k)
         int locate(const double* q)
 
@@ -399,8 +400,13 @@ def _kdtree(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] o
     cdef list raised = []
     cdef const floating* Qb = _base(Q)
     cdef Py_ssize_t qs0 = Q.strides[0] // itemsize, qs1 = Q.strides[1] // itemsize
-    tree.build(_base(R), R.strides[0] // itemsize, R.strides[1] // itemsize, D,
-               &order[0] if order is not None else NULL, &ckpt[0], J, leafsize, box_dims)
+    cdef const floating* Rb = _base(R)
+    cdef Py_ssize_t rs0 = R.strides[0] // itemsize, rs1 = R.strides[1] // itemsize
+    cdef const int64_t* ob = &order[0] if order is not None else NULL
+    with nogil:
+        # the two halves of large nodes on two threads (the same tree): at
+        # D = 3 the build is most of a search of 1e4 queries in 1e5 points
+        tree.build(Rb, rs0, rs1, D, ob, &ckpt[0], J, leafsize, box_dims, n_threads)
     # Visit the queries leaf by leaf (spatially coherent): consecutive
     # searches then share tree nodes and points in cache. The results do
     # not depend on the visiting order.

@@ -49,13 +49,20 @@ struct KDTree {
         return (int)(std::upper_bound(ckpt.begin(), ckpt.end(), r) - ckpt.begin());
     }
 
-    int build_node(std::int64_t lo, std::int64_t hi, std::vector<std::int64_t>& idx,
-                   const std::vector<T>& src) {
-        int id = (int)lo_.size();
-        lo_.push_back(lo); hi_.push_back(hi);
-        left_.push_back(-1); right_.push_back(-1); jmin_.push_back(0); dim_.push_back(-1);
-        split_.push_back(0.0);
-        bmin_.resize(bmin_.size() + B); bmax_.resize(bmax_.size() + B);
+    // Nodes below a node of n points (median splits: the shape depends on n
+    // only, so every subtree's node numbers are known before it is built and
+    // the two halves can be built at once; a node of equal points stops
+    // early and leaves its numbers unused).
+    std::int64_t node_count(std::int64_t cnt) const {
+        return cnt <= leafsize ? 1 : 1 + node_count(cnt / 2) + node_count(cnt - cnt / 2);
+    }
+
+    // Builds node `id` over idx[lo, hi) (ranks) and its subtree, numbered
+    // depth first from id. Subtrees of at least `par_min` points are built
+    // as OpenMP tasks (the numbering, hence the tree, is the same).
+    void build_node(std::int64_t id, std::int64_t lo, std::int64_t hi, std::vector<std::int64_t>& idx,
+                    const std::vector<T>& src, std::int64_t par_min) {
+        lo_[id] = lo; hi_[id] = hi;
         double* bmn = &bmin_[(std::size_t)id * B];
         double* bmx = &bmax_[(std::size_t)id * B];
         for (int d = 0; d < B; ++d) {
@@ -73,11 +80,11 @@ struct KDTree {
             if (idx[t] < rmin) rmin = idx[t];   // idx holds ranks
         }
         jmin_[id] = first_ckpt(rmin);
-        if (hi - lo <= leafsize) return id;
+        if (hi - lo <= leafsize) return;
         int best = 0; double spread = -1;
         for (int d = 0; d < B; ++d)
             if (bmx[d] - bmn[d] > spread) { spread = bmx[d] - bmn[d]; best = d; }
-        if (spread <= 0) return id;  // all points equal: keep as a leaf
+        if (spread <= 0) return;  // all points equal: keep as a leaf
         std::int64_t mid = lo + (hi - lo) / 2;
         std::nth_element(idx.begin() + lo, idx.begin() + mid, idx.begin() + hi,
                          [&](std::int64_t a, std::int64_t b) {
@@ -85,17 +92,31 @@ struct KDTree {
                          });
         dim_[id] = best;
         split_[id] = (double)src[(std::size_t)idx[mid] * D + best];
-        int l = build_node(lo, mid, idx, src);
-        int r = build_node(mid, hi, idx, src);
-        left_[id] = l; right_[id] = r;
-        return id;
+        const std::int64_t l = id + 1, r = id + 1 + node_count(mid - lo);
+        left_[id] = (std::int32_t)l; right_[id] = (std::int32_t)r;
+        if (hi - lo >= par_min) {
+#ifdef _OPENMP
+#pragma omp task default(shared) firstprivate(l, lo, mid)
+#endif
+            build_node(l, lo, mid, idx, src, par_min);
+            build_node(r, mid, hi, idx, src, par_min);
+#ifdef _OPENMP
+#pragma omp taskwait
+#endif
+        } else {
+            build_node(l, lo, mid, idx, src, par_min);
+            build_node(r, mid, hi, idx, src, par_min);
+        }
     }
 
     // R: reference (strides in elements); order[rank] = row (or NULL for identity);
-    // the tree holds ranks 0 .. ckpt[J-1]-1.
+    // the tree holds ranks 0 .. ckpt[J-1]-1. n_threads > 1 builds the two
+    // halves of large nodes at once (the same tree).
     void build(const T* R, std::ptrdiff_t rs0, std::ptrdiff_t rs1, int D_,
-               const std::int64_t* order, const std::int64_t* ck, int J_, int leaf, int box_dims = 0) {
-        D = D_; J = J_; leafsize = leaf;
+               const std::int64_t* order, const std::int64_t* ck, int J_, int leaf, int box_dims = 0,
+               int n_threads = 1) {
+        // leaf < 1 builds the tree of leaf = 1 (node_count would not end)
+        D = D_; J = J_; leafsize = leaf < 1 ? 1 : leaf;
         B = (box_dims > 0 && box_dims < D_) ? box_dims : D_;
         ckpt.assign(ck, ck + J_);
         n = ckpt[J - 1];
@@ -106,9 +127,26 @@ struct KDTree {
         }
         std::vector<std::int64_t> idx(n);
         for (std::int64_t t = 0; t < n; ++t) idx[t] = t;
-        lo_.clear(); hi_.clear(); left_.clear(); right_.clear(); jmin_.clear(); dim_.clear();
-        split_.clear(); bmin_.clear(); bmax_.clear();
-        build_node(0, n, idx, src);
+        const std::int64_t nodes = node_count(n);
+        lo_.assign(nodes, 0); hi_.assign(nodes, 0);
+        left_.assign(nodes, -1); right_.assign(nodes, -1); jmin_.assign(nodes, 0); dim_.assign(nodes, -1);
+        split_.assign(nodes, 0.0);
+        bmin_.assign((std::size_t)nodes * B, 0.0); bmax_.assign((std::size_t)nodes * B, 0.0);
+        // a task per half of at least 2^14 points: smaller ones cost more to
+        // hand over than to build
+        const std::int64_t par_min = 1 << 14;
+#ifdef _OPENMP
+        if (n_threads > 1 && n >= 2 * par_min) {
+#pragma omp parallel num_threads(n_threads)
+#pragma omp single
+            build_node(0, 0, n, idx, src, par_min);
+        } else {
+            build_node(0, 0, n, idx, src, n + 1);
+        }
+#else
+        (void)n_threads;
+        build_node(0, 0, n, idx, src, n + 1);
+#endif
         pts.resize((std::size_t)n * D); rank.resize(n); orig.resize(n); jpt.resize(n);
         for (std::int64_t t = 0; t < n; ++t) {
             std::int64_t r = idx[t];

@@ -18,8 +18,8 @@ import numpy as np
 
 from . import local
 from ._validation import check_bool, check_int, check_random_state, check_real
-from .estimators import (GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw, NeighbourStats, TwoNN,
-                         WeibullShape, _levina_bickel_inverses, _split_rows, interval_parts)
+from .estimators import (CONSERVATIVE_RATIO, GRIDE, MLE, CalibratedTwoNN, CorrelationDimension, GapLaw,
+                         NeighbourStats, TwoNN, WeibullShape, _levina_bickel_inverses, _split_rows, interval_parts)
 from .gap import _host, _jsonable
 
 #: The point-process estimators that ``analyze`` runs by default, beside the gap law.
@@ -239,11 +239,16 @@ class Analysis:
             flags = v.get("flags") or {}
             lines.append(f"  {v['label']:<30} {v['dimension']:>8.3f}  [{ci[0]:>7.3f}, {ci[1]:>7.3f}]"
                          f"  {v['seconds']:>6.2f}s  {_params_text(k, v.get('params') or {})}"
-                         + (f"  [{', '.join(flags)}]" if flags else ""))
+                         + (f"  [{', '.join(flags)}]" if flags else "")
+                         + ("  (conservative)" if v.get("conservative") else ""))
         widened = [v["label"].split(" (")[0] for v in self.estimators.values() if "model_term" in v]
         if widened:
             lines.append(f"  ({', '.join(widened)}: the interval carries the models' spread besides the sampling noise, "
                          "both parts in report.json)")
+        if any(v.get("conservative") for v in self.estimators.values()):
+            lines.append("  (conservative: the models' spread makes the interval at least "
+                         f"{CONSERVATIVE_RATIO:g}x the sampling one; where one model holds it covers more than "
+                         "the nominal rate)")
         shared = [v["label"].split(" (")[0] for k, v in self.estimators.items() if k in ("twonn", "mle", "gride")]
         if len(shared) > 1 and "neighbours" in self.timings:
             lines.append(f"  ({', '.join(shared)} share one k-NN search, {self.timings['neighbours']:.2f}s, "

@@ -459,6 +459,9 @@ def cmd_id(args, say):
         else:
             print(f"  sampling interval [{slo:.4f}, {shi:.4f}], each half-width h widened to sqrt(h^2 + z^2 b^2) by "
                   f"the models' spread b = {out['model_term']:.4f} ({out['model_term_name']})")
+        if out.get("conservative"):
+            print("  conservative: the models' spread dominates the interval; where one model holds it covers more "
+                  "than the nominal rate")
     nd = int(getattr(res.estimator, "n_duplicates_", 0) or 0) + int(getattr(res.estimator, "n_train_duplicates_", 0) or 0)
     out["n_duplicates"] = nd
     if nd:

@@ -405,7 +405,8 @@ def plot_dimension_vs_scale(analysis, *, ax=None, title=None):
             saw([s2 * dx], [v["dimension"]])
             ax.errorbar([s2 * dx], [v["dimension"]], yerr=yerr, fmt=mk, ms=7, color=c, mec="k", mew=0.6,
                         elinewidth=1.8, capsize=4, capthick=1.5, zorder=6,
-                        label=f"{short[k]}: {v['dimension']:.2f} [{lo:.2f}, {hi:.2f}]")
+                        label=f"{short[k]}: {v['dimension']:.2f} [{lo:.2f}, {hi:.2f}]"
+                        + (", conservative" if v.get("conservative") else ""))
     note = None
     if hasattr(analysis, "dimension_ci"):
         lo, hi = analysis.dimension_ci

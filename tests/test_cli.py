@@ -299,3 +299,18 @@ def test_ctrl_c_stops_a_running_analysis_cleanly(tmp_path):
     assert err.strip().splitlines()[-1] == "repgap: interrupted" and "Traceback" not in err
     assert time.perf_counter() - t < 10
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_id_says_when_its_interval_is_conservative(tmp_path, capsys):
+    # cube12: the ball's correction and the cube's differ by 2-3 sampling
+    # errors, the interval holds both and the command says it covers more
+    # than the nominal rate; sphere2: the models agree and nothing is said
+    from repgap import datasets
+
+    for family, marked in (("cube12", True), ("sphere2", False)):
+        p = tmp_path / f"{family}.npy"
+        np.save(p, datasets.zoo_family(family, 1000, random_state=0).X)
+        code, out, err = run(["id", str(p), "--json", str(tmp_path / f"{family}.json")], capsys)
+        assert code == 0, err
+        assert ("conservative:" in out) is marked, out
+        assert json.load(open(tmp_path / f"{family}.json"))["conservative"] is marked

@@ -521,3 +521,54 @@ def test_one_neighbour_near_tie_in_the_same_lane_is_certified_exactly():
             exact = ((Q[qi].astype(np.float64) - R.astype(np.float64)) ** 2).sum(-1)
             assert i[0, 0] == np.argmin(exact) == (37 if swap else 5)
             assert d[0, 0] ** 2 == pytest.approx(exact.min(), rel=1e-15)
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kd_tree_built_on_threads_is_the_same_tree(dtype):
+    # the two halves of every node of 2^14 points or more are built as
+    # OpenMP tasks, numbered in advance from the halves' sizes: the tree, and
+    # every (distance, index), is the one of the serial build, also with
+    # blocks of equal points (a node of equal points ends early and leaves
+    # its numbers unused), several prefixes and boxes on 2 of 3 coordinates
+    rng = np.random.default_rng(5)
+    R = rng.random((70000, 3)).astype(dtype)
+    R[10000:30000] = R[10000]                      # 20000 copies of one point
+    R[40000:45000, :2] = np.round(R[40000:45000, :2] * 4) / 4    # ties on a grid
+    Q = np.concatenate([rng.random((500, 3)), R[9990:10010].astype(np.float64)]).astype(dtype)
+    order = rng.permutation(R.shape[0]).astype(np.int64)
+    ck = np.array([40000, 55000, 70000], dtype=np.int64)
+    kc = kernels("cython")
+    for opts in (None, {"box_dims": 2}):
+        ref = kc.knn_prefix(Q, R, 7, order, ck, n_threads=1, algorithm="kd_tree", options=opts)
+        for T in (2, 3):
+            got = kc.knn_prefix(Q, R, 7, order, ck, n_threads=T, algorithm="kd_tree", options=opts)
+            np.testing.assert_array_equal(got[0], ref[0])
+            np.testing.assert_array_equal(got[1], ref[1])
+    # and the certified answer on threads is the exact one, ties by index
+    Q = np.concatenate([Q[:500:10], Q[500:]])
+    d, i = repgap.knn(Q, R, k=7, algorithm="kd_tree", n_jobs=2)
+    ti = np.concatenate([_truth(Q[s:s + 35], R, 7)[1] for s in range(0, Q.shape[0], 35)])
+    np.testing.assert_array_equal(i, ti)
+
+
+def test_kd_tree_plans_ask_for_one_spare_candidate():
+    # the k-d tree's float64 sums of differences: the runner-up certifies;
+    # the expansion's error model keeps its spares, the k = 1 sweep two
+    from types import SimpleNamespace
+
+    from repgap._search.plan import first_candidates
+
+    kd = SimpleNamespace(algo="kd_tree", basis=None, model=SimpleNamespace(expanded=False))
+    assert first_candidates(10, kd, False) == 11 and first_candidates(1, kd, False) == 2
+    rotated = SimpleNamespace(algo="kd_tree", basis=(None, None, 2), model=SimpleNamespace(expanded=False))
+    assert first_candidates(10, rotated, False) is None
+    brute = SimpleNamespace(algo="fused", basis=None, model=SimpleNamespace(expanded=True))
+    assert first_candidates(10, brute, False) is None and first_candidates(1, brute, True) == 2
+    # heavy ties at the k-th distance fail the certificate and are searched again: still exact
+    R = np.round(np.random.default_rng(1).random((3000, 3)) * 3) / 3
+    Q = R[:50] + 0.0
+    d, i = repgap.knn(Q, R, k=12, backend="numpy" if "cython" not in AVAILABLE else "cython", algorithm="kd_tree")
+    td, ti = _truth(Q, R, 12)
+    np.testing.assert_array_equal(i, ti)
+    assert engine.last_stats.rounds >= 2

@@ -271,6 +271,11 @@ def test_interval_parts_reach_the_result_and_report():
     z = 1.959963984540054
     assert hi - res.dimension == pytest.approx(math.hypot(shi - res.dimension, z * d["model_term"]), rel=1e-9)
     assert d["rule"] == "quadrature" and "reference_ci" not in d
+    # conservative: the models' term dominates (the interval at least
+    # CONSERVATIVE_RATIO times the sampling one)
+    from repgap.estimators import CONSERVATIVE_RATIO
+
+    assert d["conservative"] is ((hi - lo) >= CONSERVATIVE_RATIO * (shi - slo)) is res.estimator.conservative_
     # the other estimators report the union of their sampling interval and
     # the default's interval on the same neighbours
     for est in (MLE().fit(X), TwoNN().fit(X), GRIDE(n1=4).fit(X)):
@@ -280,8 +285,15 @@ def test_interval_parts_reach_the_result_and_report():
         (slo, shi), (rlo, rhi) = p["sampling_ci"], p["reference_ci"]
         assert est.dimension_ci_ == pytest.approx((min(slo, rlo), max(shi, rhi)), rel=1e-12)
         assert p["reference_ci"] == pytest.approx(res.ci, rel=1e-12)  # the default's interval, same points
-    assert interval_parts(GapLaw(random_state=0, n_boot=0, repeats=1).fit(X[:600])) == {}
+    gl = GapLaw(random_state=0, n_boot=0, repeats=1).fit(X[:600])
+    assert interval_parts(gl) == {} and gl.conservative_ is False
     a = analyze(X[:1000], random_state=0, methods=("twonn", "mle"))
     rep = a.to_dict()["estimators"]
     assert rep["twonn"]["model_term_name"] == "calibration_term_" and len(rep["mle"]["sampling_ci"]) == 2
     assert "models' spread" in a.summary()
+    # a 12-cube: the ball's correction is many sampling errors, the
+    # interval is marked in the table, the report and the figure's legend
+    cube = datasets.zoo_family("cube12", 1000, random_state=0).X
+    a = analyze(cube, random_state=0, methods=("calibrated",))
+    assert a.to_dict()["estimators"]["calibrated"]["conservative"] is True
+    assert "(conservative)" in a.summary() and "covers more than the nominal rate" in a.summary()

@@ -245,3 +245,15 @@ def test_local_dimension_figure(analysis):
     empty = dataclasses.replace(analysis, local_dimension={})
     with pytest.raises(ValueError, match="no local dimension"):
         plot_local_dimension(empty)
+
+
+def test_dimension_vs_scale_says_which_interval_is_conservative(analysis):
+    # an interval that the models' spread dominates says so in the legend
+    # (conservative_: it covers more than its nominal rate where one model holds)
+    ests = {k: dict(v) for k, v in analysis.estimators.items()}
+    ests["twonn"]["conservative"] = True
+    ests["calibrated"] = dict(ests["twonn"], conservative=False)
+    ax = plot_dimension_vs_scale(dataclasses.replace(analysis, estimators=ests)).axes[0]
+    texts = _legend_texts(ax)
+    assert any(t.startswith("TwoNN:") and t.endswith(", conservative") for t in texts), texts
+    assert any(t.startswith("TwoNN, ball-calibrated") and "conservative" not in t for t in texts), texts

@@ -81,6 +81,9 @@ Design
 * **Speed is a plan decision, never a correctness one.** float64 data take
   the float32 candidate search; the rotated k-d tree, the choice of the
   tree and of the kernel only change how fast the certificate is reached.
+  So does the first round's width (``plan.first_candidates``): ``k + 1``
+  on the k-d tree, whose float64 sums of differences are exact to a few
+  float64 roundings, more where a float32 expansion is the search.
 * **Tiles for the caches, polls for latency.** The compiled brute-force
   kernels pack the reference once per call into panels that every query
   tile reads (``BruteProblem.gP``; within a 1 GiB budget), so a query tile

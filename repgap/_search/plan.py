@@ -106,9 +106,13 @@ def knn_prefix(Q, R, k, order, checkpoints, *, backend, n_threads, algorithm="au
                  and D <= capability(backend, "nn1_sweep_max_dim"))
         run = _runner(Q, R, order, plan, backend, n_threads, bar,
                       bound=sweep and capability(backend, "runner_up_bound"))
+        # the k-d tree's distances are float64 sums of differences (error
+        # model U64, not the expansion's): the runner-up certifies nearly
+        # every query, and each spare candidate widens the tree's search
+        # (D = 3, 1e4 x 1e5, k = 10: see first_candidates)
         d, i = certified(Q, R, k, order, np.asarray(checkpoints, dtype=np.int64), run, plan.model,
                          shift=plan.shift, b_canonical=plan.b_canonical, n_threads=n_threads,
-                         first_kk=2 if sweep else None)
+                         first_kk=first_candidates(k, plan, sweep))
     finally:
         if own:
             bar.close()
@@ -129,6 +133,24 @@ def rotates(algorithm, algo, backend, D, n_used, k):
     decision of the in-memory, streamed and dask paths."""
     return (algorithm == "auto" and algo != "kd_tree" and capability(backend, "kd_tree")
             and use_rotated_kd_tree(D, n_used, k))
+
+
+def first_candidates(k, plan, sweep):
+    """Candidates of the certificate's first round (None: its default,
+    ``k + SPARE + k // 2``). Pure predicate on the plan.
+
+    The compiled k = 1 sweep gives two (the second may be a bound). The k-d
+    tree on the stored rows computes each distance as a float64 sum of
+    squared differences, exact to a few units of float64 rounding, so the
+    (k + 1)-th candidate certifies all but the queries with a near-tie at
+    the k-th (searched again with more): the spare candidates of the
+    expansion's error model would only widen every search.
+    """
+    if sweep:
+        return 2
+    if plan.algo == "kd_tree" and plan.basis is None and not plan.model.expanded:
+        return k + 1
+    return None
 
 
 def rank_sample_rows(n, order, n_used):
