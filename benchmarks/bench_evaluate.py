@@ -251,6 +251,22 @@ def versions():
     return out
 
 
+def blas_state():
+    """The BLAS libraries and the kernels they run (the products of both
+    tools), and ``OPENBLAS_CORETYPE`` where the environment sets it: that
+    variable overrides OpenBLAS's choice of kernels at load time (on an
+    AVX-512 CPU, ``Haswell`` halves the float32 GEMM rate), so a ratio is
+    comparable only between runs on the same kernels."""
+    try:
+        from repgap._threads import blas_info
+
+        libs = "; ".join(blas_info()) or "none found"
+    except Exception as exc:  # pragma: no cover
+        libs = f"unknown ({exc})"
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return libs + (f"; OPENBLAS_CORETYPE={core} in the environment" if core else "; OPENBLAS_CORETYPE not set")
+
+
 def mem_total_gib():
     try:
         with open("/proc/meminfo") as f:
@@ -365,7 +381,8 @@ def report(args, info, s1, s2, total):
     L += [f"Command: `{info['command']}`; {info['date']}; {total:.0f} s in all.",
           f"Machine: {info['cpu']}, {info['threads']} threads used of {info['cores']} available cores, "
           f"{info['ram_gib']:.0f} GiB RAM; repgap on {info['device']}.",
-          "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + f"; repgap {info['git']}.", "",
+          "Software: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + f"; repgap {info['git']}.",
+          f"BLAS (both tools' products): {info['blas']}.", "",
           "Each tool runs in a fresh process that loads the data first; one cold call (not counted), then the median "
           f"of `--repeats` calls (a cold call over {args.slow_s:g} s is reported alone: runs = 1). Peak RSS growth: "
           "the kernel's high-water mark VmHWM after the call (reset before it through /proc/self/clear_refs) minus "
@@ -467,7 +484,7 @@ def main(argv=None):
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0)), "threads": args.threads,
             "ram_gib": mem_total_gib(), "versions": versions(), "git": git_state(), "device": device_name(args.device),
-            "scale": args.scale, "repeats": args.repeats, "quick": args.quick}
+            "scale": args.scale, "repeats": args.repeats, "quick": args.quick, "blas": blas_state()}
     print(f"CPU: {info['cpu']} ({info['cores']} cores); threads={args.threads}; repeats={args.repeats}; "
           f"scale={args.scale:g}; repgap on {info['device']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + f"; {info['git']}", flush=True)

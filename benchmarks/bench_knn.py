@@ -71,6 +71,17 @@ def make_data(n, m, d, rng, kind="default"):
     return X[:n].copy(), X[n:].copy()
 
 
+def blas_state():
+    """The BLAS libraries loaded and their kernels, and ``OPENBLAS_CORETYPE``
+    where the environment sets it (it overrides OpenBLAS's choice of
+    kernels: the GEMM peak, and so every ratio with a BLAS peer, depend on it)."""
+    from repgap._threads import blas_info
+
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return ("; ".join(blas_info()) or "none found") + (
+        f"; OPENBLAS_CORETYPE={core} in the environment" if core else "; OPENBLAS_CORETYPE not set")
+
+
 # ----------------------------------------------------------------------------- timing
 def timed(fn, repeats, slow_s=SLOW_S):
     """Run fn once (warm-up); if that took > slow_s, report it alone, else the
@@ -455,10 +466,11 @@ def main(argv=None):
     shapes.append((3_000, 1_000, 784, "lowrank+noise") if args.quick else (30_000, 3_000, 784, "lowrank+noise"))
     info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(), "threads": args.threads,
             "repeats": args.repeats, "quick": args.quick, "slow_threshold_s": SLOW_S, "seed": SEED,
-            "versions": versions()}
+            "versions": versions(), "blas": blas_state()}
     print(f"CPU: {info['cpu']} ({info['os_cpu_count']} logical CPUs); threads={args.threads}; "
           f"repeats={args.repeats}; quick={args.quick}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print("BLAS: " + info["blas"])
 
     size = 2048 if args.quick else 4096
     peak = gemm_peak(args.threads, size, repeats=3)

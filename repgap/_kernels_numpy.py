@@ -11,6 +11,7 @@ import numpy as np
 
 from scipy.spatial import cKDTree
 
+from ._search.certify import column_mean_numpy
 from ._search.exact import sort_pairs, sqdist_rows_numpy
 
 ALGORITHMS = ("brute", "kd_tree")
@@ -102,7 +103,7 @@ def _brute(Q, R, k, order, checkpoints, tq, tr, spare, progress=None):
     K = k + spare
     tq = int(tq or 256)
     tr = int(tr or max(256, min(8192, (8 << 20) // (D * dt.itemsize * max(tq, 1)) * 32)))
-    center = np.mean(R, axis=0, dtype=np.float64)
+    center = column_mean_numpy(R)
     out_d = np.empty((J, m, k))
     out_i = np.empty((J, m, k), dtype=np.int64)
     for q0 in range(0, m, tq):

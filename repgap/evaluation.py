@@ -458,7 +458,7 @@ def _dense_pass(G, T, rT, rG, *, n_threads, max_memory, progress, top=0):
 
     m, D = G.shape
     n = T.shape[0]
-    t = _budget_rows(max_memory or (256 << 20))
+    t = min(_budget_rows(max_memory or (256 << 20)), _DENSE_TILE)
     tq, tr = min(t, m), min(t, n)
     # centred on the training mean; an exact power of two brings the copies
     # near 1: no float32 overflow or loss to subnormals in their squares
@@ -664,6 +664,21 @@ def _augmented(X, a, b, c, scale, side, f32, out=None):
     return out, nx
 
 
+def _query_form(R, out):
+    """The query form ``[2x, -|x|^2, -1]`` of rows already in the reference
+    form ``[x, 1, |x|^2]``, and their squared norms: the bits
+    :func:`_augmented` gives for the same rows (doubling is exact, so the
+    doubled copy is twice the copy and its norms are the copy's), without
+    reading the data again."""
+    D = R.shape[1] - 2
+    out = out[: R.shape[0]]
+    np.multiply(R[:, :D], np.float32(2.0), out=out[:, :D])
+    nx = R[:, D + 1]
+    np.negative(nx, out=out[:, D])
+    out[:, D + 1] = -1.0
+    return out, nx
+
+
 #: threads of the compiled readers of a product tile (flags, seeds, merges):
 #: one, because the BLAS threads of the product just made keep spinning for a
 #: while and starve an OpenMP team of two on two cores (a 2048 x 2048 tile
@@ -672,6 +687,20 @@ def _augmented(X, a, b, c, scale, side, f32, out=None):
 #: recomputation is not a tile reader: it runs once per block of rows (after
 #: the block's last product) on all the threads (:class:`_TopCandidates`).
 _TILE_THREADS = 1
+#: rows and columns of the ball pass's tiles (at most): a 2048 x 2048
+#: float32 product (16 MiB) is read back by the flags and seeds from the
+#: last-level cache, where a 4096 x 4096 one (64 MiB) comes from memory.
+#: ``_dense_pass`` alone, 2 threads, relu features of
+#: ``bench_evaluate.py`` (medians of 5): n = 2e4, D = 16: 0.52 / 0.35 /
+#: 0.40 s for 4096 / 2048 / 1024; D = 64: 0.60 / 0.44 / 0.53 s; n = 1e4,
+#: D = 512: 0.46 / 0.44 s (OpenBLAS on its own AVX-512 kernels; on its
+#: AVX2 ones 0.61 / 0.46 / 0.62 s and 0.85 / 0.73 / 0.85 s)
+_DENSE_TILE = 2048
+#: rows of the symmetric pass's blocks (at most): 10 blocks of 1024 rows at
+#: n = 1e4 compute 55 % of the full product where 5 blocks of 2048 compute
+#: 60 % (``repgap.evaluate`` at n = 1e4, D = 2048: 3.50 -> 3.30 s on
+#: AVX-512 kernels, 5.48 -> 5.33 s on AVX2 ones, medians of 4)
+_SELF_TILE = 1024
 
 
 def _tile_kernels():
@@ -1313,7 +1342,7 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
     n, D = X.shape
     # smaller tiles than the ball pass's: the diagonal tiles are computed
     # whole, so the saving over a full search is 1 - (B + 1) / (2 B) for B blocks
-    t = min(_budget_rows(max_memory or (256 << 20)), 2048)
+    t = min(_budget_rows(max_memory or (256 << 20)), _SELF_TILE)
     c, scale = _frame(X)
     f32 = X.dtype == np.float32
     f = _bound_factor(D)
@@ -1349,7 +1378,10 @@ def _self_top(X, K, *, n_threads, max_memory, progress):
 
     try:
         for I, (a0, a1) in enumerate(blocks):
-            Qa, nq = _augmented(X, a0, a1, c, scale, "query", f32, out=Qbuf)
+            if Rall is not None:
+                Qa, nq = _query_form(Rall[0][a0:a1], Qbuf)
+            else:
+                Qa, nq = _augmented(X, a0, a1, c, scale, "query", f32, out=Qbuf)
             for b0, b1 in blocks[I:]:
                 if Rall is not None:
                     Rj, nj = Rall[0][b0:b1], Rall[1][b0:b1]

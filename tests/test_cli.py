@@ -285,7 +285,10 @@ def test_ctrl_c_stops_a_running_analysis_cleanly(tmp_path):
     # cwd: the installed repgap, not a source tree that `-m` would put first on sys.path
     proc = subprocess.Popen([sys.executable, "-m", "repgap", "analyze", str(p), "--out", str(tmp_path / "o"),
                              "--repeats", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+                            cwd=tmp_path,
+                            # SIGINT at its default in the child, so that Python installs its
+                            # handler even where this test runs with SIGINT ignored (nohup)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until the analysis has started (a pure-Python installation warns first), then interrupt it
     line = proc.stderr.readline()
     while line and not line.startswith("analysing"):

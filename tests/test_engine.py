@@ -62,6 +62,24 @@ def test_compiled_primitive_is_the_numpy_primitive(D, dtype):
         assert np.array_equal(d[0], sqdist_rows(Q, R, np.arange(50), i[0], n_threads=2))
 
 
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_column_mean_is_the_numpy_mean(tmp_path, dtype):
+    # the centre of the copies: the compiled twin and numpy's agree to
+    # float64 rounding on contiguous, strided and memory-mapped rows
+    from repgap._kernels_cython import column_mean
+    from repgap._search.certify import column_mean_numpy
+
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((3001, 19)) * 1e3 + 1e6).astype(dtype)
+    np.save(tmp_path / "x.npy", X)
+    for A in (X, X[::3, ::2], np.load(tmp_path / "x.npy", mmap_mode="r"), X[:1]):
+        want = np.asarray(A, dtype=np.float64).mean(axis=0)
+        np.testing.assert_allclose(column_mean(A), want, rtol=1e-13, atol=0)
+        np.testing.assert_allclose(column_mean_numpy(A), want, rtol=1e-13, atol=0)
+    assert column_mean(X[:0]).shape == (19,) and not column_mean(X[:0]).any()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["uniform8", "rank3in40", "offset1e6", "dups"])
 def test_every_path_gives_the_same_bits(dtype, kind, monkeypatch):
@@ -240,6 +258,9 @@ def test_fork_after_parallel_kernels(tmp_path):
 _SIGINT_SCRIPT = textwrap.dedent("""
     import os, sys, time, signal, threading
     import numpy as np, repgap
+    # a harness that started us with SIGINT ignored (nohup, some CI runners)
+    # would leave Python without its Ctrl-C handler: install it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = np.random.default_rng(0)
     R = rng.random((100000, 128), dtype=np.float32)
     Q = rng.random((20000, 128), dtype=np.float32)

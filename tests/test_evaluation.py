@@ -718,6 +718,22 @@ def test_symmetric_self_search_is_knn(dtype, max_memory):
     assert np.array_equal(np.sqrt(sq), d) and np.array_equal(ii, i)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset,spread", [(0.0, 1.0), (1e3, 1.0), (0.0, 1e-30), (-1e5, 1e20)])
+def test_query_form_from_the_reference_form(dtype, offset, spread):
+    # the symmetric pass doubles its reference copy for its query blocks:
+    # the same bits as the query copy made from the data
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((300, 21)) * spread + offset).astype(dtype)
+    c, scale = evaluation._frame(X)
+    f32 = dtype == np.float32
+    R, nr = evaluation._augmented(X, 0, 300, c, scale, "reference", f32)
+    Q, nq = evaluation._augmented(X, 40, 240, c, scale, "query", f32)
+    out = np.full((256, 23), np.nan, dtype=np.float32)
+    Q2, nq2 = evaluation._query_form(R[40:240], out)
+    assert np.array_equal(Q2, Q) and np.array_equal(nq2, nq) and np.array_equal(nr[40:240], nq)
+
+
 def _star(rng, dtype, n_other=1200, D=24):
     """Rows 0 and 1: two centres; rows 2..: 2 D points at distance 1 + eps
     from row 0 along +-e_i (|eps| <= 1e-9: below float32's resolution, so

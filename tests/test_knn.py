@@ -183,9 +183,15 @@ def test_compiled_kernels_stop_on_ctrl_c(algorithm):
         if len(calls) == 1:
             signal.raise_signal(signal.SIGINT)  # as if Ctrl-C were pressed now
 
-    with pytest.raises(KeyboardInterrupt):
-        kc.knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm=algorithm,
-                      tile_queries=64, progress=progress)
+    # Python's own Ctrl-C handler, even where the test process was started
+    # with SIGINT ignored (nohup, some CI runners)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kc.knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm=algorithm,
+                          tile_queries=64, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # the callback was not called again once the interrupt was seen
     assert len(calls) == 1
 

@@ -54,6 +54,24 @@ def test_non_finite_rows_are_counted(bad):
         repgap.representation_gap(X, Z)
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float32, 3e38), (np.float64, 1.7e308)])
+def test_finite_check_when_the_sum_overflows(dtype, big):
+    # the fast path (a finite sum) cannot decide here: the row-wise check does
+    from repgap._validation import check_array
+
+    Z = np.full((50, 3), big, dtype=dtype)
+    assert check_array(Z, "Z") is not None  # finite, accepted, however large its sum
+    Z[::7, ::2] *= -1  # partial sums of both signs
+    assert check_array(Z, "Z") is not None
+    Z[9, 2], Z[20, 0] = np.inf, -np.inf  # the sum is NaN: both rows counted
+    with pytest.raises(ValueError, match=r"Z contains NaN or infinite values in 2 row\(s\) of 50; the first is row 9"):
+        check_array(Z, "Z")
+    W = np.ones((40, 2), dtype=dtype)
+    W[33, 1] = np.nan
+    with pytest.raises(ValueError, match=r"in 1 row\(s\) of 40; the first is row 33 \(NaN\)"):
+        check_array(W[:, ::-1], "W")  # a strided view
+
+
 def test_sparse_rejected():
     sp = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="sparse"):

@@ -17,8 +17,8 @@ from .._progress import Progress, monotone_reporter
 from .._threads import blas_single_thread
 from .._arrays import is_tensor, take_rows
 from ..groups import Identity
-from .certify import (U64, SearchModel, abs_max, canonical_shift, norms_about, safe_range, scale_exponent,
-                      unit_roundoff)
+from .certify import (U64, SearchModel, abs_max, canonical_shift, column_mean, norms_about, safe_range,
+                      scale_exponent, unit_roundoff)
 from .engine import certified
 from .exact import sort_pairs, sqdist_rows
 
@@ -232,15 +232,16 @@ def _mean(X, e):
     """The mean of ``X * 2**-e`` (float64). Summed first and scaled once when
     that cannot overflow (the centre only sets the error model's norms: any
     deterministic centre would do); scaled first otherwise."""
-    rows = _rows(X.shape[1])
-    acc = np.zeros(X.shape[1])
     # |X| < 2**e (e is the scale exponent of the data's largest value)
     late = bool(e) and _pow2(e) is not None and -900 < e < 1000 - math.log2(max(X.shape[0], 1))
+    if not e or late:
+        # one read, widened as it sums (no float64 temporaries)
+        acc = column_mean(X)
+        return acc * _pow2(e) if late else acc
+    rows = _rows(X.shape[1])
+    acc = np.zeros(X.shape[1])
     for s in range(0, X.shape[0], rows):
-        B = np.asarray(X[s : s + rows], dtype=np.float64)
-        acc += np.ldexp(B, -e).sum(axis=0) if (e and not late) else B.sum(axis=0)
-    if late:
-        acc *= _pow2(e)
+        acc += np.ldexp(np.asarray(X[s : s + rows], dtype=np.float64), -e).sum(axis=0)
     return acc / max(X.shape[0], 1)
 
 
