@@ -71,7 +71,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_knn import cpu_model  # noqa: E402  (the same machine line)
+from bench_knn import blas_state, cpu_model  # noqa: E402  (the same machine and BLAS lines)
 
 SEED = 0
 K = 5
@@ -249,22 +249,6 @@ def versions():
     except Exception as exc:  # pragma: no cover
         out["repgap"] = f"unavailable ({exc})"
     return out
-
-
-def blas_state():
-    """The BLAS libraries and the kernels they run (the products of both
-    tools), and ``OPENBLAS_CORETYPE`` where the environment sets it: that
-    variable overrides OpenBLAS's choice of kernels at load time (on an
-    AVX-512 CPU, ``Haswell`` halves the float32 GEMM rate), so a ratio is
-    comparable only between runs on the same kernels."""
-    try:
-        from repgap._threads import blas_info
-
-        libs = "; ".join(blas_info()) or "none found"
-    except Exception as exc:  # pragma: no cover
-        libs = f"unknown ({exc})"
-    core = os.environ.get("OPENBLAS_CORETYPE")
-    return libs + (f"; OPENBLAS_CORETYPE={core} in the environment" if core else "; OPENBLAS_CORETYPE not set")
 
 
 def mem_total_gib():

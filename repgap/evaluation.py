@@ -626,13 +626,10 @@ def _copy32(X, a, b, c, scale, f32, out, factor=1.0):
 def _frame(X, Y=None):
     """The centre (mean of X, float64) and a power of two above the largest
     centred magnitude of X and Y (bounded as ``max |x| + max |c|``)."""
-    from ._search.certify import abs_max
+    from ._search.certify import abs_max, column_mean
 
-    n, D = X.shape
-    c = np.zeros(D)
-    for s in range(0, n, 1 << 14):
-        c += np.sum(X[s : s + (1 << 14)], axis=0, dtype=np.float64)
-    c /= n
+    D = X.shape[1]
+    c = column_mean(X)
     amax = abs_max(X) if Y is None else abs_max(X, Y)
     amax += float(np.max(np.abs(c))) if D else 0.0
     scale = math.ldexp(1.0, math.frexp(amax)[1]) if amax > 0 else 1.0
