@@ -24,6 +24,8 @@ Usage::
 
     python benchmarks/bench_knn.py --quick                # smoke run, < 1 min
     python benchmarks/bench_knn.py --repeats 3 --out results.json
+    python benchmarks/bench_knn.py --paired 9            # the k = 1 targets, round by round
+    python benchmarks/bench_knn.py --paired 9 --simd avx2  # the same at AVX2 on an AVX-512 CPU
 """
 import argparse
 import json
@@ -80,6 +82,38 @@ def blas_state():
     core = os.environ.get("OPENBLAS_CORETYPE")
     return ("; ".join(blas_info()) or "none found") + (
         f"; OPENBLAS_CORETYPE={core} in the environment" if core else "; OPENBLAS_CORETYPE not set")
+
+
+def force_simd(level):
+    """Run the compiled kernels (repgap's, faiss's) at ``level`` ('native': as detected); returns what runs.
+
+    repgap's plan reads the forced level too (the fused kernel's sliced form
+    is AVX-512 only, so at AVX2 large float32 D takes BLAS tiles, as on an
+    AVX2 CPU). faiss 1.12+ built with dynamic dispatch takes its level from
+    ``faiss.SIMDConfig``; older builds load one library at import
+    (``FAISS_OPT_LEVEL``), which this does not change.
+    """
+    parts = []
+    try:
+        from repgap import _kernels_cython as kc
+
+        if level == "avx2":
+            if kc.simd_info() not in ("avx512", "avx2"):
+                raise SystemExit(f"--simd avx2: this CPU has no AVX2 ({kc.simd_info()})")
+            kc._set_simd_level(1)
+        parts.append(f"repgap {'avx2 (forced; CPU: ' + kc.simd_info() + ')' if level == 'avx2' else kc.simd_info()}")
+    except ImportError:
+        parts.append("repgap not compiled")
+    try:
+        import faiss
+
+        cfg = getattr(faiss, "SIMDConfig", None)
+        if level == "avx2" and cfg is not None and cfg.has_dynamic_dispatch():
+            cfg.set_level(faiss.SIMDLevel_AVX2)
+        parts.append(f"faiss {cfg.get_level_name() if cfg is not None else 'as loaded (no SIMDConfig)'}")
+    except ImportError:
+        pass
+    return "; ".join(parts)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -253,6 +287,82 @@ def fmt_cyclic(c):
         lines.append(f"{r['method']:<42s} {r['median_s']:>10.4f} {r['n_timed']:>2d} {r['ratio_to_repgap']:>7.2f}  {r['note']}")
     lines.append(f"same neighbours on the three paths: {c['same_neighbours']}; "
                  f"largest distance difference {c['max_abs_distance_diff']:.3g}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- paired runs
+#: the rows of issue #14's k = 1 targets: (n_reference, n_queries, D, kind)
+PAIRED_SHAPES = [(100_000, 10_000, 16, "default"), (60_000, 10_000, 784, "default"),
+                 (30_000, 3_000, 784, "lowrank+noise")]
+
+
+def paired(fns, rounds):
+    """Time the callables of ``fns`` (name -> fn) in turn, ``rounds`` times,
+    the order reversed every other round (ABBA: a drift of the machine, or
+    a library's state left for the next call, falls on both sides alike),
+    after one warm-up call each. Returns name -> list of times."""
+    names = list(fns)
+    for f in fns.values():
+        f()
+    times = {k: [] for k in names}
+    for r in range(rounds):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def _pair_row(label, times, base, peer):
+    a, b = np.asarray(times[base]), np.asarray(times[peer])
+    per = b / a   # round by round: the peer's time over repgap's
+    return {"case": label, "repgap": base, "peer": peer, "rounds": len(a),
+            "repgap_median_s": float(np.median(a)), "peer_median_s": float(np.median(b)),
+            "ratio_of_medians": float(np.median(b) / np.median(a)),
+            "round_ratio_median": float(np.median(per)),
+            "round_ratio_q1": float(np.quantile(per, 0.25)), "round_ratio_q3": float(np.quantile(per, 0.75))}
+
+
+def bench_paired(args, rng):
+    """k = 1 float32 against faiss on the shapes of the targets, and the
+    search modulo CyclicShift((8, 8)) against the search on the augmented
+    set, each pair timed round by round (:func:`paired`): one run's ratio
+    on a noisy machine is a sample of the ratios of rounds, so the report
+    gives their median and quartiles."""
+    from repgap.groups import CyclicShift
+
+    th = args.threads
+    rounds = args.paired
+    rows = []
+    import faiss
+
+    faiss.omp_set_num_threads(th)
+    shapes = [(s[0] // 10, s[1] // 10, s[2], s[3]) for s in PAIRED_SHAPES] if args.quick else PAIRED_SHAPES
+    for n, m, d, kind in shapes:
+        R, Q = make_data(n, m, d, rng, kind)
+        label = f"{n} x {m}, D = {d}, {kind}, k = 1"
+        print(f"--- {label}", flush=True)
+        t = paired({"repgap.knn": lambda: run_repgap(Q, R, 1, th), "faiss IndexFlatL2": lambda: run_faiss(Q, R, 1)},
+                   rounds)
+        rows.append(_pair_row(label, t, "repgap.knn", "faiss IndexFlatL2"))
+    g = CyclicShift((8, 8))
+    n, m = (500, 100) if args.quick else (2000, 300)
+    R, Q = rng.random((n, 64)), rng.random((m, 64))
+    A = g.images(R).reshape(-1, 64)
+    label = f"{n} random 8 x 8 images x {m}, modulo CyclicShift((8, 8)), k = 1"
+    print(f"--- {label}", flush=True)
+    t = paired({"repgap.knn(group=)": lambda: repgap.knn(Q, R, k=1, group=g, n_jobs=th),
+                "repgap.knn on the augmented set": lambda: repgap.knn(Q, A, k=1, n_jobs=th)}, rounds)
+    rows.append(_pair_row(label, t, "repgap.knn(group=)", "repgap.knn on the augmented set"))
+    return rows
+
+
+def fmt_paired(rows):
+    lines = [f"{'case':<62s} {'repgap s':>9s} {'peer s':>9s} {'ratio':>6s} {'rounds: median [q1, q3]':>26s}  peer"]
+    for r in rows:
+        lines.append(f"{r['case']:<62s} {r['repgap_median_s']:>9.4f} {r['peer_median_s']:>9.4f} "
+                     f"{r['ratio_of_medians']:>6.3f}   {r['round_ratio_median']:.3f} "
+                     f"[{r['round_ratio_q1']:.3f}, {r['round_ratio_q3']:.3f}] ({r['rounds']})  {r['peer']}")
     return "\n".join(lines)
 
 
@@ -460,17 +570,25 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="write all results to this JSON file")
     p.add_argument("--no-float64", action="store_true", help="skip the float64 rows")
     p.add_argument("--no-cyclic", action="store_true", help="skip the case modulo cyclic shifts")
+    p.add_argument("--simd", choices=("native", "avx2"), default="native",
+                   help="avx2: run repgap's compiled kernels and faiss's dispatched code at AVX2 on a CPU that has "
+                        "AVX-512 (a stand-in for an AVX2 machine; OpenBLAS follows OPENBLAS_CORETYPE)")
+    p.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
+                   help="only the k = 1 targets (against faiss) and the cyclic case, timed round by round "
+                        "(ROUNDS rounds, the order reversed every other round); ratio = peer time / repgap time")
     args = p.parse_args(argv)
+    simd = force_simd(args.simd)
 
     shapes = [(n, m, d, "default") for n, m, d in (QUICK_SHAPES if args.quick else FULL_SHAPES)]
     shapes.append((3_000, 1_000, 784, "lowrank+noise") if args.quick else (30_000, 3_000, 784, "lowrank+noise"))
     info = {"cpu": cpu_model(), "os_cpu_count": os.cpu_count(), "threads": args.threads,
             "repeats": args.repeats, "quick": args.quick, "slow_threshold_s": SLOW_S, "seed": SEED,
-            "versions": versions(), "blas": blas_state()}
+            "versions": versions(), "blas": blas_state(), "simd": simd}
     print(f"CPU: {info['cpu']} ({info['os_cpu_count']} logical CPUs); threads={args.threads}; "
           f"repeats={args.repeats}; quick={args.quick}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     print("BLAS: " + info["blas"])
+    print("SIMD: " + simd)
 
     size = 2048 if args.quick else 4096
     peak = gemm_peak(args.threads, size, repeats=3)
@@ -479,6 +597,17 @@ def main(argv=None):
 
     rng = np.random.default_rng(SEED)
     t_all = time.perf_counter()
+    if args.paired:
+        rows = bench_paired(args, rng)
+        print("\n########## paired rounds (ratio = peer time / repgap time; > 1: repgap faster) ##########")
+        print(fmt_paired(rows))
+        total = time.perf_counter() - t_all
+        print(f"\nGEMM peak {peak['gflops']:.1f} GFLOP/s; total benchmark time {total:.1f} s")
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump({"info": info, "gemm_peak": peak, "paired": rows, "total_s": total}, f, indent=1)
+            print(f"wrote {args.out}")
+        return
     out_shapes = []
     for n, m, d, kind in shapes:
         print(f"\n--- shape n_reference={n}, n_queries={m}, D={d}, {kind}", flush=True)

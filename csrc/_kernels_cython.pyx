@@ -33,6 +33,7 @@ cdef int _poll(object progress, int64_t done, list raised) noexcept:
         return 1
     return 0
 
+from time import sleep as _sleep
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 ctypedef fused floating:
@@ -60,6 +61,18 @@ cdef int _signals_in_tile(void* ctx) noexcept nogil:
 
 #: how often the calling thread looks for Ctrl-C inside a tile (ms)
 cdef double _POLL_EVERY_MS = 20.0
+
+
+cdef int _wait_poll(object progress, int64_t done, list raised) noexcept:
+    """:func:`_poll` for the calling thread while the other threads finish
+    their tiles: first a short sleep (the GIL released), so that the wait
+    takes no core from them."""
+    try:
+        _sleep(_POLL_EVERY_MS * 1e-3)
+    except BaseException as exc:
+        raised.append(exc)
+        return 1
+    return _poll(progress, done, raised)
 
 
 cdef extern from "repgap_simd.hpp" namespace "repgap" nogil:
@@ -247,7 +260,12 @@ cdef extern from "repgap_brute.hpp" namespace "repgap":
 #: the registry's view (repgap._backends.REGISTRY, CAPABILITY_DEFAULTS)
 CAPABILITIES = {"kd_tree_box_dims": True, "kd_tree_canonical": False, "nn1_sweep_max_dim": NN2_MAX_DIM,
                 "runner_up_bound": True,
-                "orbit_refine": True}
+                "orbit_refine": True,
+                # the engine certifies every answer: no spare candidates (the
+                # default 8 cost 5-9 % of a k-NN call at D = 16-784 and a
+                # quarter of a search modulo CyclicShift((8, 8)) on its
+                # queries' images; benchmarks/README.md, session 20)
+                "certified_spare": 0}
 ALGORITHMS = ("brute", "kd_tree", "direct", "gemm", "fused")
 
 
@@ -376,6 +394,7 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
             for t in prange(n_tiles, schedule="static"):
                 if wp.mem != NULL and stopp[0] == 0:
                     brute_query_tile(p, wp, t)
+                    done[threadid()] += min(<int64_t>tq, p.m - t * tq)
         else:
             for t in prange(n_tiles, schedule="dynamic"):
                 if wp.mem != NULL and stopp[0] == 0:
@@ -386,6 +405,15 @@ def _brute(const floating[:, :] Q, const floating[:, :] R, const int64_t[::1] or
                         with gil:
                             if _poll(progress, _total(done), raised):
                                 stopp[0] = 1
+        # (the loops end without a barrier) The calling thread, out of
+        # tiles, keeps polling while the others finish theirs, so Ctrl-C is
+        # seen within a poll interval whatever the tile size (the tiles of
+        # the BLAS path are sized for BLAS, not for time)
+        if threadid() == 0:
+            while stopp[0] == 0 and failp[0] == 0 and _total(done) < p.m:
+                with gil:
+                    if _wait_poll(progress, _total(done), raised):
+                        stopp[0] = 1
         brute_work_free(wp.mem)
     if static_tiles and not stop:
         # progress (and a signal that came after the last poll) once all tiles are done
@@ -565,15 +593,24 @@ def knn_prefix(queries, reference, int k, order, checkpoints, *, int n_threads=1
         # tile, whole SIMD blocks of 8 queries
         n_tiles = max(2 * n_threads, -(-m // 4096))
         tile_queries = max(64, (-(-m // n_tiles) + 7) // 8 * 8)
-        if shareable:
+        if shareable and method != 1:
             # with nothing to re-pack, a query tile is sized to stay in the
             # core's L2 cache while the panels stream past it (D = 784,
             # 6e4 x 1e4: 3.3 s at 384 queries, 3.95 s at 2048, 4.6 s at 88)
             tile_queries = min(tile_queries, max(64, (_TILE_QUERY_BYTES // (D * itemsize)) // 8 * 8))
-        # Ctrl-C: the calling thread polls inside its own tiles (TilePoll),
-        # but once it has none left the others' tiles run to their end, so
-        # a tile holds at most 2**34 multiply-adds (about 0.4 s of a core)
-        cap = max(8, ((1 << 34) // max(1, int(ck[-1]) * D)) // 8 * 8)
+        # A tile holds at most 2**34 multiply-adds (about 0.4 s of a core;
+        # 2**36 on the BLAS path): the threads' last tiles end together and
+        # progress moves tile by tile. The BLAS path's tiles are larger
+        # because each sgemm call packs its reference block and its query
+        # tile afresh: a query tile of 1256 or 2504 instead of 360 re-packs
+        # the reference 3.5-7 times less (D = 784, 6e4 x 1e4, k = 1, 2
+        # threads, OpenBLAS Haswell kernels, medians of 4: 5.03 / 5.02 s
+        # against 5.58 s; 3e4 x 3e3: 0.787 s at 752 against 0.811 s at 304;
+        # benchmarks/README.md, session 20). Ctrl-C does not depend on the
+        # tiles: the calling thread polls inside its own, then while the
+        # others finish theirs.
+        macs = 2**36 if method == 1 else 2**34   # (Python ints: a C shift by a variable would overflow)
+        cap = max(8, (int(macs) // max(1, int(ck[-1]) * D)) // 8 * 8)
         tile_queries = _balanced_tile(m, min(tile_queries, cap), n_threads)
     if tile_reference is None:
         if method == 1:

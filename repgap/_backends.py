@@ -196,6 +196,13 @@ CAPABILITY_DEFAULTS = {
     "nn1_sweep_max_dim": 0,        # k = 1 float32 up to this many features: a sweep that wants 2 candidates
     "runner_up_bound": False,      # ... and may return a bound on every other row as the second distance
     "orbit_refine": False,         # implements orbit_refine(Q, R, cand, spec) for Group.kernel_spec
+    # the spare candidates the certified engine asks of the kernel (None: the
+    # kernel's default). The certificate checks every answer against the
+    # returned candidates' bound and searches again where it fails, so a
+    # kernel whose candidate values follow the engine's error model needs
+    # none: each spare candidate is kept, recomputed in float64 and sorted for
+    # every query (repgap._search.plan._runner)
+    "certified_spare": None,
 }
 def capability(backend, name):
     """A resolved backend's declared capability ``name`` (:data:`CAPABILITY_DEFAULTS`)."""

@@ -18,7 +18,7 @@ ALGORITHMS = ("brute", "kd_tree")
 
 
 #: the registry's view: its k-d tree's distances are recomputed by the primitive
-CAPABILITIES = {"kd_tree_canonical": True}
+CAPABILITIES = {"kd_tree_canonical": True, "certified_spare": 0}  # the engine certifies: no spare candidates
 
 
 def describe():

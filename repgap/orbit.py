@@ -62,9 +62,44 @@ def use_images(group, m, n, D):
     return m * n * G * D <= _IMAGES_ALWAYS_WORK or D >= _IMAGES_MIN_DIM
 
 
+#: the rows' side of the images search outnumbering the queries this many
+#: times takes the queries' side (:func:`images_side`). Measured on random
+#: 8 x 8 images under the 64 cyclic shifts, 300 queries, k = 1, 2 threads,
+#: medians of 7 rounds, queries' / rows' side: 0.053 / 0.039 s at n = 600,
+#: 0.060 / 0.050 at 1200, 0.069 / 0.078 at 2000, 0.086 / 0.150 at 4000;
+#: k = 5: 0.094 / 0.085 at 2000, 0.161 / 0.301 at 8000; 1000 queries against
+#: 2000: 0.212 / 0.124 (benchmarks/README.md, session 20). Only the speed
+#: depends on it.
+QUERY_IMAGES_RATIO = 6
+
+
+def images_side(group, m, n):
+    """Pure predicate: augment the queries (True) or the reference rows (False)?
+
+    The group acts by isometries, so ``|q - g.r| = |g^-1.q - r|``: the
+    search of every image ``g.q`` of the queries against the plain rows
+    gives the orbit distances as the search of the queries against every
+    image of the rows does, with the same multiply-adds. What differs is
+    what scales with the augmented side: the rows' side builds, copies to
+    float32, centres and norms ``n |G|`` rows (about 0.1 us each at D = 64),
+    the queries' side pays the certified search's per-query work (candidate
+    lists, their float64 recomputation, the certificate) for ``m |G|``
+    queries, several times more per row. The queries' side is taken when
+    the rows outnumber the queries ``QUERY_IMAGES_RATIO`` times, for the
+    groups whose images permute (and flip) coordinates (``group.canonical``):
+    their images are exact and the distances are recomputed in the
+    canonical order afterwards, so both sides give the same bits.
+    """
+    return bool(group.canonical) and m * QUERY_IMAGES_RATIO <= n
+
+
 def images_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads, progress=None,
                       desc="k-NN modulo group", stats=None):
     """Exact (J, m, k) squared orbit distances and rows: the certified k-NN
+    of the images of the queries against the rows, or of the queries
+    against the images of the rows (:func:`images_side`).
+
+    The queries' side: ``knn_query_images_prefix``. The rows' side:
     against the images ``g.x`` of the reference rows, in blocks of ranks.
 
     In a block, the images of the rows (sorted by row) are stacked, row
@@ -81,6 +116,9 @@ def images_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads,
     ck = np.asarray(checkpoints, dtype=np.int64)
     J = ck.size
     n_used = int(ck[-1])
+    if images_side(group, m, n_used):
+        return _query_images_knn_prefix(Q, R, k, order, ck, group, backend=backend, n_threads=n_threads,
+                                        progress=progress, desc=desc, stats=stats)
     ranks_rows = np.arange(n_used) if order is None else np.asarray(order[:n_used], dtype=np.int64)
     per_block = max(1, _IMAGES_BLOCK_BYTES // (8 * max(D, 1) * G))
     best_d = np.full((J, m, k), np.inf)
@@ -108,6 +146,67 @@ def images_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads,
     if stats is not None:
         stats["images"] = stats.get("images", 0) + n_used * G
     return best_d, best_i
+
+
+def _query_images_knn_prefix(Q, R, k, order, ck, group, *, backend, n_threads, progress, desc, stats):
+    """:func:`images_knn_prefix` on the queries' side: every image of a block
+    of queries searched against the prefixes of the rows, then, per query,
+    the k distinct rows of least (distance, row) over its images.
+
+    Each image's own list holds the k nearest rows to that image; a row
+    among a query's k nearest modulo the group is in the list of the image
+    that attains its orbit distance (else k rows would beat it there, and so
+    modulo the group), so the k first distinct rows of the pooled lists,
+    in (distance, row) order, are the answer. Memory: blocks of queries
+    whose images take at most ``_IMAGES_BLOCK_BYTES`` as float64.
+    """
+    from .neighbors import knn_prefix
+
+    m, D = Q.shape
+    G = group.n_images(D)
+    J = ck.size
+    per_block = max(1, _IMAGES_BLOCK_BYTES // (8 * max(D, 1) * G))
+    out_d = np.full((J, m, k), np.inf)
+    out_i = np.full((J, m, k), -1, dtype=np.int64)
+    # a prefix shorter than k holds all its rows: searched alone, for them
+    calls = [(k, np.flatnonzero(ck >= k))] + [(int(ck[j]), np.array([j])) for j in np.flatnonzero(ck < k)]
+    with Progress(m, desc, progress) as bar:
+        for q0 in range(0, m, per_block):
+            q1 = min(m, q0 + per_block)
+            A = np.ascontiguousarray(group.images(Q[q0:q1]).reshape(-1, D))
+            for kk, js in calls:
+                if not js.size or kk < 1:
+                    continue
+                d, i = knn_prefix(A, R, kk, order, ck[js], backend=backend, n_threads=n_threads, progress=False)
+                d, i = _distinct_pooled(d.reshape(js.size, q1 - q0, G * kk), i.reshape(js.size, q1 - q0, G * kk),
+                                        min(k, kk))
+                out_d[js, q0:q1, : d.shape[-1]], out_i[js, q0:q1, : i.shape[-1]] = d, i
+            bar.update(q1 - q0)
+    if stats is not None:
+        stats["images"] = stats.get("images", 0) + m * G
+    return out_d, out_i
+
+
+def _distinct_pooled(d, i, k):
+    """The first k distinct indices of each row of the pooled lists ``(d, i)``
+    in (distance, index) order, with their distances (inf and -1 where a row
+    has fewer)."""
+    from ._search.exact import sort_pairs
+
+    d, i = sort_pairs(d, i)
+    if k == 1:
+        return d[..., :1], i[..., :1]
+    o = np.argsort(i, axis=-1, kind="stable")
+    si = np.take_along_axis(i, o, -1)
+    first_sorted = np.ones(si.shape, dtype=bool)
+    first_sorted[..., 1:] = si[..., 1:] != si[..., :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, o, first_sorted, -1)
+    first &= i >= 0
+    sel = np.argsort(~first, axis=-1, kind="stable")[..., :k]
+    keep = np.take_along_axis(first, sel, -1)
+    return (np.where(keep, np.take_along_axis(d, sel, -1), np.inf),
+            np.where(keep, np.take_along_axis(i, sel, -1), -1))
 
 
 def _distinct_rows(Q, A, aug_order, k, c, G, backend, n_threads):

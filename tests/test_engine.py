@@ -146,6 +146,43 @@ def test_certificate_on_adversarial_near_ties(dtype, backend):
         assert engine.last_stats.researched > 0  # the first candidates could not be certified
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_certificate_needs_no_spare_candidates(dtype, backend, monkeypatch):
+    """The engine asks the compiled and numpy kernels for no spare
+    candidates (``certified_spare``): the answers are those of the kernels'
+    own k + 8, bit for bit, on near-ties and on plain data, and the queries
+    whose first candidates cannot be certified are searched again."""
+    mod = kernels(backend)
+    if getattr(mod, "CAPABILITIES", {}).get("certified_spare") != 0:
+        pytest.skip(f"the {backend} kernels keep their own spare candidates")
+    rng = np.random.default_rng(4)
+    X = rng.random((3000, 12)).astype(dtype)
+    X[2000:2300] = X[:300]  # duplicated rows: ties by index
+    cases = [_near_ties(dtype), (X[:400] + dtype(1e-7), X)]
+    spares = []
+    real = mod.knn_prefix
+
+    def spy(*a, **kw):
+        spares.append(kw.get("spare"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(mod, "knn_prefix", spy)
+    got = []
+    for Q, R in cases:
+        got.append([repgap.knn(Q, R, k=k, backend=backend, algorithm="brute") for k in (1, 4)])
+        if not got[1:]:
+            assert engine.last_stats.researched > 0  # the near-tie: its first candidates are not enough
+    assert spares and set(spares) == {0}
+    monkeypatch.setitem(mod.CAPABILITIES, "certified_spare", None)  # the kernel's default, 8
+    want = [[repgap.knn(Q, R, k=k, backend=backend, algorithm="brute") for k in (1, 4)] for Q, R in cases]
+    assert None in spares
+    for g, w in zip(got, want):
+        for (gd, gi), (wd, wi) in zip(g, w):
+            assert np.array_equal(gi, wi) and np.array_equal(gd, wd)
+    for k, (d, i) in zip((1, 4), got[0]):
+        assert np.array_equal(i, _truth(*cases[0], k)[1])
+
+
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
 def test_the_old_heuristic_fails_there():
     # the float32 kernel with its k + 8 spare candidates alone picks the wrong row
@@ -277,9 +314,11 @@ _SIGINT_SCRIPT = textwrap.dedent("""
     threading.Thread(target=fire, daemon=True).start()
     # "one_tile": every query in one tile, so only the poll inside a tile can answer
     tq = 10**9 if sys.argv[2] == "one_tile" else None
+    # "gemm": the BLAS path, whose query tiles are sized for BLAS (over a second each here)
+    algo = "gemm" if sys.argv[2] == "gemm" else "auto"
     try:
         with repgap.config_context(tile_queries=tq):
-            repgap.knn(Q, R, k=1, n_jobs=2)
+            repgap.knn(Q, R, k=1, n_jobs=2, algorithm=algo)
         print("finished")
     except KeyboardInterrupt:
         print(time.perf_counter() - sent[0])
@@ -287,7 +326,8 @@ _SIGINT_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
-@pytest.mark.parametrize("dtype,tiles", [("float32", "default"), ("float64", "default"), ("float32", "one_tile")])
+@pytest.mark.parametrize("dtype,tiles", [("float32", "default"), ("float64", "default"), ("float32", "one_tile"),
+                                         ("float32", "gemm")])
 def test_ctrl_c_within_a_second(tmp_path, dtype, tiles):
     # the search (about 2.6e11 multiply-adds) is interrupted half a second in;
     # with one tile for all queries, the calling thread must poll inside it
@@ -299,6 +339,23 @@ def test_ctrl_c_within_a_second(tmp_path, dtype, tiles):
     out = p.stdout.strip().splitlines()[-1]
     assert out != "finished", "the search ended before the interrupt: make it larger"
     assert float(out) < 1.0, f"Ctrl-C took {float(out):.2f} s"
+
+
+@pytest.mark.skipif("cython" not in AVAILABLE, reason="compiled kernels not built")
+def test_blas_path_takes_two_query_tiles_per_thread():
+    # each sgemm call packs its operands afresh: the BLAS path's default
+    # query tiles are the two-per-thread split (752 of 3000 queries), not
+    # the fused kernel's L2-sized ones, and never degenerate
+    rng = np.random.default_rng(3)
+    R = rng.random((2000, 784), dtype=np.float32)
+    Q = rng.random((3000, 784), dtype=np.float32)
+    seen = []
+    d, i = kernels("cython").knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm="gemm",
+                                        progress=seen.append)
+    assert seen and seen[0] >= 376 and len(seen) <= 4, seen
+    want = kernels("cython").knn_prefix(Q, R, 1, None, np.array([2000]), n_threads=2, algorithm="gemm",
+                                        tile_queries=64)
+    assert np.array_equal(i, want[1]) and np.array_equal(d, want[0])
 
 
 def test_one_kernel_interface():

@@ -341,10 +341,62 @@ def test_images_search_in_blocks(monkeypatch):
     rng = np.random.default_rng(2)
     R = rng.random((500, 16))
     Q = rng.random((30, 16))
+    monkeypatch.setattr(O, "images_side", lambda *a: False)  # the rows' side (the queries': the test below)
     whole = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
     monkeypatch.setattr(O, "_IMAGES_BLOCK_BYTES", 8 * 16 * 16 * 37)  # blocks of 37 rows
     blocks = repgap.knn_checkpoints(Q, R, [100, 500], k=3, group=g)
     assert np.array_equal(whole[1], blocks[1]) and np.array_equal(whole[0], blocks[0])
+
+
+@pytest.mark.parametrize("name", ["shift2d+mirror", "shift1d", "signflip", "perms"])
+def test_images_of_the_queries_equal_images_of_the_rows(name, monkeypatch):
+    """The images search on the queries' side (every g.q against the rows)
+    and on the rows' side (q against every g.r) give the same bits, with an
+    order, prefixes shorter than k (the canonical layer asks for more
+    candidates than the first prefix holds), duplicated rows and blocks of
+    queries."""
+    import repgap.orbit as O
+
+    g = _finite_groups()[name]
+    rng = np.random.default_rng(11)
+    R = rng.standard_normal((200, 12))
+    R[60:90] = R[:30]  # exact duplicates: ties broken by row
+    Q = np.concatenate([g.images(R[:15])[:, -1] + 1e-9 * rng.standard_normal((15, 12)),
+                        rng.standard_normal((10, 12))])
+    order = rng.permutation(200)
+    ck = np.array([3, 40, 200])
+    assert O.images_side(g, Q.shape[0], 200) and not O.images_side(g, 40, 200)
+    out = {}
+    for side in ("queries", "rows"):
+        monkeypatch.setattr(O, "images_side", lambda *a, side=side: side == "queries")
+        for be in [b for b in ("numpy", "cython") if b in AVAILABLE]:
+            out[side, be] = O.images_knn_prefix(Q, R, 6, order, ck, g, backend=be, n_threads=2)
+            # blocks of 4 queries on the queries' side, of 7 rows on the rows'
+            n_img = g.n_images(12)
+            monkeypatch.setattr(O, "_IMAGES_BLOCK_BYTES", 8 * 12 * n_img * (4 if side == "queries" else 7))
+            blocks = O.images_knn_prefix(Q, R, 6, order, ck, g, backend=be, n_threads=2)
+            monkeypatch.setattr(O, "_IMAGES_BLOCK_BYTES", 1 << 27)
+            assert np.array_equal(blocks[0], out[side, be][0]) and np.array_equal(blocks[1], out[side, be][1])
+    first = next(iter(out.values()))
+    assert np.all(first[1][0, :, 3:] == -1) and np.all(np.isinf(first[0][0, :, 3:]))  # 3 rows in the first prefix
+    for d, i in out.values():
+        assert np.array_equal(i, first[1])
+        np.testing.assert_allclose(d, first[0], rtol=1e-12, atol=1e-300)
+    # the canonical distances on top: the same bits on both sides
+    res = {}
+    for side in ("queries", "rows"):
+        monkeypatch.setattr(O, "images_side", lambda *a, side=side: side == "queries")
+        res[side] = repgap.knn_checkpoints(Q, R, [6, 40, 200], k=6, order=order, group=g)
+    assert np.array_equal(res["queries"][0], res["rows"][0]) and np.array_equal(res["queries"][1], res["rows"][1])
+
+
+def test_images_side_rule():
+    import repgap.orbit as O
+
+    mats = _finite_groups()["matrices"]
+    assert not mats.canonical and not O.images_side(mats, 10, 10_000)  # rounding of g.q and g.r differs
+    g = CyclicShift((8, 8))
+    assert O.images_side(g, 300, 300 * O.QUERY_IMAGES_RATIO) and not O.images_side(g, 300, 300 * 5)
 
 
 @pytest.mark.parametrize("name", ["shift2d+mirror", "shift1d", "signflip", "perms", "particles",

@@ -42,7 +42,10 @@ Design
   ``options``. ``tests/test_engine.py`` checks the signatures. A kernel
   only has to return, per query and prefix, ``kk`` rows chosen by its own
   search values with their float64 distances: it need not be exact, the
-  engine makes it so.
+  engine makes it so. So the engine asks the kernels that follow its error
+  model for no spare candidates of their own (the ``certified_spare``
+  capability, 0 for the compiled and numpy kernels): a kernel's spare
+  candidates change which rows it returns, never the certified answer.
 * **One exact primitive.** :func:`repgap._search.exact.sqdist_rows` sums the
   squared float64 differences in four interleaved lanes, the order of the
   compiled kernels' ``sqdist_strided`` (built without FMA contraction), so

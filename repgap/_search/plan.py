@@ -276,6 +276,7 @@ def _runner(Q, R, order, plan, backend, n_threads, bar, bound=False):
     cfg = get_config()
     m = Q.shape[0]
     Qs, Rs = plan.Qs, plan.Rs
+    spare = capability(backend, "certified_spare")
 
     def run(qsel, kk, cks, first):
         Qsub = Qs if qsel.size == m else Qs[qsel]
@@ -295,7 +296,7 @@ def _runner(Q, R, order, plan, backend, n_threads, bar, bound=False):
             t = np.stack([sqdist_rows(Q, R, qsel, cand[j]) for j in range(cand.shape[0])])
             t, cand = sort_pairs(t, cand)
             return t[..., :kk], cand[..., :kk]
-        kw = dict(n_threads=n_threads, algorithm=plan.algo, **_tiles(cfg, qsel.size, Rs.shape[0]))
+        kw = dict(n_threads=n_threads, algorithm=plan.algo, spare=spare, **_tiles(cfg, qsel.size, Rs.shape[0]))
         if not first and backend not in _RESEARCH_OWN and plan.algo != "kd_tree" and qsel.size <= _RESEARCH_NUMPY:
             # a few queries searched again: numpy's GEMM tiles (same error
             # model) beat a kernel call that moves the reference (on one BLAS
