@@ -99,7 +99,7 @@ def images_knn_prefix(Q, R, k, order, checkpoints, group, *, backend, n_threads,
     of the images of the queries against the rows, or of the queries
     against the images of the rows (:func:`images_side`).
 
-    The queries' side: ``knn_query_images_prefix``. The rows' side:
+    The queries' side: :func:`_query_images_knn_prefix`. The rows' side:
     against the images ``g.x`` of the reference rows, in blocks of ranks.
 
     In a block, the images of the rows (sorted by row) are stacked, row
@@ -175,7 +175,7 @@ def _query_images_knn_prefix(Q, R, k, order, ck, group, *, backend, n_threads, p
             q1 = min(m, q0 + per_block)
             A = np.ascontiguousarray(group.images(Q[q0:q1]).reshape(-1, D))
             for kk, js in calls:
-                if not js.size or kk < 1:
+                if not js.size:
                     continue
                 d, i = knn_prefix(A, R, kk, order, ck[js], backend=backend, n_threads=n_threads, progress=False)
                 d, i = _distinct_pooled(d.reshape(js.size, q1 - q0, G * kk), i.reshape(js.size, q1 - q0, G * kk),
@@ -196,17 +196,24 @@ def _distinct_pooled(d, i, k):
     d, i = sort_pairs(d, i)
     if k == 1:
         return d[..., :1], i[..., :1]
-    o = np.argsort(i, axis=-1, kind="stable")
-    si = np.take_along_axis(i, o, -1)
-    first_sorted = np.ones(si.shape, dtype=bool)
-    first_sorted[..., 1:] = si[..., 1:] != si[..., :-1]
-    first = np.empty_like(first_sorted)
-    np.put_along_axis(first, o, first_sorted, -1)
-    first &= i >= 0
+    first = _first_occurrences(i) & (i >= 0)
     sel = np.argsort(~first, axis=-1, kind="stable")[..., :k]
     keep = np.take_along_axis(first, sel, -1)
     return (np.where(keep, np.take_along_axis(d, sel, -1), np.inf),
             np.where(keep, np.take_along_axis(i, sel, -1), -1))
+
+
+def _first_occurrences(p):
+    """True at the first occurrence of each value along the last axis of
+    ``p`` (the lists are in (distance, index) order: the first occurrence of
+    a row carries its orbit distance)."""
+    o = np.argsort(p, axis=-1, kind="stable")
+    sp = np.take_along_axis(p, o, -1)
+    first_sorted = np.ones(sp.shape, dtype=bool)
+    first_sorted[..., 1:] = sp[..., 1:] != sp[..., :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, o, first_sorted, -1)
+    return first
 
 
 def _distinct_rows(Q, A, aug_order, k, c, G, backend, n_threads):
@@ -228,13 +235,7 @@ def _distinct_rows(Q, A, aug_order, k, c, G, backend, n_threads):
         d, i = knn_prefix(Q[todo] if todo.size < m else Q, A, kk, aug_order, ck,
                           backend=backend, n_threads=n_threads, progress=False)
         d, p = d[0], i[0] // G
-        # the first occurrence of each row, in the (distance, index) order
-        o = np.argsort(p, axis=1, kind="stable")
-        sp = np.take_along_axis(p, o, 1)
-        first_sorted = np.ones(sp.shape, dtype=bool)
-        first_sorted[:, 1:] = sp[:, 1:] != sp[:, :-1]
-        first = np.empty_like(first_sorted)
-        np.put_along_axis(first, o, first_sorted, 1)
+        first = _first_occurrences(p)
         enough = (first.sum(axis=1) >= kmax) | (kk >= c * G)
         sel = np.argsort(~first, axis=1, kind="stable")[:, :kmax]
         ok = todo[enough]
